@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.access import HasAccess, access_required
+
+
+@access_required("recommender_admin")
+def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "recommender/index.html")
+
+
+@extend_schema(responses=inline_serializer("RecommenderHealth", {"ready": serializers.BooleanField(), "detail": serializers.CharField()}))
+@api_view(["GET"])
+@permission_classes([HasAccess("recommender_api")])
+def health(request: Request) -> Response:
+    """Whether the recommender can serve: the backend polls this before sending traffic."""
+    return Response({"ready": False, "detail": "The recommender has no catalogue yet."})

@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.registry import views
+
+app_name = "registry"
+urlpatterns = [path("", views.index, name="index")]

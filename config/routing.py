@@ -1,0 +1,6 @@
+"""WebSocket routes of every app, gathered in one list."""
+from __future__ import annotations
+
+from apps.core.routing import websocket_urlpatterns as core_ws
+
+websocket_urlpatterns = [*core_ws]

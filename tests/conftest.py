@@ -1,0 +1,59 @@
+"""Fixtures shared by the whole suite: people per role, a real Celery worker, the real broker."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ROLE_USERS = {"support_agent": "agent", "risk_analyst": "analyst", "admin": "boss", "api_client": "shop"}
+
+
+@pytest.fixture
+def role_users(db) -> dict[str, object]:  # noqa: ANN001
+    """One user per role (plus 'nobody' without a role), created through the real command."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    out = {}
+    for role, username in ROLE_USERS.items():
+        call_command("user_create", username=username, role=role, password="pw-" + username, skip_validation=True, stdout=open(os.devnull, "w"))
+        out[role] = get_user_model().objects.get(username=username)
+    out["nobody"] = get_user_model().objects.create_user("nobody", password="pw-nobody")
+    return out
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process() -> Iterator[subprocess.Popen]:
+    """A real `celery worker` process on the test Redis, serving all three queues."""
+    from config.celery import app
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    log = open(Path(os.environ.get("SUITE_VAR_DIR", ROOT / "var")) / "test-worker.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "inference,training,default",
+         "--concurrency=1", "--pool=prefork", "-n", f"test-worker-{os.getpid()}@%h", "-l", "INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {proc.returncode}; see {log.name}")
+        if app.control.ping(timeout=1.0):
+            break
+    else:
+        proc.kill()
+        raise RuntimeError(f"celery worker did not answer a ping within 60 s; see {log.name}")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
