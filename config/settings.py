@@ -141,6 +141,7 @@ TEMPLATES = [
 # --- Database: SQLite by default, PostgreSQL (or any dj-database-url URL) via DATABASE_URL ------
 VAR_DIR = Path(os.environ.get("SUITE_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+REGISTRY_DIR = Path(os.environ.get("SUITE_REGISTRY_DIR", VAR_DIR / "registry"))  # adapter artifacts, one folder per version
 _default_db = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 try:
     DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_db, conn_max_age=60)}

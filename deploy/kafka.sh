@@ -46,7 +46,10 @@ fetch() {
   say "fetching Kafka $version jars from Maven Central into ${KAFKA_LIB#"$ROOT"/}"
   local tmp=$KAFKA_LIB.tmp.$$
   rm -rf "$tmp"; mkdir -p "$(dirname "$KAFKA_LIB")"
-  mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DoutputDirectory="$tmp" || { rm -rf "$tmp"; die "mvn could not fetch the jars"; }
+  local out   # mvn -q still prints ANSI resets; show its output only when it fails
+  if ! out=$(mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DoutputDirectory="$tmp" 2>&1); then
+    echo "$out" >&2; rm -rf "$tmp"; die "mvn could not fetch the jars (is Maven Central reachable?)"
+  fi
   echo "$stamp" > "$tmp/.fetched"
   rm -rf "$KAFKA_LIB"; mv "$tmp" "$KAFKA_LIB"   # swap whole dir: no stale jars of other versions
   say "fetched $(ls "$KAFKA_LIB"/*.jar | wc -l) jars"
@@ -95,6 +98,10 @@ EOF
     <Logger name="org.apache.kafka.common.utils.AppInfoParser" level="WARN"/>
     <Logger name="org.apache.kafka.storage.internals.log" level="WARN"/>
     <Logger name="kafka.log.LogCleaner" level="WARN"/>
+    <Logger name="kafka.log.LogManager" level="WARN"/>
+    <Logger name="kafka.cluster.Partition" level="WARN"/>
+    <Logger name="org.apache.kafka.controller.ReplicationControlManager" level="WARN"/>
+    <Logger name="org.apache.kafka.controller.PartitionChangeBuilder" level="WARN"/>
     <Logger name="state.change.logger" level="WARN"/>
     <Logger name="kafka.coordinator" level="WARN"/>
     <Logger name="org.apache.kafka.coordinator" level="WARN"/>
@@ -113,7 +120,11 @@ format_storage() {
 }
 
 start() {
-  if running; then say "already running on 127.0.0.1:$KAFKA_PORT (pid $(pid_of))"; return 0; fi
+  if running; then
+    say "already running on 127.0.0.1:$KAFKA_PORT (pid $(pid_of))"
+    if [ "${KAFKA_FRESH:-0}" = 1 ]; then say "KAFKA_FRESH=1 ignored: stop it first to wipe its data"; fi
+    return 0
+  fi
   need_java
   rm -f "$PIDFILE"
   for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
@@ -139,7 +150,7 @@ start() {
     fi
     sleep 0.5
   done
-  tail -n 40 "$LOG"; die "broker not ready after $KAFKA_START_TIMEOUT s (still running as pid $(pid_of); log above)"
+  tail -n 40 "$LOG"; say "not ready after $KAFKA_START_TIMEOUT s (log above); stopping it"; stop; exit 1
 }
 
 stop() {

@@ -5,4 +5,8 @@ from django.urls import path
 from apps.registry import views
 
 app_name = "registry"
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("<slug:task>/promote", views.promote, name="promote"),
+    path("<slug:task>/rollback", views.rollback, name="rollback"),
+]

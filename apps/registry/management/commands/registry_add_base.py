@@ -1,0 +1,30 @@
+"""Register a local Hugging Face model folder as a base encoder (nothing is downloaded).
+
+    python manage.py registry_add_base --name my-encoder --path /models/my-encoder [--licence MIT] [--default]
+"""
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from services.errors import SuiteError
+from services.registry.versions import base_register
+
+
+class Command(BaseCommand):
+    help = "Register a local Hugging Face model folder as a base encoder."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--path", required=True)
+        parser.add_argument("--licence", default="")
+        parser.add_argument("--default", action="store_true", help="make it the base new adapters use")
+
+    def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
+        try:
+            base = base_register(name=opts["name"], path=opts["path"], licence=opts["licence"], default=opts["default"])
+        except SuiteError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(json.dumps({"name": base.name, "path": base.path, "sha256": base.sha256,
+                                      "embedding_size": base.embedding_size, "default": base.is_default}))

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class BaseModel(models.Model):
+    """A base encoder: a local Hugging Face model folder, never downloaded."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    embedding_size = models.PositiveIntegerField()
+    licence = models.CharField(max_length=100, blank=True)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Task(models.Model):
+    """A task that adapters are trained for (sentiment, intent, recommender, ...), with its promotion gate."""
+
+    KIND_CLASSIFIER = "classifier"
+    KIND_PAIRS = "pairs"
+    KINDS = [(KIND_CLASSIFIER, "text classification"), (KIND_PAIRS, "embedding tuning from pairs")]
+
+    name = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=KINDS, default=KIND_CLASSIFIER)
+    # The gate: a challenger must beat the champion on gate_metric by at least gate_min_gain,
+    # and may not lose more than gate_max_drop on gate_guard_metric.
+    gate_metric = models.CharField(max_length=50, default="macro_f1")
+    gate_min_gain = models.FloatField(default=0.0)
+    gate_guard_metric = models.CharField(max_length=50, blank=True, default="accuracy")
+    gate_max_drop = models.FloatField(default=0.01)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AdapterVersion(models.Model):
+    """One trained LoRA adapter: an artifact folder on disk plus what it is and where it came from."""
+
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    base = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="adapters")
+    path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    metrics = models.JSONField(default=dict)
+    label_map = models.JSONField(default=list, blank=True)
+    train_config = models.JSONField(default=dict)
+    data_fingerprint = models.CharField(max_length=64)
+    data_source = models.CharField(max_length=500, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    created_by = models.CharField(max_length=150)  # a username, or "pipeline:<name>" for automated runs
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task", "-version"]
+        constraints = [models.UniqueConstraint(fields=["task", "version"], name="unique_task_version")]
+
+    def __str__(self) -> str:
+        return f"{self.task.name} v{self.version}"
+
+
+class Alias(models.Model):
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+    NAMES = [(CHAMPION, "champion"), (CHALLENGER, "challenger")]
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=20, choices=NAMES)
+    version = models.ForeignKey(AdapterVersion, on_delete=models.PROTECT, related_name="aliases")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "name"], name="unique_task_alias")]
+
+    def __str__(self) -> str:
+        return f"{self.task.name}@{self.name} → v{self.version.version}"
+
+
+class AliasEvent(models.Model):
+    """The audit log: every alias move, who made it, why, and the metrics it was judged on."""
+
+    ACTIONS = [("register", "register"), ("promote", "promote"), ("rollback", "rollback"), ("reject", "reject")]
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events")
+    alias = models.CharField(max_length=20)
+    action = models.CharField(max_length=20, choices=ACTIONS)
+    from_version = models.PositiveIntegerField(null=True, blank=True)
+    to_version = models.PositiveIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=150)
+    reason = models.TextField(blank=True)
+    forced = models.BooleanField(default=False)
+    metrics = models.JSONField(default=dict)  # {"candidate": {...}, "champion": {...}}
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.task.name} {self.action} {self.alias}: v{self.from_version} → v{self.to_version}"

