@@ -52,7 +52,7 @@ fetch() {
   fi
   echo "$stamp" > "$tmp/.fetched"
   rm -rf "$KAFKA_LIB"; mv "$tmp" "$KAFKA_LIB"   # swap whole dir: no stale jars of other versions
-  say "fetched $(ls "$KAFKA_LIB"/*.jar | wc -l) jars"
+  say "fetched $(find "$KAFKA_LIB" -name '*.jar' | wc -l) jars"
 }
 
 pid_of() { cat "$PIDFILE" 2>/dev/null || true; }
@@ -61,6 +61,7 @@ running() {
   local pid; pid=$(pid_of)
   [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $PROPS"
 }
+pid_alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }   # not a zombie
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 write_config() {
@@ -157,8 +158,8 @@ stop() {
   if ! running; then rm -f "$PIDFILE"; say "not running"; return 0; fi
   local pid; pid=$(pid_of)
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  if kill -0 "$pid" 2>/dev/null; then say "did not stop in 30 s; killing pid $pid"; kill -KILL "$pid" 2>/dev/null || true; sleep 1; fi
+  for _ in $(seq 1 60); do pid_alive "$pid" || break; sleep 0.5; done
+  if pid_alive "$pid"; then say "did not stop in 30 s; killing pid $pid"; kill -KILL "$pid" 2>/dev/null || true; sleep 1; fi
   rm -f "$PIDFILE"
   say "stopped (port $KAFKA_PORT)"
 }

@@ -24,11 +24,14 @@ die() { echo "[redis] ERROR: $*" >&2; exit 1; }
 cli() { timeout 3 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 alive() { command -v redis-cli >/dev/null 2>&1 && [ "$(cli ping 2>/dev/null)" = PONG ]; }
 pid_of() { cat "$PIDFILE" 2>/dev/null || true; }
+pid_alive() { [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }
 
 install() {
   command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
   local sudo=""
-  if [ "$(id -u)" != 0 ]; then command -v sudo >/dev/null 2>&1 && sudo=sudo || die "redis-server missing; run as root: apt-get install -y redis-server"; fi
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo=sudo; else die "redis-server missing; as root: apt-get install -y redis-server"; fi
+  fi
   say "installing redis-server with apt-get"
   export DEBIAN_FRONTEND=noninteractive
   # Keep the package's own service from starting on install (it would take port 6379);
@@ -46,6 +49,7 @@ install() {
 start() {
   local pid; pid=$(pid_of)
   if alive; then say "already running on 127.0.0.1:$REDIS_PORT${pid:+ (pid $(pid_of))}"; return 0; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then die "port $REDIS_PORT is in use by something that does not answer PING"; fi
   mkdir -p "$REDIS_VAR"
   install
   rm -f "$PIDFILE"
@@ -68,38 +72,36 @@ start() {
       echo 'save ""'
     fi
   } > "$CONF"
-  redis-server "$CONF" || die "redis-server did not start; see ${LOG#"$ROOT"/}"
-  for _ in $(seq 1 40); do
+  redis-server "$CONF" || die "redis-server failed to start (output above, log ${LOG#"$ROOT"/})"
+  for i in $(seq 1 40); do
+    if [ "$i" -gt 4 ] && ! pid_alive "$(pid_of)"; then break; fi   # daemon died (see log)
     if alive; then say "ready on 127.0.0.1:$REDIS_PORT (pid $(pid_of), persistence $([ "$REDIS_PERSIST" = 1 ] && echo on || echo off), dir ${REDIS_VAR#"$ROOT"/})"; return 0; fi
     sleep 0.5
   done
   tail -n 20 "$LOG" 2>/dev/null || true
-  die "no PONG on 127.0.0.1:$REDIS_PORT after 20 s (log above)"
+  die "no PONG on 127.0.0.1:$REDIS_PORT (log above)"
 }
 
 stop() {
   local pid; pid=$(pid_of)
-  if ! alive && ! { [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }; then rm -f "$PIDFILE"; say "not running (port $REDIS_PORT)"; return 0; fi
-  if alive; then
-    # Plain SHUTDOWN follows the instance's own config (saves only if it persists).
-    if [ "$REDIS_PERSIST" = 0 ]; then cli shutdown nosave >/dev/null 2>&1 || true; else cli shutdown >/dev/null 2>&1 || true; fi
-  fi
-  for _ in $(seq 1 40); do
-    if ! alive && ! { [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }; then rm -f "$PIDFILE"; say "stopped (port $REDIS_PORT)"; return 0; fi
-    sleep 0.5
-  done
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  if ! pid_alive "$pid" && ! alive; then rm -f "$PIDFILE"; say "not running (port $REDIS_PORT)"; return 0; fi
+  # Plain SHUTDOWN follows the instance's own config (saves only if it persists).
+  local how=(shutdown); if [ "$REDIS_PERSIST" = 0 ]; then how=(shutdown nosave); fi
+  if alive; then cli "${how[@]}" >/dev/null 2>&1 || true; fi
+  local t0=$SECONDS
+  while { pid_alive "$pid" || { [ -z "$pid" ] && alive; }; } && [ $((SECONDS - t0)) -lt 20 ]; do sleep 0.2; done
+  if pid_alive "$pid"; then
     say "SHUTDOWN did not stop it in 20 s; killing pid $pid"
-    kill -TERM "$pid" 2>/dev/null || true; sleep 2; kill -KILL "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true; sleep 2; kill -KILL "$pid" 2>/dev/null || true; sleep 0.5
   fi
   rm -f "$PIDFILE"
-  alive && die "something still answers on port $REDIS_PORT (not started from ${PIDFILE#"$ROOT"/})"
+  if alive; then die "something still answers on port $REDIS_PORT"; fi
   say "stopped (port $REDIS_PORT)"
 }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  status) if alive; then say "running on 127.0.0.1:$REDIS_PORT (pid $(pid_of))"; else say "not running (port $REDIS_PORT)"; exit 1; fi ;;
+  status) pid=$(pid_of); if alive; then say "running on 127.0.0.1:$REDIS_PORT${pid:+ (pid $pid)}"; else say "not running (port $REDIS_PORT)"; exit 1; fi ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac
