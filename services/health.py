@@ -65,7 +65,6 @@ def kafka_check(*, bootstrap_servers: str, timeout: float = 3.0) -> ServiceStatu
         admin = KafkaAdminClient(
             bootstrap_servers=reachable,
             request_timeout_ms=int(timeout * 1000),
-            api_version_auto_timeout_ms=int(timeout * 1000),
             client_id="suite-health",
         )
         try:

@@ -1,0 +1,1 @@
+"""The shared ML core (Django-free): base encoder, LoRA fine-tuning, artifacts and the inference runtime."""

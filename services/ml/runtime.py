@@ -1,0 +1,323 @@
+"""The inference runtime: one base encoder, many LoRA adapters on it, and in-process micro-batching."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty, SimpleQueue
+
+import numpy as np
+import torch
+from peft import PeftModel
+
+from services.errors import SuiteError
+from services.ml.artifacts import artifact_info, artifact_verify, head_load
+from services.ml.device import autocast_for, device_pick
+from services.ml.encoder import base_load, ids_pad, mean_pool, weights_sha256
+
+KIND_CLASSIFY = "classify"
+KIND_EMBED = "embed"
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    task: str
+    version: int
+    path: str
+    sha256: str  # the artifact's sha256 as registered; checked on load
+
+
+@dataclass(frozen=True)
+class ClassifyOutput:
+    labels: list[str]  # the predicted label per text
+    probs: np.ndarray  # (n, n_labels) float32, columns in `label_names` order
+    label_names: list[str]
+    version: int  # the adapter version that produced them
+
+    def part(self, start: int, stop: int) -> ClassifyOutput:
+        return ClassifyOutput(self.labels[start:stop], self.probs[start:stop], self.label_names, self.version)
+
+
+@dataclass
+class _Adapter:
+    ref: AdapterRef
+    name: str  # the PEFT adapter name
+    head: torch.nn.Linear | None
+    label_names: list[str]
+    max_length: int
+
+
+def _texts_check(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
+        raise SuiteError("`texts` must be a list of strings.", field="texts")
+    return list(texts)
+
+
+class InferenceRuntime:
+    """One base encoder with up to `max_adapters` LoRA adapters; create one per process and share it.
+
+    Nothing loads until the first call. `resolver(task)` says which adapter serves a task (its champion);
+    its answers are cached for `resolve_ttl_s` seconds, so a promotion is picked up within that time.
+    """
+
+    def __init__(self, *, base_path: str | Path, resolver: Callable[[str], AdapterRef], max_adapters: int = 8,
+                 resolve_ttl_s: float = 2.0, max_batch: int = 64, max_length: int = 256) -> None:
+        if max_adapters < 1 or max_batch < 1:
+            raise SuiteError(f"max_adapters ({max_adapters}) and max_batch ({max_batch}) must be at least 1.")
+        self.base_path = str(base_path)
+        self.resolver = resolver
+        self.max_adapters = max_adapters
+        self.resolve_ttl_s = resolve_ttl_s
+        self.max_batch = max_batch
+        self.max_length = max_length  # for the base encoder alone; adapters use the max_length they were trained with
+        self.forward_passes = 0  # batches run through the encoder (for tests and monitoring)
+        self._lock = threading.RLock()  # loading, set_adapter and forward are not reentrant
+        self._cache_lock = threading.Lock()
+        self._resolved: dict[str, tuple[AdapterRef, float]] = {}
+        self._adapters: OrderedDict[AdapterRef, _Adapter] = OrderedDict()
+        self._counter = 0
+        self._tokenizer = None
+        self._base: torch.nn.Module | None = None
+        self._peft: PeftModel | None = None
+        self._base_sha256 = ""
+
+    # --- resolving and loading ---------------------------------------------------------------------------
+
+    def resolve(self, task: str) -> AdapterRef:
+        """The adapter serving `task`, from the resolver or its cache (younger than `resolve_ttl_s`)."""
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._resolved.get(task)
+            if cached is not None and now - cached[1] < self.resolve_ttl_s:
+                return cached[0]
+        ref = self.resolver(task)
+        if not isinstance(ref, AdapterRef):
+            raise SuiteError(f"The resolver returned {type(ref).__name__} for task {task!r}, not an AdapterRef.")
+        with self._cache_lock:
+            self._resolved[task] = (ref, now)
+        return ref
+
+    def refresh(self, task: str | None = None) -> None:
+        """Forget the cached resolver answer for `task` (None: for every task); the next call asks again."""
+        with self._cache_lock:
+            if task is None:
+                self._resolved.clear()
+            else:
+                self._resolved.pop(task, None)
+
+    def loaded(self) -> list[AdapterRef]:
+        """The adapters in memory, least recently used first."""
+        with self._lock:
+            return list(self._adapters)
+
+    def _ensure_base(self) -> None:
+        if self._base is None:
+            self.device, self.dtype = device_pick()
+            self._tokenizer, base = base_load(self.base_path, fresh=True)  # a private copy: PEFT injects layers into it
+            self._base_sha256 = weights_sha256(self.base_path)
+            self._base = base.to(self.device).eval()
+
+    def _adapter(self, ref: AdapterRef) -> _Adapter:
+        """The loaded adapter for `ref`, loading it (and evicting the least recently used) when needed."""
+        found = self._adapters.get(ref)
+        if found is not None:
+            self._adapters.move_to_end(ref)
+            return found
+        artifact_verify(folder=ref.path, expected_sha256=ref.sha256)
+        info = artifact_info(ref.path)
+        if info.base_sha256 != self._base_sha256:
+            raise SuiteError(f"Adapter {ref.task} v{ref.version} was trained on another base encoder "
+                             f"(weights {info.base_sha256[:12]}…, this runtime serves {self._base_sha256[:12]}…).")
+        self._counter += 1
+        name = f"{re.sub(r'[^0-9A-Za-z_]', '_', ref.task)}_v{ref.version}_{self._counter}"
+        if self._peft is None:
+            self._peft = PeftModel.from_pretrained(self._base, ref.path, adapter_name=name, is_trainable=False)
+        else:
+            self._peft.load_adapter(ref.path, adapter_name=name, is_trainable=False)
+        self._peft.to(self.device).eval()
+        head = head_load(ref.path).to(self.device) if info.kind == "classifier" else None
+        adapter = _Adapter(ref=ref, name=name, head=head, label_names=info.label_names,
+                           max_length=int(info.train_config.get("max_length", self.max_length)))
+        self._adapters[ref] = adapter
+        stale = [old for old in self._adapters if old.task == ref.task and old != ref]  # a task's replaced versions
+        while len(self._adapters) - len(stale) > self.max_adapters:
+            stale.append(next(old for old in self._adapters if old not in stale))
+        self._peft.set_adapter(name, inference_mode=True)
+        for old in stale:
+            self._peft.delete_adapter(self._adapters.pop(old).name)
+        return adapter
+
+    # --- forward passes ----------------------------------------------------------------------------------
+
+    def _pooled(self, texts: list[str], adapter: _Adapter | None, *, normalize: bool) -> torch.Tensor:
+        """Mean-pooled vectors (n, hidden) in input order: length-sorted chunks of `max_batch`, dynamic padding.
+
+        Call with the lock held.
+        """
+        max_length = adapter.max_length if adapter else self.max_length
+        ids = self._tokenizer(texts, truncation=True, max_length=max_length, padding=False)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        size = self._base.config.hidden_size
+        out = torch.empty((len(ids), size), dtype=torch.float32)  # (n, hidden)
+        model: torch.nn.Module = self._peft if self._peft is not None else self._base
+        if adapter is not None:
+            self._peft.set_adapter(adapter.name, inference_mode=True)
+        pad_id = self._tokenizer.pad_token_id or 0
+        with torch.inference_mode(), autocast_for(self.device, self.dtype):
+            for start in range(0, len(order), self.max_batch):
+                chosen = order[start:start + self.max_batch]
+                batch = ids_pad([ids[i] for i in chosen], pad_id=pad_id, device=self.device)
+                if adapter is None and self._peft is not None:
+                    with self._peft.disable_adapter():
+                        hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
+                else:
+                    hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
+                out[chosen] = mean_pool(hidden, batch["attention_mask"], normalize=normalize).cpu()
+                self.forward_passes += 1
+        return out
+
+    def classify(self, *, task: str, texts: Sequence[str]) -> ClassifyOutput:
+        """Labels and class probabilities from the task's current adapter and head."""
+        texts = _texts_check(texts)
+        ref = self.resolve(task)
+        with self._lock:
+            self._ensure_base()
+            adapter = self._adapter(ref)
+            if adapter.head is None:
+                raise SuiteError(f"Task {task!r} (v{ref.version}) is an embedding adapter, not a classifier; use embed().", field="task")
+            if not texts:
+                return ClassifyOutput([], np.zeros((0, len(adapter.label_names)), dtype=np.float32), adapter.label_names, ref.version)
+            pooled = self._pooled(texts, adapter, normalize=False)  # (n, hidden)
+            with torch.inference_mode():
+                logits = adapter.head(pooled.to(self.device)).float()  # (n, n_labels)
+            probs = torch.softmax(logits, dim=-1).cpu().numpy()  # (n, n_labels)
+        labels = [adapter.label_names[i] for i in probs.argmax(axis=1)]
+        return ClassifyOutput(labels=labels, probs=probs, label_names=adapter.label_names, version=ref.version)
+
+    def embed(self, *, task: str | None, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised embeddings (n, hidden) from the task's adapter, or from the base encoder when task is None."""
+        texts = _texts_check(texts)
+        ref = self.resolve(task) if task is not None else None
+        with self._lock:
+            self._ensure_base()
+            adapter = self._adapter(ref) if ref is not None else None
+            if not texts:
+                return np.zeros((0, self._base.config.hidden_size), dtype=np.float32)
+            return self._pooled(texts, adapter, normalize=True).numpy()
+
+
+@dataclass
+class _Request:
+    kind: str  # KIND_CLASSIFY or KIND_EMBED
+    task: str | None
+    texts: list[str]
+    future: Future
+    submitted: float  # time.monotonic() at submit
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return self.kind, self.task
+
+
+class MicroBatcher:
+    """Groups concurrent requests for the same task and kind into one runtime call, on a background thread.
+
+    A group closes when it holds `max_batch` texts or its first request has waited `max_wait_ms`.
+    """
+
+    def __init__(self, *, runtime: InferenceRuntime, max_wait_ms: float = 5.0, max_batch: int = 64) -> None:
+        self.runtime = runtime
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_batch = max_batch
+        self.groups_run = 0  # runtime calls made (for tests and monitoring)
+        self._queue: SimpleQueue[_Request | None] = SimpleQueue()
+        self._closed = False
+        self._submit_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="micro-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, *, task: str | None, texts: Sequence[str], kind: str = KIND_CLASSIFY) -> Future:
+        """Queue a request; the future gives a ClassifyOutput (classify) or an (n, hidden) array (embed)."""
+        if kind not in (KIND_CLASSIFY, KIND_EMBED):
+            raise SuiteError(f"Unknown kind {kind!r}; use {KIND_CLASSIFY!r} or {KIND_EMBED!r}.", field="kind")
+        if kind == KIND_CLASSIFY and task is None:
+            raise SuiteError("classify needs a task.", field="task")
+        request = _Request(kind, task, _texts_check(texts), Future(), time.monotonic())
+        with self._submit_lock:
+            if self._closed:
+                raise SuiteError("The micro-batcher is closed.")
+            self._queue.put(request)
+        return request.future
+
+    def close(self, *, timeout: float = 10.0) -> None:
+        """Stop accepting requests, finish the queued ones, and stop the thread."""
+        with self._submit_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> MicroBatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _loop(self) -> None:
+        """Take a first request, gather same-key requests until full or its wait is over, run the group; repeat."""
+        waiting: deque[_Request] = deque()  # taken from the queue but belonging to a later group
+        stopping = False
+        while waiting or not stopping:
+            first = waiting.popleft() if waiting else self._queue.get()
+            if first is None:
+                stopping = True
+                continue
+            group, size = [first], len(first.texts)
+            for request in list(waiting):
+                if request.key == first.key and size + len(request.texts) <= self.max_batch:
+                    waiting.remove(request)
+                    group.append(request)
+                    size += len(request.texts)
+            deadline = first.submitted + self.max_wait_s
+            while size < self.max_batch and not stopping:
+                try:
+                    request = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except Empty:
+                    break
+                if request is None:
+                    stopping = True
+                elif request.key == first.key and size + len(request.texts) <= self.max_batch:
+                    group.append(request)
+                    size += len(request.texts)
+                else:
+                    waiting.append(request)
+            self._run(group)
+
+    def _run(self, group: list[_Request]) -> None:
+        group = [request for request in group if request.future.set_running_or_notify_cancel()]
+        if not group:
+            return
+        texts = [text for request in group for text in request.texts]
+        kind, task = group[0].key
+        try:
+            if kind == KIND_CLASSIFY:
+                result: ClassifyOutput | np.ndarray = self.runtime.classify(task=task, texts=texts)
+            else:
+                result = self.runtime.embed(task=task, texts=texts)
+        except Exception as exc:  # noqa: BLE001 - every waiting caller gets the error
+            for request in group:
+                request.future.set_exception(exc)
+            return
+        finally:
+            self.groups_run += 1
+        start = 0
+        for request in group:
+            stop = start + len(request.texts)
+            request.future.set_result(result.part(start, stop) if isinstance(result, ClassifyOutput) else result[start:stop])
+            start = stop

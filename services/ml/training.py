@@ -1,0 +1,418 @@
+"""LoRA fine-tuning of the base encoder: text classifiers (LoRA + a small head) and embeddings from pairs."""
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
+
+from services.errors import SuiteError
+from services.ml.data import data_fingerprint
+from services.ml.device import autocast_for, device_pick
+from services.ml.encoder import base_load, hidden_size, ids_pad, mean_pool, texts_tokenize, weights_sha256
+
+KIND_CLASSIFIER = "classifier"
+KIND_PAIRS = "pairs"
+
+
+class TrainingError(SuiteError):
+    """Training cannot start with these inputs or this configuration."""
+
+
+@dataclass
+class LoraSettings:
+    seed: int = 13  # seeds the split, the LoRA/head initialisation and the batch order
+    lora_r: int = 16  # LoRA rank
+    lora_alpha: int = 32  # LoRA scaling numerator (effective scale alpha / r)
+    lora_dropout: float = 0.1  # dropout on the LoRA branch
+    target_modules: tuple[str, ...] = ("query", "key", "value", "dense")  # module names that get LoRA (BERT-style)
+    lr: float = 5e-4  # peak learning rate of the LoRA weights
+    epochs: int = 4  # upper bound; early stopping may end sooner
+    batch_size: int = 32  # examples (or pairs) per step
+    max_length: int = 128  # tokens per text; longer texts are truncated, batches padded to their longest
+    val_fraction: float = 0.1  # share held out (stratified) for validation, early stopping and the metrics
+    patience: int = 2  # epochs without validation gain before stopping
+    weight_decay: float = 0.01  # AdamW weight decay
+    warmup_ratio: float = 0.06  # share of the steps with a linear warm-up, then linear decay to 0
+    max_grad_norm: float = 1.0  # gradient clipping
+
+    def __post_init__(self) -> None:
+        self.target_modules = tuple(self.target_modules)
+        checks = [
+            ("lora_r", self.lora_r >= 1, "a whole number >= 1, e.g. 16"),
+            ("lora_alpha", self.lora_alpha > 0, "> 0, usually 2 * lora_r"),
+            ("lora_dropout", 0.0 <= self.lora_dropout < 1.0, "in [0, 1)"),
+            ("target_modules", len(self.target_modules) > 0, "at least one module name, e.g. ('query', 'value')"),
+            ("lr", 0.0 < self.lr < 1.0, "in (0, 1), e.g. 5e-4"),
+            ("epochs", self.epochs >= 1, "a whole number >= 1"),
+            ("batch_size", self.batch_size >= 2, "a whole number >= 2"),
+            ("max_length", 8 <= self.max_length <= 512, "in [8, 512]"),
+            ("val_fraction", 0.0 < self.val_fraction < 0.5, "in (0, 0.5), e.g. 0.1"),
+            ("patience", self.patience >= 1, "a whole number >= 1"),
+            ("weight_decay", self.weight_decay >= 0.0, ">= 0"),
+            ("warmup_ratio", 0.0 <= self.warmup_ratio < 1.0, "in [0, 1)"),
+            ("max_grad_norm", self.max_grad_norm > 0.0, "> 0"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise TrainingError(f"{type(self).__name__}.{name}={getattr(self, name)!r} is invalid: it must be {rule}.", field=name)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from JSON-like data (e.g. a saved train_config.json); unknown keys are refused by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainingError(f"Unknown {cls.__name__} field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))}).")
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "target_modules": list(self.target_modules)}
+
+
+@dataclass
+class ClassifierConfig(LoraSettings):
+    head_lr: float = 2e-3  # learning rate of the Linear(hidden, n_labels) head on the mean-pooled output
+    head_dropout: float = 0.1  # dropout before the head while training
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.head_lr < 1.0:
+            raise TrainingError(f"ClassifierConfig.head_lr={self.head_lr!r} is invalid: it must be in (0, 1), e.g. 2e-3.", field="head_lr")
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise TrainingError(f"ClassifierConfig.head_dropout={self.head_dropout!r} is invalid: it must be in [0, 1).", field="head_dropout")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise TrainingError(f"ClassifierConfig.label_smoothing={self.label_smoothing!r} is invalid: it must be in [0, 1).", field="label_smoothing")
+
+
+@dataclass
+class PairConfig(LoraSettings):
+    lr: float = 2e-4  # peak learning rate of the LoRA weights (embeddings move less than a new head)
+    epochs: int = 3  # upper bound; early stopping (on validation MRR) may end sooner
+    scale: float = 20.0  # similarity scale of the ranking loss (1 / temperature)
+    symmetric: bool = True  # also rank queries for each item (item -> query loss)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1.0 <= self.scale <= 100.0:
+            raise TrainingError(f"PairConfig.scale={self.scale!r} is invalid: it must be in [1, 100], e.g. 20.", field="scale")
+
+
+@dataclass
+class TrainResult:
+    kind: str  # KIND_CLASSIFIER or KIND_PAIRS
+    model: PeftModel  # the encoder with its trained LoRA adapter (best epoch), on the CPU
+    head: torch.nn.Linear | None  # classifiers only, on the CPU
+    label_names: list[str]  # class index -> label (empty for pairs)
+    metrics: dict[str, float]  # validation metrics of the best epoch, sizes, timings
+    seconds: float
+    config: LoraSettings
+    base_path: str
+    base_sha256: str
+    fingerprint: str  # data_fingerprint of all the rows given
+    n_rows: int
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+
+
+def labels_order(labels: Sequence[str]) -> list[str]:
+    """Distinct labels, numerically ordered when all are integers ('2' < '10'), else alphabetically."""
+    distinct = {str(label) for label in labels}
+    if all(label.lstrip("-").isdigit() for label in distinct):
+        return sorted(distinct, key=int)
+    return sorted(distinct)
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _peft_wrap(base_path: str | Path, config: LoraSettings) -> tuple[Any, PeftModel, int]:
+    tokenizer, model = base_load(base_path, fresh=True)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.target_modules), bias="none")
+    try:
+        peft_model = get_peft_model(model, lora)
+    except ValueError as exc:
+        raise TrainingError(f"LoRA target_modules {list(config.target_modules)} do not fit this base model: {exc}", field="target_modules") from None
+    return tokenizer, peft_model, hidden_size(model)
+
+
+def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of indices of similar length (less padding): sort within shuffled pools of 50 batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lengths.__getitem__)
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+    warmup = max(1, int(total_steps * warmup_ratio))
+    return lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
+
+
+def _encode(model: PeftModel, ids: Sequence[Sequence[int]], *, pad_id: int, device: torch.device,
+            dtype: torch.dtype, normalize: bool) -> torch.Tensor:
+    batch = ids_pad(ids, pad_id=pad_id, device=device)
+    with autocast_for(device, dtype):
+        hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
+    return mean_pool(hidden, batch["attention_mask"], normalize=normalize)  # (batch, hidden)
+
+
+def _embed_all(model: PeftModel, ids: Sequence[Sequence[int]], *, pad_id: int, device: torch.device,
+               dtype: torch.dtype, normalize: bool, batch_size: int = 128) -> torch.Tensor:
+    """Pooled vectors for many texts (eval mode, length-sorted batches), in the input order: (n, hidden)."""
+    model.eval()
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = torch.empty((len(ids), model.config.hidden_size), dtype=torch.float32)  # (n, hidden)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            out[chosen] = _encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=normalize).cpu()
+    return out
+
+
+class _Trainer:
+    """The loop shared by both kinds: steps with warm-up/decay and clipping, an evaluation per epoch, early stopping."""
+
+    def __init__(self, *, model: PeftModel, extra: list[torch.nn.Parameter], config: LoraSettings, head_lr: float | None,
+                 steps_per_epoch: int, device: torch.device, dtype: torch.dtype, desc: str, progress: bool) -> None:
+        self.model, self.config, self.device, self.dtype = model, config, device, dtype
+        lora_params = [p for p in model.parameters() if p.requires_grad]
+        groups = [{"params": lora_params, "lr": config.lr}]
+        if extra:
+            groups.append({"params": extra, "lr": head_lr or config.lr})
+        self.params = lora_params + extra
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+        total = steps_per_epoch * config.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(total, config.warmup_ratio))
+        self.scaler = torch.amp.GradScaler(enabled=device.type == "cuda" and dtype == torch.float16)
+        self.progress = progress
+        self.bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+
+    def run(self, *, epoch_fn: Callable[[int], float], eval_fn: Callable[[], dict[str, float]],
+            key: str, named: dict[str, torch.nn.Parameter]) -> tuple[dict[str, float], list[dict[str, float]]]:
+        """Train epoch by epoch; keep the weights of the best epoch on `key`; stop after `patience` epochs without gain."""
+        best: dict[str, float] | None = None
+        best_state: dict[str, torch.Tensor] = {}
+        history: list[dict[str, float]] = []
+        stale = 0
+        try:
+            for epoch in range(1, self.config.epochs + 1):
+                self.model.train()
+                loss = epoch_fn(epoch)
+                scores = {"epoch": epoch, "train_loss": round(loss, 5), **eval_fn()}
+                history.append(scores)
+                if self.progress:
+                    self.bar.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if k != "epoch"))
+                if best is None or scores[key] > best[key] + 1e-6:
+                    best, stale = scores, 0
+                    best_state = {name: p.detach().clone() for name, p in named.items()}
+                else:
+                    stale += 1
+                    if stale >= self.config.patience:
+                        break
+        finally:
+            self.bar.close()
+        with torch.no_grad():
+            for name, p in named.items():
+                p.copy_(best_state[name])
+        assert best is not None
+        return {**{k: v for k, v in best.items() if k != "epoch"}, "best_epoch": int(best["epoch"]), "epochs_run": len(history)}, history
+
+
+def _trainable(model: PeftModel, head: torch.nn.Module | None) -> dict[str, torch.nn.Parameter]:
+    named = {f"model.{n}": p for n, p in model.named_parameters() if p.requires_grad}
+    if head is not None:
+        named.update({f"head.{n}": p for n, p in head.named_parameters()})
+    return named
+
+
+def _split(n: int, *, strata: Sequence[Any] | None, fraction: float, seed: int, minimum: int) -> tuple[list[int], list[int]]:
+    n_val = max(minimum, round(n * fraction))
+    if n - n_val < minimum:
+        raise TrainingError(f"Too little data: {n} rows cannot be split into training and validation sets (need at least {2 * minimum}).")
+    train, val = train_test_split(list(range(n)), test_size=n_val, stratify=strata, random_state=seed, shuffle=True)
+    return sorted(train), sorted(val)
+
+
+def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig,
+                     progress: bool = True) -> TrainResult:
+    """Fine-tune a LoRA adapter and a Linear head for text classification.
+
+    1. Check the data; order the labels; split off a stratified validation set.
+    2. Wrap a private copy of the base encoder with LoRA; add Linear(hidden, n_labels) on the mean-pooled output.
+    3. Train with AdamW (head at its own learning rate), length-bucketed batches, warm-up then linear decay.
+    4. After each epoch score validation macro-F1; keep the best epoch; stop after `patience` epochs without gain.
+    """
+    started = time.monotonic()
+    texts, labels = [str(t) for t in texts], [str(label) for label in labels]
+    if len(texts) != len(labels):
+        raise TrainingError(f"{len(texts)} texts but {len(labels)} labels; they must pair up one to one.")
+    label_names = labels_order(labels)
+    counts = {name: labels.count(name) for name in label_names}
+    rare = [name for name, count in counts.items() if count < 2]
+    if len(label_names) < 2 or rare:
+        raise TrainingError(f"A classifier needs at least two labels with two examples each (counts: {counts}).")
+    _seed(config.seed)
+    device, dtype = device_pick()
+    index = {name: i for i, name in enumerate(label_names)}
+    y = torch.tensor([index[label] for label in labels], dtype=torch.long)  # (n,)
+    train_idx, val_idx = _split(len(texts), strata=labels, fraction=config.val_fraction, seed=config.seed, minimum=len(label_names))
+
+    tokenizer, model, size = _peft_wrap(base_path, config)
+    head = torch.nn.Linear(size, len(label_names))
+    model.to(device)
+    head.to(device)
+    ids = texts_tokenize(tokenizer, texts, max_length=config.max_length)
+    pad_id = tokenizer.pad_token_id or 0
+    rng = random.Random(config.seed)
+    batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    trainer = _Trainer(model=model, extra=list(head.parameters()), config=config, head_lr=config.head_lr,
+                       steps_per_epoch=batches_per_epoch, device=device, dtype=dtype, desc="train classifier", progress=progress)
+
+    def epoch_fn(epoch: int) -> float:
+        total = 0.0
+        head.train()
+        for batch in _length_batches([len(ids[i]) for i in train_idx], config.batch_size, rng):
+            chosen = [train_idx[i] for i in batch]
+            pooled = _encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
+            logits = head(torch.nn.functional.dropout(pooled, p=config.head_dropout, training=True))  # (batch, n_labels)
+            loss = torch.nn.functional.cross_entropy(logits, y[chosen].to(device), label_smoothing=config.label_smoothing)
+            trainer.step(loss)
+            total += loss.item()
+        return total / batches_per_epoch
+
+    def eval_fn() -> dict[str, float]:
+        head.eval()
+        pooled = _embed_all(model, [ids[i] for i in val_idx], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
+        with torch.inference_mode():
+            predicted = head(pooled.to(device)).argmax(dim=-1).cpu().numpy()  # (n_val,)
+        truth = y[val_idx].numpy()
+        return {"accuracy": round(float(accuracy_score(truth, predicted)), 5),
+                "macro_f1": round(float(f1_score(truth, predicted, average="macro", labels=list(range(len(label_names))), zero_division=0)), 5)}
+
+    metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="macro_f1", named=_trainable(model, head))
+    model.eval().to("cpu")
+    head.eval().to("cpu")
+    seconds = round(time.monotonic() - started, 2)
+    metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_labels": len(label_names), "seconds": seconds})
+    return TrainResult(kind=KIND_CLASSIFIER, model=model, head=head, label_names=label_names, metrics=metrics, seconds=seconds,
+                       config=config, base_path=str(Path(base_path).resolve()), base_sha256=weights_sha256(base_path),
+                       fingerprint=data_fingerprint(texts=texts, labels=labels), n_rows=len(texts), history=history)
+
+
+def ranking_scores(query_vecs: torch.Tensor, item_vecs: torch.Tensor, relevant: list[set[int]]) -> dict[str, float]:
+    """recall@1, recall@5 and MRR of normalised query vectors (q, hidden) against item vectors (m, hidden)."""
+    sims = query_vecs @ item_vecs.T  # (q, m)
+    order = sims.argsort(dim=1, descending=True).numpy()  # (q, m)
+    ranks = np.array([next(pos for pos, item in enumerate(row) if item in rel) + 1 for row, rel in zip(order, relevant)])
+    return {"recall_at_1": round(float(np.mean(ranks == 1)), 5), "recall_at_5": round(float(np.mean(ranks <= 5)), 5),
+            "mrr": round(float(np.mean(1.0 / ranks)), 5)}
+
+
+def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequence[str], config: PairConfig,
+                progress: bool = True) -> TrainResult:
+    """Tune the encoder's embeddings (LoRA only) so that each query lands nearest its item.
+
+    1. Split off held-out queries (all pairs of a query stay on one side).
+    2. Train with the multiple-negatives ranking loss: the other items of the batch are the negatives
+       (identical items are masked, not counted as negatives); with `symmetric` also item -> query.
+    3. After each epoch rank the held-out items for each held-out query; keep the epoch with the best MRR.
+    """
+    started = time.monotonic()
+    queries, items = [str(q) for q in queries], [str(i) for i in items]
+    if len(queries) != len(items):
+        raise TrainingError(f"{len(queries)} queries but {len(items)} items; they must pair up one to one.")
+    distinct_queries = sorted(set(queries))
+    _seed(config.seed)
+    device, dtype = device_pick()
+    train_q, val_q = _split(len(distinct_queries), strata=None, fraction=config.val_fraction, seed=config.seed, minimum=2)
+    val_set = {distinct_queries[i] for i in val_q}
+    train_idx = [i for i, q in enumerate(queries) if q not in val_set]
+    val_idx = [i for i, q in enumerate(queries) if q in val_set]
+    item_names = sorted(set(items))
+    item_id = {name: i for i, name in enumerate(item_names)}
+    query_id = {name: i for i, name in enumerate(distinct_queries)}
+
+    tokenizer, model, _ = _peft_wrap(base_path, config)
+    model.to(device)
+    q_ids = texts_tokenize(tokenizer, queries, max_length=config.max_length)
+    i_ids = texts_tokenize(tokenizer, items, max_length=config.max_length)
+    pad_id = tokenizer.pad_token_id or 0
+    rng = random.Random(config.seed)
+    batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    trainer = _Trainer(model=model, extra=[], config=config, head_lr=None, steps_per_epoch=batches_per_epoch,
+                       device=device, dtype=dtype, desc="train pairs", progress=progress)
+
+    val_queries = sorted({queries[i] for i in val_idx})
+    val_items = sorted({items[i] for i in val_idx})
+    val_item_pos = {name: i for i, name in enumerate(val_items)}
+    relevant = [{val_item_pos[items[i]] for i in val_idx if queries[i] == q} for q in val_queries]
+    vq_ids = texts_tokenize(tokenizer, val_queries, max_length=config.max_length)
+    vi_ids = texts_tokenize(tokenizer, val_items, max_length=config.max_length)
+
+    def eval_fn() -> dict[str, float]:
+        q_vecs = _embed_all(model, vq_ids, pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (q, hidden)
+        i_vecs = _embed_all(model, vi_ids, pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (m, hidden)
+        return ranking_scores(q_vecs, i_vecs, relevant)
+
+    def epoch_fn(epoch: int) -> float:
+        total = 0.0
+        order = train_idx[:]
+        rng.shuffle(order)
+        for start in range(0, len(order), config.batch_size):
+            chosen = order[start:start + config.batch_size]
+            if len(chosen) < 2:
+                continue
+            q = _encode(model, [q_ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (b, hidden)
+            d = _encode(model, [i_ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (b, hidden)
+            sims = q @ d.T * config.scale  # (b, b)
+            same_item = torch.tensor([[item_id[items[i]] == item_id[items[j]] for j in chosen] for i in chosen], device=device)
+            same_query = torch.tensor([[query_id[queries[i]] == query_id[queries[j]] for j in chosen] for i in chosen], device=device)
+            eye = torch.eye(len(chosen), dtype=torch.bool, device=device)  # (b, b)
+            target = torch.arange(len(chosen), device=device)  # (b,)
+            loss = torch.nn.functional.cross_entropy(sims.masked_fill(same_item & ~eye, float("-inf")), target)
+            if config.symmetric:
+                loss = (loss + torch.nn.functional.cross_entropy(sims.T.masked_fill(same_query & ~eye, float("-inf")), target)) / 2
+            trainer.step(loss)
+            total += loss.item()
+        return total / batches_per_epoch
+
+    before = eval_fn()
+    metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="mrr", named=_trainable(model, None))
+    model.eval().to("cpu")
+    seconds = round(time.monotonic() - started, 2)
+    metrics.update({f"base_{k}": v for k, v in before.items()})
+    metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_val_items": len(val_items), "seconds": seconds})
+    return TrainResult(kind=KIND_PAIRS, model=model, head=None, label_names=[], metrics=metrics, seconds=seconds, config=config,
+                       base_path=str(Path(base_path).resolve()), base_sha256=weights_sha256(base_path),
+                       fingerprint=data_fingerprint(texts=queries, labels=items), n_rows=len(queries), history=history)

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from peft import PeftModel
+
+from services.errors import NotFound, SuiteError
+from services.ml.artifacts import ArtifactTampered, head_load
+from services.ml.encoder import base_load, ids_pad, mean_pool
+from services.ml.runtime import AdapterRef, InferenceRuntime, MicroBatcher
+from tests.services.conftest import sentiment_rows, tiny_base_write
+
+Artifacts = dict[str, tuple[Path, str]]
+TEXTS = sentiment_rows(40, seed=5)[0] + ["", "soars"]
+
+
+class Registry:
+    """A stand-in for the database: task -> champion ref, counting how often it is asked."""
+
+    def __init__(self, artifacts: Artifacts) -> None:
+        self.champions = {name: AdapterRef(name, 1, str(folder), sha) for name, (folder, sha) in artifacts.items()}
+        self.calls = 0
+
+    def __call__(self, task: str) -> AdapterRef:
+        self.calls += 1
+        if task not in self.champions:
+            raise NotFound(f"No task named {task!r}.")
+        return self.champions[task]
+
+
+def single_adapter_probs(base: Path, folder: Path, texts: list[str]) -> np.ndarray:
+    """Probabilities from a plain one-adapter PeftModel, outside the runtime, one text at a time."""
+    tokenizer, model = base_load(base, fresh=True)
+    model = PeftModel.from_pretrained(model, str(folder)).eval()
+    head = head_load(folder)
+    rows = []
+    with torch.inference_mode():
+        for text in texts:
+            batch = ids_pad([tokenizer(text, truncation=True, max_length=16)["input_ids"]], pad_id=0, device=torch.device("cpu"))
+            pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])  # (1, hidden)
+            rows.append(torch.softmax(head(pooled), dim=-1)[0].numpy())
+    return np.stack(rows)
+
+
+def test_nothing_loads_until_the_first_call(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    registry = Registry(classifier_artifacts)
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=registry)
+    assert runtime._base is None and registry.calls == 0 and runtime.loaded() == []
+
+
+def test_multi_adapter_scores_equal_single_adapter_scores(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), max_batch=8)
+    for _ in range(2):  # switching back and forth between adapters changes nothing
+        for task in ("news", "alerts", "binary"):
+            out = runtime.classify(task=task, texts=TEXTS)
+            expected = single_adapter_probs(tiny_base, classifier_artifacts[task][0], TEXTS)
+            np.testing.assert_allclose(out.probs, expected, atol=1e-5)
+            assert out.labels == [out.label_names[i] for i in expected.argmax(axis=1)] and out.version == 1
+    assert runtime.classify(task="binary", texts=TEXTS).probs.shape == (len(TEXTS), 2)
+
+
+def test_batched_and_unbatched_scores_are_equal(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    batched = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), max_batch=64)
+    one_by_one = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), max_batch=1)
+    np.testing.assert_allclose(batched.classify(task="news", texts=TEXTS).probs, one_by_one.classify(task="news", texts=TEXTS).probs, atol=1e-5)
+    np.testing.assert_allclose(batched.embed(task="news", texts=TEXTS), one_by_one.embed(task="news", texts=TEXTS), atol=1e-5)
+    assert batched.forward_passes == 2 and one_by_one.forward_passes == 2 * len(TEXTS)
+
+
+def test_embeddings_are_normalised_and_the_base_encoder_serves_task_none(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts))
+    plain = runtime.embed(task=None, texts=TEXTS)
+    runtime.classify(task="news", texts=TEXTS[:2])  # now a PEFT model wraps the base; task None must bypass the adapters
+    np.testing.assert_allclose(runtime.embed(task=None, texts=TEXTS), plain, atol=1e-5)
+    tuned = runtime.embed(task="news", texts=TEXTS)
+    np.testing.assert_allclose(np.linalg.norm(tuned, axis=1), 1.0, atol=1e-5)
+    assert tuned.shape == (len(TEXTS), 32) and not np.allclose(tuned, plain, atol=1e-3)
+    assert runtime.embed(task=None, texts=[]).shape == (0, 32)
+
+
+def test_the_least_recently_used_adapter_is_evicted(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), max_adapters=2)
+    runtime.classify(task="news", texts=TEXTS[:1])
+    runtime.classify(task="alerts", texts=TEXTS[:1])
+    runtime.classify(task="news", texts=TEXTS[:1])
+    runtime.classify(task="binary", texts=TEXTS[:1])
+    assert [ref.task for ref in runtime.loaded()] == ["news", "binary"]
+    assert len(runtime._peft.peft_config) == 2
+    expected = single_adapter_probs(tiny_base, classifier_artifacts["alerts"][0], TEXTS[:3])
+    np.testing.assert_allclose(runtime.classify(task="alerts", texts=TEXTS[:3]).probs, expected, atol=1e-5)
+
+
+def test_a_champion_change_is_picked_up_without_a_restart(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    registry = Registry(classifier_artifacts)
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=registry, resolve_ttl_s=60.0)
+    first = runtime.classify(task="news", texts=TEXTS)
+    folder, sha = classifier_artifacts["alerts"]
+    registry.champions["news"] = AdapterRef("news", 2, str(folder), sha)  # promote another artifact as v2
+    assert runtime.classify(task="news", texts=TEXTS).version == 1  # the resolver's answer is cached for the TTL
+    runtime.refresh("news")
+    second = runtime.classify(task="news", texts=TEXTS)
+    assert second.version == 2 and not np.allclose(first.probs, second.probs)
+    np.testing.assert_allclose(second.probs, single_adapter_probs(tiny_base, folder, TEXTS), atol=1e-5)
+    assert [(ref.task, ref.version) for ref in runtime.loaded()] == [("news", 2)]  # the replaced version is dropped
+
+
+def test_resolver_answers_are_cached_for_the_ttl_only(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    registry = Registry(classifier_artifacts)
+    cached = InferenceRuntime(base_path=tiny_base, resolver=registry, resolve_ttl_s=60.0)
+    for _ in range(3):
+        cached.classify(task="news", texts=TEXTS[:1])
+    assert registry.calls == 1
+    uncached = InferenceRuntime(base_path=tiny_base, resolver=registry, resolve_ttl_s=0.0)
+    for _ in range(3):
+        uncached.classify(task="news", texts=TEXTS[:1])
+    assert registry.calls == 4
+
+
+def test_it_refuses_to_load_an_artifact_whose_hash_differs(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    registry = Registry(classifier_artifacts)
+    registry.champions["news"] = AdapterRef("news", 1, str(classifier_artifacts["news"][0]), "0" * 64)
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=registry)
+    with pytest.raises(ArtifactTampered, match="has changed since it was registered"):
+        runtime.classify(task="news", texts=TEXTS[:1])
+    with pytest.raises(NotFound):
+        runtime.classify(task="unknown", texts=TEXTS[:1])
+
+
+def test_it_refuses_an_adapter_trained_on_another_base(tmp_path: Path, classifier_artifacts: Artifacts) -> None:
+    other_base = tiny_base_write(tmp_path / "other", seed=1)
+    runtime = InferenceRuntime(base_path=other_base, resolver=Registry(classifier_artifacts))
+    with pytest.raises(SuiteError, match="was trained on another base encoder"):
+        runtime.classify(task="news", texts=TEXTS[:1])
+
+
+def test_the_micro_batcher_groups_concurrent_requests(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts))
+    direct = runtime.classify(task="news", texts=TEXTS)
+    direct_embed = runtime.embed(task="alerts", texts=TEXTS)
+    passes_before = runtime.forward_passes
+    start = threading.Barrier(len(TEXTS))
+    futures: dict[int, object] = {}
+
+    def caller(i: int) -> None:
+        start.wait()
+        kind = "classify" if i % 2 == 0 else "embed"
+        futures[i] = batcher.submit(task="news" if kind == "classify" else "alerts", texts=[TEXTS[i]], kind=kind)
+
+    with MicroBatcher(runtime=runtime, max_wait_ms=100, max_batch=64) as batcher:
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(len(TEXTS))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        results = {i: future.result(timeout=30) for i, future in futures.items()}
+    assert runtime.forward_passes - passes_before < len(TEXTS) // 4
+    for i, result in results.items():
+        if i % 2 == 0:
+            assert result.labels == [direct.labels[i]]
+            np.testing.assert_allclose(result.probs, direct.probs[i:i + 1], atol=1e-5)
+        else:
+            np.testing.assert_allclose(result, direct_embed[i:i + 1], atol=1e-5)
+
+
+def test_the_micro_batcher_reports_errors_per_request_and_closes_cleanly(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts))
+    batcher = MicroBatcher(runtime=runtime, max_wait_ms=1)
+    bad = batcher.submit(task="unknown", texts=["a"])
+    good = batcher.submit(task="news", texts=["soars", "plunges"])
+    with pytest.raises(NotFound):
+        bad.result(timeout=30)
+    assert len(good.result(timeout=30).labels) == 2
+    pending = [batcher.submit(task="news", texts=[text]) for text in TEXTS[:5]]
+    batcher.close()
+    assert all(future.done() for future in pending) and not batcher._thread.is_alive()
+    with pytest.raises(SuiteError, match="closed"):
+        batcher.submit(task="news", texts=["a"])
+
+
+def test_classify_refuses_an_embedding_adapter_and_a_bare_string(tiny_base: Path, classifier_artifacts: Artifacts, tmp_path: Path) -> None:
+    from services.ml.artifacts import artifact_save
+    from services.ml.training import PairConfig, pairs_train
+    from tests.services.conftest import pair_rows
+
+    queries, items = pair_rows(48)
+    result = pairs_train(base_path=tiny_base, queries=queries, items=items, progress=False,
+                         config=PairConfig(epochs=1, batch_size=8, max_length=16, val_fraction=0.25, lora_r=2, lora_alpha=4))
+    sha = artifact_save(result=result, folder=tmp_path / "emb")
+    registry = Registry(classifier_artifacts)
+    registry.champions["search"] = AdapterRef("search", 1, str(tmp_path / "emb"), sha)
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=registry)
+    assert runtime.embed(task="search", texts=["ask1 company"]).shape == (1, 32)
+    with pytest.raises(SuiteError, match="is an embedding adapter, not a classifier"):
+        runtime.classify(task="search", texts=["a"])
+    with pytest.raises(SuiteError, match="must be a list of strings"):
+        runtime.classify(task="news", texts="soars")
