@@ -15,6 +15,13 @@ export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
 export SUITE_VAR_DIR="$ROOT/var/test"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
+# Browser tests drive Debian's chromium (Playwright never downloads a browser here).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "[test] installing Debian's chromium for the browser tests"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+fi
+
 started=()
 cleanup() {
   for svc in "${started[@]}"; do "deploy/$svc.sh" stop || true; done
