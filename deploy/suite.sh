@@ -6,7 +6,7 @@
 #   deploy/suite.sh status
 #
 # Environment: PY (the virtualenv's python), WEB_HOST/WEB_PORT (127.0.0.1:8000),
-# CELERY_QUEUES (inference,training,default), CELERY_CONCURRENCY (2), plus the suite's own
+# CELERY_QUEUES (inference,training,default), CELERY_CONCURRENCY (8 threads), plus the suite's own
 # settings variables (REDIS_URL, KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, ...).
 # Logs and pid files go to var/log and var/run.
 set -euo pipefail
@@ -16,7 +16,7 @@ PY=${PY:-python3}
 WEB_HOST=${WEB_HOST:-127.0.0.1}
 WEB_PORT=${WEB_PORT:-8000}
 CELERY_QUEUES=${CELERY_QUEUES:-inference,training,default}
-CELERY_CONCURRENCY=${CELERY_CONCURRENCY:-2}
+CELERY_CONCURRENCY=${CELERY_CONCURRENCY:-8}
 RUN=$ROOT/var/run
 LOG=$ROOT/var/log
 mkdir -p "$RUN" "$LOG"
@@ -26,7 +26,8 @@ say() { echo "[suite] $*"; }
 command_for() {
   case "$1" in
     web) echo "$PY -m daphne -b $WEB_HOST -p $WEB_PORT config.asgi:application" ;;
-    worker) echo "$PY -m celery -A config worker -Q $CELERY_QUEUES --concurrency=$CELERY_CONCURRENCY -n worker@%h -l INFO" ;;
+    # threads pool: concurrent inference tasks share one model and its micro-batches
+    worker) echo "$PY -m celery -A config worker -Q $CELERY_QUEUES --pool=threads --concurrency=$CELERY_CONCURRENCY -n worker@%h -l INFO" ;;
     beat) echo "$PY -m celery -A config beat -l INFO --schedule=$RUN/celerybeat-schedule" ;;
     *) echo "unknown process '$1' (web, worker, beat)" >&2; exit 2 ;;
   esac

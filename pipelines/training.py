@@ -13,7 +13,8 @@ from typing import Any
 
 from apps.registry.models import Task
 from services.ml.data import dataset_read, pairs_read
-from services.ml.training import ClassifierConfig, PairConfig, artifact_save, classifier_train, pairs_train
+from services.ml.artifacts import artifact_save
+from services.ml.training import ClassifierConfig, PairConfig, classifier_train, pairs_train
 from services.registry.versions import base_get, registry_dir, version_register
 
 

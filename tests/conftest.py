@@ -30,15 +30,22 @@ def role_users(db) -> dict[str, object]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process() -> Iterator[subprocess.Popen]:
-    """A real `celery worker` process on the test Redis, serving all three queues."""
+def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:  # noqa: ANN001
+    """A real `celery worker` process (threads pool) on the test Redis and the test database, serving all three queues.
+
+    Tests that let it read rows must commit them (transactional_db).
+    """
+    from django.db import connection
+
     from config.celery import app
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    with django_db_blocker.unblock():
+        test_db = connection.settings_dict["NAME"]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{test_db}"}
     log = open(Path(os.environ.get("SUITE_VAR_DIR", ROOT / "var")) / "test-worker.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "inference,training,default",
-         "--concurrency=1", "--pool=prefork", "-n", f"test-worker-{os.getpid()}@%h", "-l", "INFO"],
+         "--concurrency=8", "--pool=threads", "-n", f"test-worker-{os.getpid()}@%h", "-l", "INFO"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60

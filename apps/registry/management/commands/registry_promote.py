@@ -8,13 +8,15 @@ import getpass
 import json
 from dataclasses import asdict
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from apps.core.commands import OwnVersionOption
 
 from services.errors import SuiteError
 from services.registry.versions import version_promote
 
 
-class Command(BaseCommand):
+class Command(OwnVersionOption):
     help = "Promote a task's version to champion through the gate."
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
