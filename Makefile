@@ -8,7 +8,7 @@ export PY
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv services demo stop status test check-deploy
+.PHONY: venv services demo stop status test check-deploy bench-inference
 
 venv: $(REQ_STAMP)
 
@@ -56,3 +56,8 @@ check-deploy: venv
 	DJANGO_PROFILE=production DJANGO_ALLOWED_HOSTS=suite.example.com \
 	DJANGO_SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 	$(PY) manage.py check --deploy --fail-level WARNING
+
+# Benchmarks print their figures and end with one JSON line (docs/PERFORMANCE.md).
+bench-inference: venv
+	REDIS_PERSIST=1 deploy/redis.sh start
+	$(PY) -m pipelines.bench inference

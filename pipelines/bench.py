@@ -1,0 +1,49 @@
+"""Benchmarks that print their figures, each against the raw library doing the same work in the same run.
+
+    python -m pipelines.bench inference [--json] [--rounds 3]
+
+The last line printed is one JSON object (the contract other tools read).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def django_setup(var_subdir: str) -> None:
+    """Configure Django on a private var/ folder so a benchmark never touches the demo's data."""
+    os.environ.setdefault("SUITE_VAR_DIR", str(ROOT / "var" / var_subdir))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="which", required=True)
+    inference = sub.add_parser("inference", help="raw model vs in-process batcher vs Celery worker, batch 1/8/64")
+    inference.add_argument("--json", action="store_true", help="print only the JSON line")
+    inference.add_argument("--rounds", type=int, default=3, help="alternating rounds per path; the median is reported")
+    inference.add_argument("--texts", type=int, default=512, help="texts per batch size and round")
+    args = parser.parse_args(argv)
+    if args.which == "inference":
+        django_setup("bench")
+        from pipelines.bench_inference import inference_bench
+
+        result = inference_bench(rounds=args.rounds, n_texts=args.texts, quiet=args.json)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

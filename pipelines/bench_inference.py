@@ -1,0 +1,189 @@
+"""Inference benchmark: the raw PEFT model against the suite's in-process and Celery paths.
+
+    python -m pipelines.bench inference [--json]
+
+Each path classifies the same texts with the same adapter, in batches of 1, 8 and 64. "Raw" is
+tokenize → `model(**batch)` under `torch.inference_mode` → mean pool → head, written directly on
+transformers + PEFT, the least work that gives the same scores.
+"""
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+BATCH_SIZES = (1, 8, 64)
+TASK = "bench-sentiment"
+QUEUE = "bench-inference"  # its own queue: a demo worker on the same Redis never takes these tasks
+ROOT = Path(__file__).resolve().parent.parent
+
+SUBJECTS = ["Acme Corp", "Globex", "Initech", "Umbrella", "Stark Industries", "Wayne Enterprises", "Hooli", "Soylent"]
+EVENTS = {
+    "bullish": ["beats earnings estimates and raises full-year guidance", "shares surge after record quarterly revenue",
+                "wins a multi-billion contract with the government", "is upgraded to buy by analysts"],
+    "bearish": ["misses revenue forecasts as demand slows", "shares plunge after the CEO resigns",
+                "cuts its dividend and warns on profits", "faces a regulatory probe over accounting"],
+    "neutral": ["schedules its annual shareholder meeting for May", "names a new chief financial officer",
+                "files its quarterly report with the SEC", "announces a conference call next week"],
+}
+
+
+def headlines(n: int, *, seed: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = list(EVENTS)[i % 3]
+        texts.append(f"{rng.choice(SUBJECTS)} {rng.choice(EVENTS[label])}, {rng.choice(['Reuters', 'Bloomberg', 'WSJ'])} reports")
+        labels.append(label)
+    return texts, labels
+
+
+def adapter_ensure(quiet: bool) -> object:
+    """The benchmark's adapter on the default base: trained once (a short run) and reused."""
+    import csv
+    import tempfile
+
+    from apps.registry.models import Alias
+    from pipelines.training import TrainRequest, adapter_train
+    from services.registry.versions import version_get
+
+    if not Alias.objects.filter(task__name=TASK, name="champion").exists():
+        texts, labels = headlines(240, seed=1)
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
+            csv.writer(f).writerows([("text", "label"), *zip(texts, labels)])
+        adapter_train(TrainRequest(task=TASK, data=f.name, epochs=1, created_by="pipeline:bench"), progress=not quiet)
+        os.unlink(f.name)
+    return version_get(task_name=TASK)
+
+
+def raw_classifier(version: object) -> Callable[[list[str]], np.ndarray]:
+    """transformers + PEFT directly: what the suite's paths are compared against."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModel, AutoTokenizer
+
+    from services.ml.artifacts import head_load
+    from services.ml.device import autocast_for, device_pick
+
+    device, dtype = device_pick()
+    tokenizer = AutoTokenizer.from_pretrained(version.base.path)
+    model = PeftModel.from_pretrained(AutoModel.from_pretrained(version.base.path), version.path).to(device).eval()
+    head = head_load(version.path).to(device)
+    max_length = int(version.train_config.get("max_length", 128))
+
+    def run(texts: list[str]) -> np.ndarray:
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
+        with torch.inference_mode(), autocast_for(device, dtype):
+            hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
+            mask = batch["attention_mask"].unsqueeze(-1).float()  # (batch, seq, 1)
+            pooled = (hidden.float() * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (batch, hidden)
+            return torch.softmax(head(pooled).float(), dim=-1).cpu().numpy()  # (batch, n_labels)
+
+    return run
+
+
+def worker_start() -> subprocess.Popen:
+    from config.celery import app
+
+    log = open(Path(os.environ["SUITE_VAR_DIR"]) / "bench-worker.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", QUEUE, "--pool=threads",
+                             "--concurrency=4", "-n", f"bench-{os.getpid()}@%h", "-l", "WARNING"],
+                            cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the benchmark's Celery worker exited ({proc.returncode}); see {log.name}")
+        replies = app.control.ping(timeout=1.0)
+        if any(f"bench-{os.getpid()}@" in name for reply in replies for name in reply):
+            return proc
+    proc.kill()
+    raise RuntimeError(f"the benchmark's Celery worker did not answer within 90 s; see {log.name}")
+
+
+def measure(run: Callable[[list[str]], object], batches: list[list[str]]) -> tuple[float, list[float]]:
+    """(texts per second, per-batch latencies in ms) for running every batch one after the other."""
+    latencies = []
+    started = time.perf_counter()
+    for batch in batches:
+        t0 = time.perf_counter()
+        run(batch)
+        latencies.append((time.perf_counter() - t0) * 1000)
+    elapsed = time.perf_counter() - started
+    return sum(len(b) for b in batches) / elapsed, latencies
+
+
+def inference_bench(*, rounds: int, n_texts: int, quiet: bool) -> dict[str, object]:
+    """Run the three paths over the same batches, alternating, `rounds` times; report medians."""
+    from django.conf import settings
+
+    from apps.registry.tasks import classify
+    from services.health import redis_check, service_require
+    from services.ml.device import device_pick
+    from services.registry.serving import texts_classify
+
+    service_require(redis_check(url=settings.REDIS_URL))
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    version = adapter_ensure(quiet)
+    texts, _ = headlines(n_texts, seed=7)
+    raw = raw_classifier(version)
+
+    def inprocess(batch: list[str]) -> object:
+        return texts_classify(task=TASK, texts=batch)
+
+    def celery(batch: list[str]) -> object:
+        return classify.apply_async(args=[TASK, batch], queue=QUEUE).get(timeout=300)
+
+    # The same scores whichever path served them.
+    probe = texts[:16]
+    np.testing.assert_allclose(raw(probe), inprocess(probe).probs, atol=1e-4)
+
+    worker = worker_start()
+    try:
+        np.testing.assert_allclose(raw(probe), np.array(celery(probe)["probs"]), atol=1e-4)
+        paths = {"raw": raw, "inprocess": inprocess, "celery": celery}
+        per_s: dict[str, dict[int, list[float]]] = {p: {b: [] for b in BATCH_SIZES} for p in paths}
+        lat: dict[str, dict[int, list[float]]] = {p: {b: [] for b in BATCH_SIZES} for p in paths}
+        for path, run in paths.items():  # warm-up: first calls load models and fill caches
+            run(texts[:64])
+        for round_no in range(rounds):
+            for size in BATCH_SIZES:
+                batches = [texts[i:i + size] for i in range(0, len(texts) if size > 1 else 64, size)]
+                for path, run in paths.items():
+                    rate, latencies = measure(run, batches)
+                    per_s[path][size].append(rate)
+                    lat[path][size].extend(latencies)
+            say(f"round {round_no + 1}/{rounds} done")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+    def med(values: list[float]) -> float:
+        return round(statistics.median(values), 1)
+
+    def pct(values: list[float], q: float) -> float:
+        return round(float(np.percentile(values, q)), 2)
+
+    device, dtype = device_pick()
+    result: dict[str, object] = {"device": f"{device.type}" + (f" ({dtype})".replace("torch.", "") if device.type == "cuda" else ""),
+                                 "threads": __import__("torch").get_num_threads(), "rounds": rounds, "texts": n_texts}
+    for path in ("raw", "inprocess", "celery"):
+        result[f"{path}_per_s"] = {str(b): med(per_s[path][b]) for b in BATCH_SIZES}
+        result[f"{path}_p50_ms"] = {str(b): pct(lat[path][b], 50) for b in BATCH_SIZES}
+        result[f"{path}_p95_ms"] = {str(b): pct(lat[path][b], 95) for b in BATCH_SIZES}
+    result["inprocess_ratio_at_64"] = round(result["inprocess_per_s"]["64"] / result["raw_per_s"]["64"], 3)
+    result["celery_ratio_at_64"] = round(result["celery_per_s"]["64"] / result["raw_per_s"]["64"], 3)
+    if not quiet:
+        say(f"device {result['device']}, {result['threads']} threads, adapter {TASK} v{version.version}")
+        say(f"{'path':10} {'batch':>5} {'texts/s':>9} {'p50 ms':>8} {'p95 ms':>8}")
+        for path in ("raw", "inprocess", "celery"):
+            for b in BATCH_SIZES:
+                say(f"{path:10} {b:>5} {result[f'{path}_per_s'][str(b)]:>9} {result[f'{path}_p50_ms'][str(b)]:>8} {result[f'{path}_p95_ms'][str(b)]:>8}")
+        say(f"ratio suite/raw at 64: in-process {result['inprocess_ratio_at_64']}, celery {result['celery_ratio_at_64']}")
+    return result
