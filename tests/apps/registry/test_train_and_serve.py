@@ -164,3 +164,23 @@ def test_the_celery_path_scores_like_the_in_process_path_and_follows_the_champio
     serving_reset()
     assert texts_classify(task="sentiment", texts=texts).version == 2
     serving_reset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pairs_task_trains_an_embedding_adapter_that_serves_embeddings(tiny_registry: dict[str, Path], tmp_path: Path) -> None:
+    from tests.services.conftest import pair_rows
+
+    from services.registry.serving import serving_reset, texts_embed
+
+    queries, items = pair_rows(96)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(json.dumps({"query": q, "item": i}) for q, i in zip(queries, items)) + "\n", encoding="utf-8")
+    summary = run_json("train_adapter", task="recommender", data=str(data), text_col="query", label_col="item", kind="pairs", epochs=2)
+    assert summary["version"] == 1 and summary["kind"] == "pairs"
+    assert summary["accuracy"] is None and "mrr" in summary
+    vectors = texts_embed(task="recommender", texts=["ask1 company", "item1 company plan"])
+    assert vectors.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # A second run of the same task keeps its kind without --kind.
+    assert run_json("train_adapter", task="recommender", data=str(data), text_col="query", label_col="item", epochs=1)["kind"] == "pairs"
+    serving_reset()
