@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from services.errors import SuiteError
 
 _load_lock = threading.Lock()
+URL_RE = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 
 
 def default_base_path() -> Path:
@@ -99,6 +103,19 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, *, normalize: 
     summed = (hidden.to(torch.float32) * mask).sum(dim=1)  # (batch, hidden)
     pooled = summed / mask.sum(dim=1).clamp(min=1e-9)  # (batch, hidden)
     return torch.nn.functional.normalize(pooled, p=2, dim=-1) if normalize else pooled
+
+
+@contextmanager
+def peft_quiet() -> Iterator[None]:
+    """Silence one deprecation warning that PEFT triggers inside transformers on every wrap (not ours to fix)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def texts_prepare(texts: Sequence[str], *, strip_urls: bool) -> list[str]:
+    """The texts as the encoder sees them: with `strip_urls`, every link becomes the word "http"."""
+    return [URL_RE.sub("http", text) for text in texts] if strip_urls else list(texts)
 
 
 def texts_tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int) -> list[list[int]]:

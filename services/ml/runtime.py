@@ -18,7 +18,7 @@ from peft import PeftModel
 from services.errors import SuiteError
 from services.ml.artifacts import artifact_info, artifact_verify, head_load
 from services.ml.device import autocast_for, device_pick
-from services.ml.encoder import base_load, ids_pad, mean_pool, weights_sha256
+from services.ml.encoder import base_load, ids_pad, mean_pool, peft_quiet, texts_prepare, weights_sha256
 
 KIND_CLASSIFY = "classify"
 KIND_EMBED = "embed"
@@ -49,7 +49,8 @@ class _Adapter:
     name: str  # the PEFT adapter name
     head: torch.nn.Linear | None
     label_names: list[str]
-    max_length: int
+    max_length: int  # as trained
+    strip_urls: bool  # as trained
 
 
 def _texts_check(texts: Sequence[str]) -> list[str]:
@@ -135,14 +136,16 @@ class InferenceRuntime:
                              f"(weights {info.base_sha256[:12]}…, this runtime serves {self._base_sha256[:12]}…).")
         self._counter += 1
         name = f"{re.sub(r'[^0-9A-Za-z_]', '_', ref.task)}_v{ref.version}_{self._counter}"
-        if self._peft is None:
-            self._peft = PeftModel.from_pretrained(self._base, ref.path, adapter_name=name, is_trainable=False)
-        else:
-            self._peft.load_adapter(ref.path, adapter_name=name, is_trainable=False)
+        with peft_quiet():
+            if self._peft is None:
+                self._peft = PeftModel.from_pretrained(self._base, ref.path, adapter_name=name, is_trainable=False)
+            else:
+                self._peft.load_adapter(ref.path, adapter_name=name, is_trainable=False)
         self._peft.to(self.device).eval()
         head = head_load(ref.path).to(self.device) if info.kind == "classifier" else None
         adapter = _Adapter(ref=ref, name=name, head=head, label_names=info.label_names,
-                           max_length=int(info.train_config.get("max_length", self.max_length)))
+                           max_length=int(info.train_config.get("max_length", self.max_length)),
+                           strip_urls=bool(info.train_config.get("strip_urls", False)))
         self._adapters[ref] = adapter
         stale = [old for old in self._adapters if old.task == ref.task and old != ref]  # a task's replaced versions
         while len(self._adapters) - len(stale) > self.max_adapters:
@@ -160,6 +163,7 @@ class InferenceRuntime:
         Call with the lock held.
         """
         max_length = adapter.max_length if adapter else self.max_length
+        texts = texts_prepare(texts, strip_urls=adapter is not None and adapter.strip_urls)
         ids = self._tokenizer(texts, truncation=True, max_length=max_length, padding=False)["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         size = self._base.config.hidden_size

@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self
@@ -14,12 +15,12 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
-from tqdm.auto import tqdm
 
 from services.errors import SuiteError
 from services.ml.data import data_fingerprint
-from services.ml.device import autocast_for, device_pick
-from services.ml.encoder import base_load, hidden_size, ids_pad, mean_pool, texts_tokenize, weights_sha256
+from services.ml.device import device_pick
+from services.ml.encoder import base_load, hidden_size, peft_quiet, texts_prepare, texts_tokenize, weights_sha256
+from services.ml.loop import Trainer, batch_encode, batches_by_length, ids_embed, params_trainable, seed_set
 
 KIND_CLASSIFIER = "classifier"
 KIND_PAIRS = "pairs"
@@ -45,10 +46,10 @@ class LoraSettings:
     weight_decay: float = 0.01  # AdamW weight decay
     warmup_ratio: float = 0.06  # share of the steps with a linear warm-up, then linear decay to 0
     max_grad_norm: float = 1.0  # gradient clipping
+    strip_urls: bool = True  # links become "http" before tokenizing (training and serving): noise, and many tokens
 
-    def __post_init__(self) -> None:
-        self.target_modules = tuple(self.target_modules)
-        checks = [
+    def _rules(self) -> list[tuple[str, bool, str]]:
+        return [
             ("lora_r", self.lora_r >= 1, "a whole number >= 1, e.g. 16"),
             ("lora_alpha", self.lora_alpha > 0, "> 0, usually 2 * lora_r"),
             ("lora_dropout", 0.0 <= self.lora_dropout < 1.0, "in [0, 1)"),
@@ -63,7 +64,26 @@ class LoraSettings:
             ("warmup_ratio", 0.0 <= self.warmup_ratio < 1.0, "in [0, 1)"),
             ("max_grad_norm", self.max_grad_norm > 0.0, "> 0"),
         ]
-        for name, ok, rule in checks:
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):  # types first: configs often come from JSON
+            value, default = getattr(self, spec.name), spec.default
+            if isinstance(default, bool):
+                ok, kind = isinstance(value, bool), "true or false"
+            elif isinstance(default, int):
+                ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+            elif isinstance(default, float):
+                ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+                value = float(value) if ok else value
+            elif isinstance(default, str):
+                ok, kind = isinstance(value, str), "a string"
+            else:
+                ok, kind = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value), "a list of module names"
+                value = tuple(value) if ok else value
+            if not ok:
+                raise TrainingError(f"{type(self).__name__}.{spec.name}={value!r} is invalid: it must be {kind}.", field=spec.name)
+            setattr(self, spec.name, value)
+        for name, ok, rule in self._rules():
             if not ok:
                 raise TrainingError(f"{type(self).__name__}.{name}={getattr(self, name)!r} is invalid: it must be {rule}.", field=name)
 
@@ -85,15 +105,17 @@ class ClassifierConfig(LoraSettings):
     head_lr: float = 2e-3  # learning rate of the Linear(hidden, n_labels) head on the mean-pooled output
     head_dropout: float = 0.1  # dropout before the head while training
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    head_init: str = "probe"  # "probe": fit the head on the frozen encoder first (LP-FT); "random": nn.Linear's init
+    probe_c: float = 1.0  # inverse L2 strength of that probe (scikit-learn LogisticRegression's C)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 < self.head_lr < 1.0:
-            raise TrainingError(f"ClassifierConfig.head_lr={self.head_lr!r} is invalid: it must be in (0, 1), e.g. 2e-3.", field="head_lr")
-        if not 0.0 <= self.head_dropout < 1.0:
-            raise TrainingError(f"ClassifierConfig.head_dropout={self.head_dropout!r} is invalid: it must be in [0, 1).", field="head_dropout")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise TrainingError(f"ClassifierConfig.label_smoothing={self.label_smoothing!r} is invalid: it must be in [0, 1).", field="label_smoothing")
+    def _rules(self) -> list[tuple[str, bool, str]]:
+        return super()._rules() + [
+            ("head_lr", 0.0 < self.head_lr < 1.0, "in (0, 1), e.g. 2e-3"),
+            ("head_dropout", 0.0 <= self.head_dropout < 1.0, "in [0, 1)"),
+            ("label_smoothing", 0.0 <= self.label_smoothing < 1.0, "in [0, 1)"),
+            ("head_init", self.head_init in ("probe", "random"), "'probe' or 'random'"),
+            ("probe_c", self.probe_c > 0.0, "> 0, e.g. 1.0"),
+        ]
 
 
 @dataclass
@@ -103,10 +125,8 @@ class PairConfig(LoraSettings):
     scale: float = 20.0  # similarity scale of the ranking loss (1 / temperature)
     symmetric: bool = True  # also rank queries for each item (item -> query loss)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 1.0 <= self.scale <= 100.0:
-            raise TrainingError(f"PairConfig.scale={self.scale!r} is invalid: it must be in [1, 100], e.g. 20.", field="scale")
+    def _rules(self) -> list[tuple[str, bool, str]]:
+        return super()._rules() + [("scale", 1.0 <= self.scale <= 100.0, "in [1, 100], e.g. 20")]
 
 
 @dataclass
@@ -133,127 +153,16 @@ def labels_order(labels: Sequence[str]) -> list[str]:
     return sorted(distinct)
 
 
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def _peft_wrap(base_path: str | Path, config: LoraSettings) -> tuple[Any, PeftModel, int]:
     tokenizer, model = base_load(base_path, fresh=True)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=list(config.target_modules), bias="none")
     try:
-        peft_model = get_peft_model(model, lora)
+        with peft_quiet():
+            peft_model = get_peft_model(model, lora)
     except ValueError as exc:
         raise TrainingError(f"LoRA target_modules {list(config.target_modules)} do not fit this base model: {exc}", field="target_modules") from None
     return tokenizer, peft_model, hidden_size(model)
-
-
-def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of indices of similar length (less padding): sort within shuffled pools of 50 batches."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    pool = batch_size * 50
-    batches: list[list[int]] = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start:start + pool], key=lengths.__getitem__)
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
-def _schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
-    warmup = max(1, int(total_steps * warmup_ratio))
-    return lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
-
-
-def _encode(model: PeftModel, ids: Sequence[Sequence[int]], *, pad_id: int, device: torch.device,
-            dtype: torch.dtype, normalize: bool) -> torch.Tensor:
-    batch = ids_pad(ids, pad_id=pad_id, device=device)
-    with autocast_for(device, dtype):
-        hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
-    return mean_pool(hidden, batch["attention_mask"], normalize=normalize)  # (batch, hidden)
-
-
-def _embed_all(model: PeftModel, ids: Sequence[Sequence[int]], *, pad_id: int, device: torch.device,
-               dtype: torch.dtype, normalize: bool, batch_size: int = 128) -> torch.Tensor:
-    """Pooled vectors for many texts (eval mode, length-sorted batches), in the input order: (n, hidden)."""
-    model.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = torch.empty((len(ids), model.config.hidden_size), dtype=torch.float32)  # (n, hidden)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chosen = order[start:start + batch_size]
-            out[chosen] = _encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=normalize).cpu()
-    return out
-
-
-class _Trainer:
-    """The loop shared by both kinds: steps with warm-up/decay and clipping, an evaluation per epoch, early stopping."""
-
-    def __init__(self, *, model: PeftModel, extra: list[torch.nn.Parameter], config: LoraSettings, head_lr: float | None,
-                 steps_per_epoch: int, device: torch.device, dtype: torch.dtype, desc: str, progress: bool) -> None:
-        self.model, self.config, self.device, self.dtype = model, config, device, dtype
-        lora_params = [p for p in model.parameters() if p.requires_grad]
-        groups = [{"params": lora_params, "lr": config.lr}]
-        if extra:
-            groups.append({"params": extra, "lr": head_lr or config.lr})
-        self.params = lora_params + extra
-        self.optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-        total = steps_per_epoch * config.epochs
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(total, config.warmup_ratio))
-        self.scaler = torch.amp.GradScaler(enabled=device.type == "cuda" and dtype == torch.float16)
-        self.progress = progress
-        self.bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
-
-    def step(self, loss: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        self.bar.update(1)
-        self.bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-
-    def run(self, *, epoch_fn: Callable[[int], float], eval_fn: Callable[[], dict[str, float]],
-            key: str, named: dict[str, torch.nn.Parameter]) -> tuple[dict[str, float], list[dict[str, float]]]:
-        """Train epoch by epoch; keep the weights of the best epoch on `key`; stop after `patience` epochs without gain."""
-        best: dict[str, float] | None = None
-        best_state: dict[str, torch.Tensor] = {}
-        history: list[dict[str, float]] = []
-        stale = 0
-        try:
-            for epoch in range(1, self.config.epochs + 1):
-                self.model.train()
-                loss = epoch_fn(epoch)
-                scores = {"epoch": epoch, "train_loss": round(loss, 5), **eval_fn()}
-                history.append(scores)
-                if self.progress:
-                    self.bar.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if k != "epoch"))
-                if best is None or scores[key] > best[key] + 1e-6:
-                    best, stale = scores, 0
-                    best_state = {name: p.detach().clone() for name, p in named.items()}
-                else:
-                    stale += 1
-                    if stale >= self.config.patience:
-                        break
-        finally:
-            self.bar.close()
-        with torch.no_grad():
-            for name, p in named.items():
-                p.copy_(best_state[name])
-        assert best is not None
-        return {**{k: v for k, v in best.items() if k != "epoch"}, "best_epoch": int(best["epoch"]), "epochs_run": len(history)}, history
-
-
-def _trainable(model: PeftModel, head: torch.nn.Module | None) -> dict[str, torch.nn.Parameter]:
-    named = {f"model.{n}": p for n, p in model.named_parameters() if p.requires_grad}
-    if head is not None:
-        named.update({f"head.{n}": p for n, p in head.named_parameters()})
-    return named
 
 
 def _split(n: int, *, strata: Sequence[Any] | None, fraction: float, seed: int, minimum: int) -> tuple[list[int], list[int]]:
@@ -264,25 +173,42 @@ def _split(n: int, *, strata: Sequence[Any] | None, fraction: float, seed: int, 
     return sorted(train), sorted(val)
 
 
+def _head_probe(head: torch.nn.Linear, features: np.ndarray, y: np.ndarray, *, n_labels: int, c: float) -> None:
+    """Set `head` to a multinomial logistic regression fitted on `features` (n, hidden) -> y (n,)."""
+    from sklearn.linear_model import LogisticRegression
+
+    probe = LogisticRegression(C=c, max_iter=2000).fit(features, y)
+    coef, intercept = probe.coef_, probe.intercept_  # (n_labels, hidden), (n_labels,); one row when binary
+    if n_labels == 2:  # sigmoid(w.x + b) == softmax([-w/2, w/2].x + [-b/2, b/2])
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(coef, dtype=head.weight.dtype))
+        head.bias.copy_(torch.as_tensor(intercept, dtype=head.bias.dtype))
+
+
 def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig,
                      progress: bool = True) -> TrainResult:
     """Fine-tune a LoRA adapter and a Linear head for text classification.
 
     1. Check the data; order the labels; split off a stratified validation set.
     2. Wrap a private copy of the base encoder with LoRA; add Linear(hidden, n_labels) on the mean-pooled output.
-    3. Train with AdamW (head at its own learning rate), length-bucketed batches, warm-up then linear decay.
-    4. After each epoch score validation macro-F1; keep the best epoch; stop after `patience` epochs without gain.
+    3. With head_init="probe", fit the head as a logistic regression on the frozen encoder's pooled output first
+       (linear probing, then fine-tuning: LP-FT, Kumar et al. 2022); training then starts from a working classifier
+       instead of letting a random head pull the encoder around in the first steps.
+    4. Train with AdamW (head at its own learning rate), length-bucketed batches, warm-up then linear decay.
+    5. After each epoch score validation macro-F1; keep the best epoch; stop after `patience` epochs without gain.
     """
     started = time.monotonic()
     texts, labels = [str(t) for t in texts], [str(label) for label in labels]
     if len(texts) != len(labels):
         raise TrainingError(f"{len(texts)} texts but {len(labels)} labels; they must pair up one to one.")
     label_names = labels_order(labels)
-    counts = {name: labels.count(name) for name in label_names}
-    rare = [name for name, count in counts.items() if count < 2]
-    if len(label_names) < 2 or rare:
-        raise TrainingError(f"A classifier needs at least two labels with two examples each (counts: {counts}).")
-    _seed(config.seed)
+    rare = [name for name, count in Counter(labels).items() if count < 2]
+    if len(label_names) < 2:
+        raise TrainingError(f"A classifier needs at least two labels; the data has only {label_names}.")
+    if rare:
+        raise TrainingError(f"Each label needs at least two examples; these have one: {', '.join(map(repr, rare[:10]))}.")
+    seed_set(config.seed)
     device, dtype = device_pick()
     index = {name: i for i, name in enumerate(label_names)}
     y = torch.tensor([index[label] for label in labels], dtype=torch.long)  # (n,)
@@ -292,19 +218,22 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
     head = torch.nn.Linear(size, len(label_names))
     model.to(device)
     head.to(device)
-    ids = texts_tokenize(tokenizer, texts, max_length=config.max_length)
+    ids = texts_tokenize(tokenizer, texts_prepare(texts, strip_urls=config.strip_urls), max_length=config.max_length)
     pad_id = tokenizer.pad_token_id or 0
+    if config.head_init == "probe":  # the LoRA B matrices start at zero: this is the frozen encoder's output
+        frozen = ids_embed(model, [ids[i] for i in train_idx], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
+        _head_probe(head, frozen.numpy(), y[train_idx].numpy(), n_labels=len(label_names), c=config.probe_c)
     rng = random.Random(config.seed)
     batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
-    trainer = _Trainer(model=model, extra=list(head.parameters()), config=config, head_lr=config.head_lr,
-                       steps_per_epoch=batches_per_epoch, device=device, dtype=dtype, desc="train classifier", progress=progress)
+    trainer = Trainer(model=model, extra=list(head.parameters()), config=config, head_lr=config.head_lr,
+                      steps_per_epoch=batches_per_epoch, device=device, dtype=dtype, desc="train classifier", progress=progress)
 
     def epoch_fn(epoch: int) -> float:
         total = 0.0
         head.train()
-        for batch in _length_batches([len(ids[i]) for i in train_idx], config.batch_size, rng):
+        for batch in batches_by_length([len(ids[i]) for i in train_idx], config.batch_size, rng):
             chosen = [train_idx[i] for i in batch]
-            pooled = _encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
+            pooled = batch_encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
             logits = head(torch.nn.functional.dropout(pooled, p=config.head_dropout, training=True))  # (batch, n_labels)
             loss = torch.nn.functional.cross_entropy(logits, y[chosen].to(device), label_smoothing=config.label_smoothing)
             trainer.step(loss)
@@ -313,14 +242,14 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
 
     def eval_fn() -> dict[str, float]:
         head.eval()
-        pooled = _embed_all(model, [ids[i] for i in val_idx], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
+        pooled = ids_embed(model, [ids[i] for i in val_idx], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
         with torch.inference_mode():
             predicted = head(pooled.to(device)).argmax(dim=-1).cpu().numpy()  # (n_val,)
         truth = y[val_idx].numpy()
         return {"accuracy": round(float(accuracy_score(truth, predicted)), 5),
                 "macro_f1": round(float(f1_score(truth, predicted, average="macro", labels=list(range(len(label_names))), zero_division=0)), 5)}
 
-    metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="macro_f1", named=_trainable(model, head))
+    metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="macro_f1", named=params_trainable(model, head))
     model.eval().to("cpu")
     head.eval().to("cpu")
     seconds = round(time.monotonic() - started, 2)
@@ -331,10 +260,17 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
 
 
 def ranking_scores(query_vecs: torch.Tensor, item_vecs: torch.Tensor, relevant: list[set[int]]) -> dict[str, float]:
-    """recall@1, recall@5 and MRR of normalised query vectors (q, hidden) against item vectors (m, hidden)."""
-    sims = query_vecs @ item_vecs.T  # (q, m)
-    order = sims.argsort(dim=1, descending=True).numpy()  # (q, m)
-    ranks = np.array([next(pos for pos, item in enumerate(row) if item in rel) + 1 for row, rel in zip(order, relevant)])
+    """recall@1, recall@5 and MRR of normalised query vectors (q, hidden) against item vectors (m, hidden).
+
+    A query's rank is 1 + the number of items scoring above its best relevant item (chunked: no (q, m) sort).
+    """
+    ranks = []
+    for start in range(0, len(relevant), 1024):
+        sims = query_vecs[start:start + 1024] @ item_vecs.T  # (chunk, m)
+        for row, rel in zip(sims, relevant[start:start + 1024]):
+            best = row[sorted(rel)].max()
+            ranks.append(1 + int((row > best).sum()))
+    ranks = np.array(ranks)
     return {"recall_at_1": round(float(np.mean(ranks == 1)), 5), "recall_at_5": round(float(np.mean(ranks <= 5)), 5),
             "mrr": round(float(np.mean(1.0 / ranks)), 5)}
 
@@ -353,7 +289,7 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
     if len(queries) != len(items):
         raise TrainingError(f"{len(queries)} queries but {len(items)} items; they must pair up one to one.")
     distinct_queries = sorted(set(queries))
-    _seed(config.seed)
+    seed_set(config.seed)
     device, dtype = device_pick()
     train_q, val_q = _split(len(distinct_queries), strata=None, fraction=config.val_fraction, seed=config.seed, minimum=2)
     val_set = {distinct_queries[i] for i in val_q}
@@ -365,24 +301,24 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
 
     tokenizer, model, _ = _peft_wrap(base_path, config)
     model.to(device)
-    q_ids = texts_tokenize(tokenizer, queries, max_length=config.max_length)
-    i_ids = texts_tokenize(tokenizer, items, max_length=config.max_length)
+    q_ids = texts_tokenize(tokenizer, texts_prepare(queries, strip_urls=config.strip_urls), max_length=config.max_length)
+    i_ids = texts_tokenize(tokenizer, texts_prepare(items, strip_urls=config.strip_urls), max_length=config.max_length)
     pad_id = tokenizer.pad_token_id or 0
     rng = random.Random(config.seed)
     batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
-    trainer = _Trainer(model=model, extra=[], config=config, head_lr=None, steps_per_epoch=batches_per_epoch,
-                       device=device, dtype=dtype, desc="train pairs", progress=progress)
+    trainer = Trainer(model=model, extra=[], config=config, head_lr=None, steps_per_epoch=batches_per_epoch,
+                      device=device, dtype=dtype, desc="train pairs", progress=progress)
 
     val_queries = sorted({queries[i] for i in val_idx})
     val_items = sorted({items[i] for i in val_idx})
     val_item_pos = {name: i for i, name in enumerate(val_items)}
     relevant = [{val_item_pos[items[i]] for i in val_idx if queries[i] == q} for q in val_queries]
-    vq_ids = texts_tokenize(tokenizer, val_queries, max_length=config.max_length)
-    vi_ids = texts_tokenize(tokenizer, val_items, max_length=config.max_length)
+    vq_ids = texts_tokenize(tokenizer, texts_prepare(val_queries, strip_urls=config.strip_urls), max_length=config.max_length)
+    vi_ids = texts_tokenize(tokenizer, texts_prepare(val_items, strip_urls=config.strip_urls), max_length=config.max_length)
 
     def eval_fn() -> dict[str, float]:
-        q_vecs = _embed_all(model, vq_ids, pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (q, hidden)
-        i_vecs = _embed_all(model, vi_ids, pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (m, hidden)
+        q_vecs = ids_embed(model, vq_ids, pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (q, hidden)
+        i_vecs = ids_embed(model, vi_ids, pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (m, hidden)
         return ranking_scores(q_vecs, i_vecs, relevant)
 
     def epoch_fn(epoch: int) -> float:
@@ -393,8 +329,8 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
             chosen = order[start:start + config.batch_size]
             if len(chosen) < 2:
                 continue
-            q = _encode(model, [q_ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (b, hidden)
-            d = _encode(model, [i_ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (b, hidden)
+            q = batch_encode(model, [q_ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (b, hidden)
+            d = batch_encode(model, [i_ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (b, hidden)
             sims = q @ d.T * config.scale  # (b, b)
             same_item = torch.tensor([[item_id[items[i]] == item_id[items[j]] for j in chosen] for i in chosen], device=device)
             same_query = torch.tensor([[query_id[queries[i]] == query_id[queries[j]] for j in chosen] for i in chosen], device=device)
@@ -408,7 +344,7 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
         return total / batches_per_epoch
 
     before = eval_fn()
-    metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="mrr", named=_trainable(model, None))
+    metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="mrr", named=params_trainable(model, None))
     model.eval().to("cpu")
     seconds = round(time.monotonic() - started, 2)
     metrics.update({f"base_{k}": v for k, v in before.items()})

@@ -10,7 +10,7 @@ from peft import PeftModel
 
 from services.errors import NotFound, SuiteError
 from services.ml.artifacts import ArtifactTampered, head_load
-from services.ml.encoder import base_load, ids_pad, mean_pool
+from services.ml.encoder import base_load, ids_pad, mean_pool, peft_quiet
 from services.ml.runtime import AdapterRef, InferenceRuntime, MicroBatcher
 from tests.services.conftest import sentiment_rows, tiny_base_write
 
@@ -35,7 +35,8 @@ class Registry:
 def single_adapter_probs(base: Path, folder: Path, texts: list[str]) -> np.ndarray:
     """Probabilities from a plain one-adapter PeftModel, outside the runtime, one text at a time."""
     tokenizer, model = base_load(base, fresh=True)
-    model = PeftModel.from_pretrained(model, str(folder)).eval()
+    with peft_quiet():
+        model = PeftModel.from_pretrained(model, str(folder)).eval()
     head = head_load(folder)
     rows = []
     with torch.inference_mode():
@@ -198,3 +199,10 @@ def test_classify_refuses_an_embedding_adapter_and_a_bare_string(tiny_base: Path
         runtime.classify(task="search", texts=["a"])
     with pytest.raises(SuiteError, match="must be a list of strings"):
         runtime.classify(task="news", texts="soars")
+
+
+def test_links_are_stripped_when_serving_as_they_were_when_training(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts))
+    with_link = runtime.classify(task="news", texts=["soars https://t.co/bd0xbFGjkT", "cuts www.example.com/x?y=1"])
+    np.testing.assert_allclose(with_link.probs, runtime.classify(task="news", texts=["soars http", "cuts http"]).probs, atol=1e-6)
+    assert not np.allclose(runtime.embed(task=None, texts=["soars https://t.co/bd0xbFGjkT"]), runtime.embed(task=None, texts=["soars http"]))

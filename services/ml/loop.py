@@ -1,0 +1,134 @@
+"""The training loop shared by classifiers and pair tuning: batching, schedule, steps, per-epoch evaluation."""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from peft import PeftModel
+from tqdm.auto import tqdm
+
+from services.ml.device import autocast_for
+from services.ml.encoder import ids_pad, mean_pool
+
+if TYPE_CHECKING:
+    from services.ml.training import LoraSettings
+
+
+def seed_set(seed: int) -> None:
+    """Seed Python, NumPy and torch (the split, the initialisation, dropout and the batch order)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def batches_by_length(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of indices of similar length (less padding): sort within shuffled pools of 50 batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lengths.__getitem__)
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def schedule_linear(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+    """The learning-rate factor per step: linear warm-up over `warmup_ratio` of the steps, then linear decay to 0."""
+    warmup = max(1, int(total_steps * warmup_ratio))
+    return lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
+
+
+def batch_encode(model: PeftModel, ids: Sequence[Sequence[int]], *, pad_id: int, device: torch.device,
+                 dtype: torch.dtype, normalize: bool) -> torch.Tensor:
+    """Mean-pooled vectors (batch, hidden) of one batch of token ids, padded to its longest."""
+    batch = ids_pad(ids, pad_id=pad_id, device=device)
+    with autocast_for(device, dtype):
+        hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
+    return mean_pool(hidden, batch["attention_mask"], normalize=normalize)  # (batch, hidden)
+
+
+def ids_embed(model: PeftModel, ids: Sequence[Sequence[int]], *, pad_id: int, device: torch.device,
+              dtype: torch.dtype, normalize: bool, batch_size: int = 128) -> torch.Tensor:
+    """Pooled vectors for many texts (eval mode, length-sorted batches), in the input order: (n, hidden)."""
+    model.eval()
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = torch.empty((len(ids), model.config.hidden_size), dtype=torch.float32)  # (n, hidden)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            pooled = batch_encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=normalize)
+            out[chosen] = pooled.cpu()
+    return out
+
+
+class Trainer:
+    """The loop shared by both kinds: steps with warm-up/decay and clipping, an evaluation per epoch, early stopping."""
+
+    def __init__(self, *, model: PeftModel, extra: list[torch.nn.Parameter], config: LoraSettings, head_lr: float | None,
+                 steps_per_epoch: int, device: torch.device, dtype: torch.dtype, desc: str, progress: bool) -> None:
+        self.model, self.config, self.device, self.dtype = model, config, device, dtype
+        lora_params = [p for p in model.parameters() if p.requires_grad]
+        groups = [{"params": lora_params, "lr": config.lr}]
+        if extra:
+            groups.append({"params": extra, "lr": head_lr or config.lr})
+        self.params = lora_params + extra
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+        total = steps_per_epoch * config.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule_linear(total, config.warmup_ratio))
+        self.scaler = torch.amp.GradScaler(enabled=device.type == "cuda" and dtype == torch.float16)
+        self.progress = progress
+        self.bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+
+    def run(self, *, epoch_fn: Callable[[int], float], eval_fn: Callable[[], dict[str, float]],
+            key: str, named: dict[str, torch.nn.Parameter]) -> tuple[dict[str, float], list[dict[str, float]]]:
+        """Train epoch by epoch; keep the weights of the best epoch on `key`; stop after `patience` epochs without gain."""
+        best: dict[str, float] | None = None
+        best_state: dict[str, torch.Tensor] = {}
+        history: list[dict[str, float]] = []
+        stale = 0
+        try:
+            for epoch in range(1, self.config.epochs + 1):
+                self.model.train()
+                loss = epoch_fn(epoch)
+                scores = {"epoch": epoch, "train_loss": round(loss, 5), **eval_fn()}
+                history.append(scores)
+                if self.progress:
+                    self.bar.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if k != "epoch"))
+                if best is None or scores[key] > best[key] + 1e-6:
+                    best, stale = scores, 0
+                    best_state = {name: p.detach().clone() for name, p in named.items()}
+                else:
+                    stale += 1
+                    if stale >= self.config.patience:
+                        break
+        finally:
+            self.bar.close()
+        with torch.no_grad():
+            for name, p in named.items():
+                p.copy_(best_state[name])
+        assert best is not None
+        return {**{k: v for k, v in best.items() if k != "epoch"}, "best_epoch": int(best["epoch"]), "epochs_run": len(history)}, history
+
+
+def params_trainable(model: PeftModel, head: torch.nn.Module | None) -> dict[str, torch.nn.Parameter]:
+    """The parameters that training changes (LoRA weights, head), by name: what early stopping snapshots."""
+    named = {f"model.{n}": p for n, p in model.named_parameters() if p.requires_grad}
+    if head is not None:
+        named.update({f"head.{n}": p for n, p in head.named_parameters()})
+    return named
