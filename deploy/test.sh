@@ -12,7 +12,7 @@ export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
 export KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
-export SUITE_VAR_DIR="$ROOT/var/test"
+export SUITE_VAR_DIR=${TEST_VAR_DIR:-$ROOT/var/test}  # a second concurrent run needs its own (and own ports)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 # Browser tests drive Debian's chromium (Playwright never downloads a browser here).
