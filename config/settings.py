@@ -267,3 +267,21 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {"kafka": {"level": "WARNING"}},
 }
+
+# --- Support desk ------------------------------------------------------------------------------
+def _env_fraction(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"Environment variable {name}={raw!r} is not a number.") from None
+    if not 0.0 <= value <= 1.0:
+        raise ImproperlyConfigured(f"Environment variable {name}={value} must be between 0 and 1.")
+    return value
+
+
+SUPPORT_CONFIDENCE_THRESHOLD = _env_fraction("SUPPORT_CONFIDENCE_THRESHOLD", 0.45)  # below: "not sure" + handoff
+SUPPORT_INTENT_MIN_PROB = _env_fraction("SUPPORT_INTENT_MIN_PROB", 0.5)  # intent top probability below: out of scope
+SUPPORT_MESSAGE_MAX_CHARS = env_int("SUPPORT_MESSAGE_MAX_CHARS", 2000, minimum=1)
+SUPPORT_EMBED_TASK = os.environ.get("SUPPORT_EMBED_TASK", "")  # "" = the default base encoder; or a pairs task's champion
+SUPPORT_CUSTOMER_RATE = os.environ.get("SUPPORT_CUSTOMER_RATE", "30/minute")  # DRF throttle for anonymous customers

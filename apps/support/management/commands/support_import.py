@@ -1,0 +1,50 @@
+"""Import FAQ pairs and documents into a knowledge base and update its search index in place.
+
+    python manage.py support_import --faq faq.csv [--docs manuals/] [--kb default] [--no-progress]
+
+Re-running with the same files changes nothing; a changed answer or document is updated in place. Bad rows and
+files are listed with their line numbers (stderr) while the good ones are imported. The last line printed is one
+JSON object: {"kb", "added", "updated", "unchanged", "removed", "errors"}.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from services.errors import SuiteError
+from services.support.knowledge import kb_import
+
+
+class Command(BaseCommand):
+    help = "Import FAQ (CSV/JSONL) and documents (Markdown, HTML, PDF, text) into a support knowledge base."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--faq", default=None, help="CSV or JSONL with question,answer[,intent,url,title]")
+        parser.add_argument("--docs", default=None, help="a document file or a folder of them")
+        parser.add_argument("--kb", default="default", help="knowledge base name (created when new)")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
+        bar = None if opts["no_progress"] else tqdm(total=0, unit="item", file=sys.stderr, leave=False)
+
+        def progress(done: int, total: int) -> None:
+            if bar is not None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+        try:
+            report = kb_import(kb_name=opts["kb"], faq=Path(opts["faq"]) if opts["faq"] else None,
+                               docs=Path(opts["docs"]) if opts["docs"] else None, progress=progress)
+        except SuiteError as exc:
+            raise CommandError(exc.message) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        for error in report.errors:
+            self.stderr.write(error)
+        self.stdout.write(json.dumps({"kb": opts["kb"], **report.as_dict()}))

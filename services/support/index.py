@@ -1,0 +1,148 @@
+"""Dense vector index of one knowledge base: FAISS with our own ids, persisted on disk, tagged with its encoder.
+
+Django-free. Ids are stable row keys (see services.support.knowledge.doc_id), so an entry can be added,
+replaced or removed without a full rebuild. The index type follows the corpus size at (re)build time:
+exact inner product (IndexFlatIP inside an IndexIDMap2) below `IVF_THRESHOLD` vectors, IVF past it
+(inverted lists support add_with_ids and remove_ids, so updates stay incremental). Vectors are
+L2-normalised, so inner product = cosine similarity. On a CUDA machine with faiss-gpu the index is
+copied to the GPU for search; the CPU copy is what is saved.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from services.errors import SuiteError
+
+IVF_THRESHOLD = int(os.environ.get("SUPPORT_IVF_THRESHOLD", "20000"))  # below: exact search is fast enough (ms)
+IVF_NPROBE = int(os.environ.get("SUPPORT_IVF_NPROBE", "16"))  # lists visited per query: recall vs speed
+
+
+@dataclass(frozen=True)
+class EncoderTag:
+    name: str
+    sha256: str
+    dim: int
+
+
+def gpu_available() -> bool:
+    """True when this faiss build has GPU support and sees a CUDA device (faiss-gpu); faiss-cpu otherwise."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+class DenseIndex:
+    """A FAISS index with int64 ids; `search` returns (ids, cosine scores) best first."""
+
+    def __init__(self, *, tag: EncoderTag, index: faiss.Index | None = None) -> None:
+        self.tag = tag
+        self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(tag.dim))
+        self._gpu_index = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, *, tag: EncoderTag, ids: np.ndarray, vectors: np.ndarray) -> DenseIndex:
+        """A fresh index sized for `len(ids)` vectors: exact when small, IVF when large."""
+        vectors = _check(vectors, tag.dim)
+        n = len(ids)
+        if n >= IVF_THRESHOLD:
+            nlist = int(min(4 * math.sqrt(n), n // 39))  # faiss wants ~39 training points per list
+            quantizer = faiss.IndexFlatIP(tag.dim)
+            index = faiss.IndexIVFFlat(quantizer, tag.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.train(vectors)
+            index.nprobe = IVF_NPROBE
+        else:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(tag.dim))
+        built = cls(tag=tag, index=index)
+        if n:
+            built.index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+        return built
+
+    @property
+    def kind(self) -> str:
+        return "ivf" if isinstance(self.index, faiss.IndexIVF) else "flat"
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def upsert(self, *, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors, replacing any stored under the same ids."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        vectors = _check(vectors, self.tag.dim)
+        with self._lock:
+            self.index.remove_ids(ids)
+            self.index.add_with_ids(vectors, ids)
+            self._gpu_index = None
+
+    def remove(self, *, ids: np.ndarray) -> int:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return 0
+        with self._lock:
+            self._gpu_index = None
+            return int(self.index.remove_ids(ids))
+
+    def search(self, *, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (n, k), scores (n, k)); missing slots have id -1."""
+        vectors = _check(vectors, self.tag.dim)
+        if len(self) == 0:
+            return np.full((len(vectors), k), -1, dtype=np.int64), np.zeros((len(vectors), k), dtype=np.float32)
+        index = self._searcher()
+        scores, ids = index.search(vectors, min(k, len(self)))
+        if ids.shape[1] < k:
+            pad = k - ids.shape[1]
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)))
+        return ids, scores
+
+    def _searcher(self) -> faiss.Index:
+        if not gpu_available():
+            return self.index
+        with self._lock:
+            if self._gpu_index is None:
+                self._gpu_index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, self.index)
+            return self._gpu_index
+
+    # --- persistence ---------------------------------------------------------------------------------------
+
+    def save(self, *, folder: Path) -> None:
+        """Write index.faiss and meta.json (encoder tag, kind, count) atomically (temp file + rename)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            tmp = folder / "index.faiss.tmp"
+            faiss.write_index(self.index, str(tmp))
+            os.replace(tmp, folder / "index.faiss")
+            meta = {"encoder": self.tag.name, "encoder_sha256": self.tag.sha256, "dim": self.tag.dim,
+                    "kind": self.kind, "count": len(self)}
+            (folder / "meta.json.tmp").write_text(json.dumps(meta, sort_keys=True, indent=1), encoding="utf-8")
+            os.replace(folder / "meta.json.tmp", folder / "meta.json")
+
+    @classmethod
+    def load(cls, *, folder: Path, expected: EncoderTag) -> DenseIndex | None:
+        """The saved index, or None when there is none or it was built by another encoder (rebuild it)."""
+        meta_file, index_file = folder / "meta.json", folder / "index.faiss"
+        if not meta_file.is_file() or not index_file.is_file():
+            return None
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        tag = EncoderTag(name=meta["encoder"], sha256=meta["encoder_sha256"], dim=int(meta["dim"]))
+        if tag != expected:
+            return None
+        index = faiss.read_index(str(index_file))
+        if isinstance(index, faiss.IndexIVF):
+            index.nprobe = IVF_NPROBE
+        return cls(tag=tag, index=index)
+
+
+def _check(vectors: np.ndarray, dim: int) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise SuiteError(f"Vectors of shape {vectors.shape} do not fit an index of dimension {dim}.")
+    return vectors

@@ -1,0 +1,277 @@
+"""Knowledge bases: import FAQ files and documents idempotently, and keep each KB's search indexes in step.
+
+Every FAQ entry and passage is one searchable item with a stable id (`item_id`): FAQ pk*2, passage pk*2+1,
+so one FAISS index holds both. A changed row is re-embedded under the same id; a removed row leaves the index.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from apps.support.models import Document, FaqEntry, KnowledgeBase, Passage
+from services.errors import NotFound, SuiteError
+from services.support.documents import DOC_SUFFIXES, FaqRow, document_split, faq_read, text_hash
+from services.support.index import DenseIndex, EncoderTag
+
+Progress = Callable[[int, int], None]  # (done, total)
+EMBED_BATCH = 128
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    errors: list[str] = field(default_factory=list)  # "file:line: reason": reported, the rest still imported
+
+    def as_dict(self) -> dict:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "removed": self.removed,
+                "errors": self.errors}
+
+
+# --- knowledge bases -------------------------------------------------------------------------------------
+
+def kb_ensure(*, name: str = "default") -> KnowledgeBase:
+    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
+        raise SuiteError(f"Knowledge base name {name!r} must be letters, digits, - or _ (at most 64).", field="kb")
+    return KnowledgeBase.objects.get_or_create(name=name)[0]
+
+
+def kb_get(*, name: str = "default") -> KnowledgeBase:
+    try:
+        return KnowledgeBase.objects.get(name=name)
+    except KnowledgeBase.DoesNotExist:
+        raise NotFound(f"No knowledge base named {name!r}.", field="kb") from None
+
+
+def kb_touch(kb: KnowledgeBase) -> None:
+    """Bump the revision so every process reloads its cached indexes on its next query."""
+    KnowledgeBase.objects.filter(pk=kb.pk).update(revision=F("revision") + 1)
+    kb.refresh_from_db(fields=["revision"])
+
+
+# --- items: what gets embedded and searched ---------------------------------------------------------------
+
+def item_id(row: FaqEntry | Passage) -> int:
+    return row.pk * 2 if isinstance(row, FaqEntry) else row.pk * 2 + 1
+
+
+def faq_dense_text(faq: FaqEntry) -> str:
+    return faq.question  # customers ask questions: question-to-question similarity is the sharpest signal
+
+
+def faq_lexical_text(faq: FaqEntry) -> str:
+    return f"{faq.title} {faq.question} {faq.answer}"
+
+
+def passage_text(passage: Passage) -> str:
+    return f"{passage.title}. {passage.text}"
+
+
+def items_texts(*, kb: KnowledgeBase, ids: Iterable[int] | None = None) -> tuple[list[int], list[str]]:
+    """(item ids, texts to embed) of a KB, all of them or those among `ids`."""
+    faqs, passages = FaqEntry.objects.filter(kb=kb), Passage.objects.filter(kb=kb)
+    if ids is not None:
+        ids = list(ids)
+        faqs = faqs.filter(pk__in=[i // 2 for i in ids if i % 2 == 0])
+        passages = passages.filter(pk__in=[i // 2 for i in ids if i % 2 == 1])
+    out_ids, texts = [], []
+    for faq in faqs.order_by("pk"):
+        out_ids.append(item_id(faq))
+        texts.append(faq_dense_text(faq))
+    for passage in passages.order_by("pk"):
+        out_ids.append(item_id(passage))
+        texts.append(passage_text(passage))
+    return out_ids, texts
+
+
+# --- the encoder ------------------------------------------------------------------------------------------
+
+def encoder_tag() -> EncoderTag:
+    """Which encoder embeds the KBs: the registry's default base, or SUPPORT_EMBED_TASK's champion adapter."""
+    from services.registry.versions import base_default_ensure, version_get
+
+    task = settings.SUPPORT_EMBED_TASK
+    if not task:
+        base = base_default_ensure()
+        return EncoderTag(name=base.name, sha256=base.sha256, dim=base.embedding_size)
+    version = version_get(task_name=task)
+    return EncoderTag(name=f"{version.base.name}+{task}-v{version.version}", sha256=version.sha256,
+                      dim=version.base.embedding_size)
+
+
+def texts_vectors(*, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+    """L2-normalised embeddings (n, dim), in batches so a progress bar can follow."""
+    from services.registry.serving import texts_embed
+
+    task = settings.SUPPORT_EMBED_TASK or None
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        parts.append(texts_embed(task=task, texts=texts[start:start + EMBED_BATCH]))
+        if progress:
+            progress(min(start + EMBED_BATCH, len(texts)), len(texts))
+    return np.concatenate(parts) if parts else np.zeros((0, encoder_tag().dim), dtype=np.float32)
+
+
+# --- the dense index on disk ------------------------------------------------------------------------------
+
+def index_folder(kb: KnowledgeBase) -> Path:
+    return Path(settings.VAR_DIR) / "support" / kb.name
+
+
+def index_build(*, kb: KnowledgeBase, progress: Progress | None = None) -> DenseIndex:
+    """Embed every item of the KB and save a fresh index (the full rebuild)."""
+    tag = encoder_tag()
+    ids, texts = items_texts(kb=kb)
+    vectors = texts_vectors(texts=texts, progress=progress)
+    index = DenseIndex.build(tag=tag, ids=np.asarray(ids, dtype=np.int64), vectors=vectors)
+    index.save(folder=index_folder(kb))
+    kb_touch(kb)
+    return index
+
+
+def index_apply(*, kb: KnowledgeBase, upsert: list[int], remove: list[int], progress: Progress | None = None) -> DenseIndex:
+    """Bring the saved index in step with changed rows, without a rebuild (a rebuild when none fits this encoder)."""
+    index = DenseIndex.load(folder=index_folder(kb), expected=encoder_tag())
+    if index is None:
+        return index_build(kb=kb, progress=progress)
+    index.remove(ids=np.asarray(remove, dtype=np.int64))
+    ids, texts = items_texts(kb=kb, ids=upsert)
+    index.upsert(ids=np.asarray(ids, dtype=np.int64), vectors=texts_vectors(texts=texts, progress=progress))
+    index.save(folder=index_folder(kb))
+    kb_touch(kb)
+    return index
+
+
+# --- import -----------------------------------------------------------------------------------------------
+
+def faq_upsert(*, kb: KnowledgeBase, row: FaqRow, source: str) -> tuple[str, FaqEntry]:
+    """("added" | "updated" | "unchanged", entry); identity is the normalised question."""
+    found = FaqEntry.objects.filter(kb=kb, key=row.key).first()
+    if found is not None and found.content_hash == row.content_hash:
+        return "unchanged", found
+    values = {"question": row.question, "answer": row.answer, "intent": row.intent, "url": row.url,
+              "title": row.title or row.question[:300], "content_hash": row.content_hash, "source": source}
+    if found is None:
+        return "added", FaqEntry.objects.create(kb=kb, key=row.key, **values)
+    for name, value in values.items():
+        setattr(found, name, value)
+    found.save()
+    return "updated", found
+
+
+def faq_import(*, kb: KnowledgeBase, path: Path, report: ImportReport, changed: list[int], progress: Progress | None = None) -> None:
+    read = faq_read(path=path)
+    report.errors += read.errors
+    with transaction.atomic():
+        for done, row in enumerate(read.rows, start=1):
+            outcome, entry = faq_upsert(kb=kb, row=row, source=path.name)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            if outcome != "unchanged":
+                changed.append(item_id(entry))
+            if progress:
+                progress(done, len(read.rows))
+
+
+def document_import(*, kb: KnowledgeBase, path: Path, source: str, report: ImportReport,
+                    changed: list[int], removed: list[int]) -> None:
+    """One document: unchanged file → nothing; changed → passages updated in place by position, extras removed."""
+    raw = path.read_bytes()
+    content_hash = text_hash(raw.hex()) if path.suffix.lower() == ".pdf" else text_hash(raw.decode("utf-8", "replace"))
+    found = Document.objects.filter(kb=kb, source=source).first()
+    if found is not None and found.content_hash == content_hash:
+        report.unchanged += 1
+        return
+    title, chunks = document_split(path=path)
+    if not chunks:
+        raise SuiteError(f"{path.name}: no text found.", field="docs")
+    with transaction.atomic():
+        if found is None:
+            document = Document.objects.create(kb=kb, source=source, title=title[:300], content_hash=content_hash)
+            report.added += 1
+        else:
+            document = found
+            document.title, document.content_hash = title[:300], content_hash
+            document.save()
+            report.updated += 1
+        existing = {p.ordinal: p for p in document.passages.all()}
+        for ordinal, chunk in enumerate(chunks):
+            passage = existing.pop(ordinal, None)
+            if passage is not None and passage.content_hash == chunk.content_hash:
+                continue
+            if passage is None:
+                passage = Passage(kb=kb, document=document, ordinal=ordinal)
+            passage.title, passage.location, passage.text = chunk.title[:300], chunk.location[:200], chunk.text
+            passage.content_hash = chunk.content_hash
+            passage.save()
+            changed.append(item_id(passage))
+        for passage in existing.values():
+            removed.append(item_id(passage))
+            passage.delete()
+
+
+def docs_import(*, kb: KnowledgeBase, path: Path, report: ImportReport, changed: list[int], removed: list[int],
+                progress: Progress | None = None) -> None:
+    """A file or every supported file under a folder; a bad file is reported and skipped."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        root = path
+    elif path.is_file():
+        files, root = [path], path.parent
+    else:
+        raise SuiteError(f"{path} does not exist.", field="docs")
+    for done, file in enumerate(files, start=1):
+        try:
+            document_import(kb=kb, path=file, source=str(file.relative_to(root)), report=report, changed=changed, removed=removed)
+        except SuiteError as exc:
+            report.errors.append(exc.message)
+        if progress:
+            progress(done, len(files))
+
+
+def kb_import(*, kb_name: str = "default", faq: Path | None = None, docs: Path | None = None,
+              progress: Progress | None = None) -> ImportReport:
+    """Import FAQ and/or documents into a KB, then update its dense index in place for what changed."""
+    if faq is None and docs is None:
+        raise SuiteError("Give a FAQ file, a documents folder, or both.")
+    kb = kb_ensure(name=kb_name)
+    report, changed, removed = ImportReport(), [], []
+    if faq is not None:
+        if not faq.is_file():
+            raise SuiteError(f"{faq} does not exist.", field="faq")
+        faq_import(kb=kb, path=faq, report=report, changed=changed, progress=progress)
+    if docs is not None:
+        docs_import(kb=kb, path=docs, report=report, changed=changed, removed=removed, progress=progress)
+    report.removed = len(removed)
+    if changed or removed or DenseIndex.load(folder=index_folder(kb), expected=encoder_tag()) is None:
+        index_apply(kb=kb, upsert=changed, remove=removed, progress=progress)
+    return report
+
+
+def item_delete(*, kb: KnowledgeBase, rows: list[FaqEntry | Passage]) -> None:
+    """Delete FAQ entries or passages and take them out of the index."""
+    ids = [item_id(row) for row in rows]
+    for row in rows:
+        row.delete()
+    index_apply(kb=kb, upsert=[], remove=ids)
+
+
+def faq_add(*, kb: KnowledgeBase, question: str, answer: str, intent: str = "", url: str = "", title: str = "") -> FaqEntry:
+    """One FAQ entry from the console ("add to knowledge base"), indexed at once."""
+    if not question.strip() or not answer.strip():
+        raise SuiteError("Both a question and an answer are needed.", field="answer")
+    _, entry = faq_upsert(kb=kb, row=FaqRow(question=question.strip(), answer=answer.strip(), intent=intent.strip(),
+                                            url=url.strip(), title=title.strip()), source="console")
+    index_apply(kb=kb, upsert=[item_id(entry)], remove=[])
+    return entry
+
+
+__all__ = ["DOC_SUFFIXES", "ImportReport", "kb_import", "kb_ensure", "kb_get", "index_build", "index_apply", "item_id",
+           "faq_add", "item_delete"]
