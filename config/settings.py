@@ -164,6 +164,10 @@ for _server in KAFKA_BOOTSTRAP_SERVERS.split(","):
             f"Environment variable KAFKA_BOOTSTRAP_SERVERS={KAFKA_BOOTSTRAP_SERVERS!r} must be host:port[,host:port...]."
         )
 
+# Market sentiment: topics are <prefix>.raw / .scored / .dlq; tests and benchmarks use their own prefix.
+NEWS_TOPIC_PREFIX = os.environ.get("NEWS_TOPIC_PREFIX", "news")
+SENTIMENT_WEBHOOK_RETRIES = env_int("SENTIMENT_WEBHOOK_RETRIES", 3, minimum=0)  # retries after the first attempt
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

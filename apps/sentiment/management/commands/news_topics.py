@@ -1,0 +1,27 @@
+"""Create the sentiment topics (`news.raw`, `news.scored`, `news.dlq`) where missing; safe to run any time.
+
+    python manage.py news_topics [--partitions 6]
+"""
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from services.errors import SuiteError
+from services.sentiment.bus import PARTITIONS, topics_default, topics_ensure
+
+
+class Command(BaseCommand):
+    help = "Create the news.raw / news.scored / news.dlq topics where missing."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--partitions", type=int, default=PARTITIONS)
+
+    def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
+        topics = topics_default()
+        try:
+            created = topics_ensure(topics=topics, partitions=opts["partitions"])
+        except SuiteError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(json.dumps({"topics": topics.all(), "created": created}))

@@ -1,0 +1,163 @@
+"""Market sentiment: scored headlines, the watchlist, rolling aggregates, alert rules, alerts and relabels."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+LABELS = [("positive", "positive"), ("neutral", "neutral"), ("negative", "negative")]
+OVERALL = "*"  # the aggregate scope that counts every headline
+
+
+class Ticker(models.Model):
+    """A watchlist entry: a symbol, the company's name and the aliases a headline may use for it."""
+
+    symbol = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    aliases = models.JSONField(default=list, blank=True)  # e.g. ["Apple", "Apple Inc"]; matched as whole words
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class ScoredNews(models.Model):
+    """One headline from `news.raw`, scored; unique on the message id so redelivery never duplicates."""
+
+    message_id = models.CharField(max_length=200, unique=True)
+    source = models.CharField(max_length=100, db_index=True)
+    published_at = models.DateTimeField(db_index=True)
+    headline = models.TextField()
+    body = models.TextField(blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    tickers = models.JSONField(default=list)  # symbols: cashtags, the message's own list and watchlist matches
+    topics = models.JSONField(default=list)
+    label = models.CharField(max_length=10, choices=LABELS)
+    p_positive = models.FloatField()
+    p_neutral = models.FloatField()
+    p_negative = models.FloatField()
+    score = models.FloatField()  # P(positive) - P(negative), in [-1, 1]
+    model_task = models.CharField(max_length=100, default="sentiment")
+    model_version = models.PositiveIntegerField()
+    produced_at = models.DateTimeField(null=True, blank=True)  # the Kafka record's timestamp (for latency)
+    stored_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        verbose_name_plural = "scored news"
+
+    def __str__(self) -> str:
+        return self.headline[:80]
+
+
+class NewsTicker(models.Model):
+    """Links a scored headline to one ticker symbol (for drill-down queries)."""
+
+    news = models.ForeignKey(ScoredNews, on_delete=models.CASCADE, related_name="ticker_links")
+    symbol = models.CharField(max_length=20, db_index=True)
+
+    class Meta:
+        unique_together = [("news", "symbol")]
+
+
+class Bucket(models.Model):
+    """A rolling aggregate: headlines in one time bucket for one scope (a ticker symbol, or '*' for all)."""
+
+    MINUTE, HOUR, DAY = "minute", "hour", "day"
+    GRANULARITIES = [(MINUTE, MINUTE), (HOUR, HOUR), (DAY, DAY)]
+
+    scope = models.CharField(max_length=20)
+    granularity = models.CharField(max_length=10, choices=GRANULARITIES)
+    start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+    score_sum = models.FloatField(default=0.0)
+    negative_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        unique_together = [("scope", "granularity", "start")]
+        indexes = [models.Index(fields=["scope", "granularity", "start"], name="sentiment_bucket_lookup")]
+        ordering = ["start"]
+
+    @property
+    def mean_score(self) -> float:
+        return self.score_sum / self.count if self.count else 0.0
+
+    @property
+    def negative_share(self) -> float:
+        return self.negative_count / self.count if self.count else 0.0
+
+
+class AlertRule(models.Model):
+    """One alert rule on a watchlist entry; editable by analysts."""
+
+    ZSCORE, NEGATIVE_SHARE, VOLUME = "zscore", "negative_share", "volume"
+    KINDS = [(ZSCORE, "z-score of the window's mean score vs the baseline"),
+             (NEGATIVE_SHARE, "negative share in the window above the threshold"),
+             (VOLUME, "window volume vs the baseline's mean volume (ratio)")]
+
+    ticker = models.ForeignKey(Ticker, on_delete=models.CASCADE, related_name="rules")
+    kind = models.CharField(max_length=20, choices=KINDS, default=ZSCORE)
+    threshold = models.FloatField(default=2.0)  # |z| for zscore, a share in [0, 1], or a volume ratio
+    window_minutes = models.PositiveIntegerField(default=60)
+    baseline_days = models.PositiveIntegerField(default=7)
+    min_count = models.PositiveIntegerField(default=3)  # fewer headlines in the window: no verdict
+    cooldown_minutes = models.PositiveIntegerField(default=60)  # no second alert of this rule within it
+    channels = models.JSONField(default=list, blank=True)  # of "inapp", "email", "webhook"
+    email_to = models.CharField(max_length=500, blank=True)  # comma-separated
+    webhook_url = models.URLField(max_length=1000, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["ticker__symbol", "kind"]
+
+    def __str__(self) -> str:
+        return f"{self.ticker.symbol} {self.kind} ≥ {self.threshold}"
+
+
+class Alert(models.Model):
+    """An alert raised by a rule; `dedup_key` makes a second raise for the same rule and window a no-op."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    symbol = models.CharField(max_length=20, db_index=True)
+    kind = models.CharField(max_length=20)
+    value = models.FloatField()
+    threshold = models.FloatField()
+    message = models.TextField()
+    dedup_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class Delivery(models.Model):
+    """One channel's attempt(s) to deliver an alert; failures are kept with their last error."""
+
+    SENT, FAILED = "sent", "failed"
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=[(SENT, SENT), (FAILED, FAILED)])
+    attempts = models.PositiveIntegerField(default=1)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Relabel(models.Model):
+    """An analyst's correction of a headline's label: a training example for the `sentiment` task."""
+
+    news = models.ForeignKey(ScoredNews, null=True, on_delete=models.SET_NULL, related_name="relabels")
+    text = models.TextField()
+    label = models.CharField(max_length=10, choices=LABELS)
+    previous_label = models.CharField(max_length=10, blank=True)
+    task = models.CharField(max_length=100, default="sentiment")
+    source = models.CharField(max_length=200)  # who: "analyst:<username>"
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -1,0 +1,97 @@
+"""The sentiment topics on Kafka: names, idempotent creation, producers and consumer lag."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from services.health import kafka_check, service_require
+
+PARTITIONS = int(os.environ.get("NEWS_TOPIC_PARTITIONS", "6"))  # how many consumers can share the work
+DEFAULT_GROUP = "news-consumer"
+
+
+@dataclass(frozen=True)
+class Topics:
+    raw: str
+    scored: str
+    dlq: str
+
+    @classmethod
+    def named(cls, prefix: str = "news") -> Topics:
+        """`news.raw`, `news.scored`, `news.dlq` (tests use their own prefix so runs never share topics)."""
+        return cls(raw=f"{prefix}.raw", scored=f"{prefix}.scored", dlq=f"{prefix}.dlq")
+
+    def all(self) -> list[str]:
+        return [self.raw, self.scored, self.dlq]
+
+
+def topics_default() -> Topics:
+    return Topics.named(getattr(settings, "NEWS_TOPIC_PREFIX", "news"))
+
+
+def servers() -> list[str]:
+    return [s.strip() for s in settings.KAFKA_BOOTSTRAP_SERVERS.split(",") if s.strip()]
+
+
+def kafka_require() -> None:
+    """Raise ServiceUnavailable (naming the address and how to start Kafka) when the broker is down."""
+    service_require(kafka_check(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS))
+
+
+def topics_ensure(*, topics: Topics, partitions: int = PARTITIONS) -> list[str]:
+    """Create the topics that do not exist yet (partitioned); returns the ones created. Safe to run any time."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    kafka_require()
+    admin = KafkaAdminClient(bootstrap_servers=servers(), client_id="news-topics")
+    try:
+        missing = [t for t in topics.all() if t not in set(admin.list_topics())]
+        created = []
+        for name in missing:  # one at a time: a concurrent creator makes only that topic's call fail
+            try:
+                admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        admin.close()
+
+
+def producer_make(**overrides: Any) -> Any:
+    """A KafkaProducer that waits for the broker's acknowledgement and sends JSON values with string keys."""
+    from kafka import KafkaProducer
+
+    options = {"bootstrap_servers": servers(), "acks": "all", "linger_ms": 5, "retries": 5,
+               "key_serializer": lambda k: k.encode() if isinstance(k, str) else k,
+               "value_serializer": lambda v: v if isinstance(v, bytes) else json.dumps(v).encode()}
+    return KafkaProducer(**{**options, **overrides})
+
+
+def lag_get(*, group: str = DEFAULT_GROUP, topic: str | None = None) -> dict[str, Any]:
+    """Consumer lag of `group` on the raw topic: per partition and in total (end offset − committed offset)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    topic = topic or topics_default().raw
+    admin = KafkaAdminClient(bootstrap_servers=servers(), client_id="news-lag", request_timeout_ms=5000)
+    consumer = KafkaConsumer(bootstrap_servers=servers(), client_id="news-lag", request_timeout_ms=5000)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        ends = consumer.end_offsets(tps) if tps else {}
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        per = {}
+        for tp in tps:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            per[tp.partition] = max(ends.get(tp, 0) - done, 0)
+        return {"group": group, "topic": topic, "partitions": per, "total": sum(per.values())}
+    finally:
+        consumer.close()
+        admin.close()

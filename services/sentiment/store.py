@@ -1,0 +1,94 @@
+"""Storing scored headlines: one atomic write per batch, idempotent on the message id, aggregates updated once."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F
+
+from apps.sentiment.models import OVERALL, Bucket, NewsTicker, ScoredNews, Ticker
+from services.sentiment.entities import WatchEntry, tickers_find, topics_find
+from services.sentiment.messages import NewsItem
+from services.sentiment.scoring import Scored
+
+GRANULARITIES = (Bucket.MINUTE, Bucket.HOUR, Bucket.DAY)
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    stored: list[ScoredNews]  # rows this call created
+    duplicates: list[str]  # message ids that were already stored (redelivery)
+
+
+def watchlist_load() -> list[WatchEntry]:
+    return [WatchEntry(symbol=t.symbol, names=(t.symbol if len(t.symbol) > 2 else "", t.name, *t.aliases))
+            for t in Ticker.objects.all()]
+
+
+def bucket_start(*, at: datetime, granularity: str) -> datetime:
+    """The start of the minute/hour/day bucket holding `at` (UTC)."""
+    at = at.replace(second=0, microsecond=0)
+    if granularity in (Bucket.HOUR, Bucket.DAY):
+        at = at.replace(minute=0)
+    if granularity == Bucket.DAY:
+        at = at.replace(hour=0)
+    return at
+
+
+def buckets_add(rows: Sequence[ScoredNews]) -> None:
+    """Add `rows` to the minute/hour/day buckets of the overall scope and of each of their tickers.
+
+    Call inside the transaction that created the rows, so a row is counted exactly when it is stored.
+    """
+    sums: dict[tuple[str, str, datetime], list[float]] = defaultdict(lambda: [0, 0.0, 0])  # count, score sum, negatives
+    for row in rows:
+        for scope in (OVERALL, *row.tickers):
+            for granularity in GRANULARITIES:
+                acc = sums[(scope, granularity, bucket_start(at=row.published_at, granularity=granularity))]
+                acc[0] += 1
+                acc[1] += row.score
+                acc[2] += row.label == "negative"
+    for (scope, granularity, start), (count, score_sum, negatives) in sums.items():
+        bucket, created = Bucket.objects.get_or_create(
+            scope=scope, granularity=granularity, start=start,
+            defaults={"count": count, "score_sum": score_sum, "negative_count": negatives})
+        if not created:
+            Bucket.objects.filter(pk=bucket.pk).update(count=F("count") + count, score_sum=F("score_sum") + score_sum,
+                                                       negative_count=F("negative_count") + negatives)
+
+
+def news_store(*, items: Sequence[NewsItem], scores: Sequence[Scored], model_version: int, model_task: str = "sentiment",
+               produced_at: Sequence[datetime | None] | None = None) -> StoreResult:
+    """Store a scored batch in one transaction; ids already stored (or repeated in the batch) are skipped.
+
+    1. Drop ids already in the table or seen earlier in the batch.
+    2. Find each headline's tickers (message list, cashtags, watchlist) and topics.
+    3. Create the rows, their ticker links, and add them to the aggregates, all in one transaction.
+    """
+    if len(items) != len(scores):
+        raise ValueError(f"{len(items)} items but {len(scores)} scores")
+    produced_at = list(produced_at) if produced_at is not None else [None] * len(items)
+    watchlist = watchlist_load()
+    with transaction.atomic():
+        existing = set(ScoredNews.objects.filter(message_id__in=[i.id for i in items]).values_list("message_id", flat=True))
+        duplicates, fresh, seen = [], [], set()
+        for item, scored, produced in zip(items, scores, produced_at):
+            if item.id in existing or item.id in seen:
+                duplicates.append(item.id)
+                continue
+            seen.add(item.id)
+            text = f"{item.headline} {item.body}"
+            fresh.append(ScoredNews(
+                message_id=item.id, source=item.source, published_at=item.published_at, headline=item.headline,
+                body=item.body, url=item.url, tickers=tickers_find(text=text, given=item.tickers, watchlist=watchlist),
+                topics=topics_find(text), label=scored.label, p_positive=scored.p_positive, p_neutral=scored.p_neutral,
+                p_negative=scored.p_negative, score=scored.score, model_task=model_task, model_version=model_version,
+                produced_at=produced))
+        ScoredNews.objects.bulk_create(fresh)
+        stored = list(ScoredNews.objects.filter(message_id__in=[row.message_id for row in fresh]))  # with their ids
+        NewsTicker.objects.bulk_create([NewsTicker(news=row, symbol=s) for row in stored for s in row.tickers])
+        buckets_add(stored)
+    return StoreResult(stored=stored, duplicates=duplicates)
