@@ -73,6 +73,7 @@ class Bucket(models.Model):
     start = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)
     score_sum = models.FloatField(default=0.0)
+    score_sq_sum = models.FloatField(default=0.0)  # for the baseline's standard deviation
     negative_count = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -126,7 +127,8 @@ class Alert(models.Model):
     value = models.FloatField()
     threshold = models.FloatField()
     message = models.TextField()
-    dedup_key = models.CharField(max_length=200, unique=True)
+    dedup_key = models.CharField(max_length=200, unique=True)  # rule id + cooldown period: one alert per period
+    window_end = models.DateTimeField()  # the end of the window it judged (event time)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

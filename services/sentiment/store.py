@@ -43,20 +43,22 @@ def buckets_add(rows: Sequence[ScoredNews]) -> None:
 
     Call inside the transaction that created the rows, so a row is counted exactly when it is stored.
     """
-    sums: dict[tuple[str, str, datetime], list[float]] = defaultdict(lambda: [0, 0.0, 0])  # count, score sum, negatives
+    sums: dict[tuple[str, str, datetime], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])  # n, sum, sum of squares, negatives
     for row in rows:
         for scope in (OVERALL, *row.tickers):
             for granularity in GRANULARITIES:
                 acc = sums[(scope, granularity, bucket_start(at=row.published_at, granularity=granularity))]
                 acc[0] += 1
                 acc[1] += row.score
-                acc[2] += row.label == "negative"
-    for (scope, granularity, start), (count, score_sum, negatives) in sums.items():
+                acc[2] += row.score * row.score
+                acc[3] += row.label == "negative"
+    for (scope, granularity, start), (count, score_sum, sq_sum, negatives) in sums.items():
         bucket, created = Bucket.objects.get_or_create(
             scope=scope, granularity=granularity, start=start,
-            defaults={"count": count, "score_sum": score_sum, "negative_count": negatives})
+            defaults={"count": count, "score_sum": score_sum, "score_sq_sum": sq_sum, "negative_count": negatives})
         if not created:
             Bucket.objects.filter(pk=bucket.pk).update(count=F("count") + count, score_sum=F("score_sum") + score_sum,
+                                                       score_sq_sum=F("score_sq_sum") + sq_sum,
                                                        negative_count=F("negative_count") + negatives)
 
 

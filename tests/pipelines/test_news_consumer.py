@@ -8,6 +8,7 @@ from apps.sentiment.models import OVERALL, Bucket, NewsTicker, ScoredNews
 from pipelines.news_consumer import ConsumeStats, batch_process, news_consume
 from services.sentiment.bus import lag_get, producer_make
 from tests.pipelines.conftest import messages_produce, news_message, topic_read, words_classify
+from tests.services.sentiment.webhook_server import webhook_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,3 +96,22 @@ def test_two_consumers_in_one_group_share_the_partitions_and_store_each_message_
     assert sum(r.stored for r in results) == 30
     assert ScoredNews.objects.count() == 30
     assert lag_get(group="g-shared", topic=news_topics.raw)["total"] == 0
+
+
+def test_consumed_news_updates_aggregates_raises_an_alert_and_the_webhook_receives_it(news_topics, webhook_server) -> None:  # noqa: ANN001, F811
+    from apps.sentiment.models import Alert, Delivery
+    from pipelines.news_consumer import after_store_default
+    from services.sentiment.watchlist import rule_save, ticker_save
+
+    ticker_save(symbol="ACME", name="Acme Corp")
+    rule = rule_save(symbol="ACME", kind="volume", threshold=3.0, channels=["webhook"], webhook_url=webhook_server.url)
+    messages_produce(news_topics.raw, [news_message(i) for i in range(12)])
+    news_consume(group="g-alert", topics=news_topics, batch_size=6, max_messages=12, idle_exit_seconds=20,
+                 classify=words_classify, after_store=after_store_default)
+
+    assert Bucket.objects.get(scope="ACME", granularity=Bucket.HOUR).count == 12
+    alert = Alert.objects.get()
+    assert alert.rule_id == rule.id and alert.kind == "volume" and alert.value >= 3.0
+    assert webhook_server.event.wait(30)
+    assert webhook_server.received[-1]["json"]["alert"]["id"] == alert.id
+    assert Delivery.objects.get(alert=alert, channel="webhook").status == Delivery.SENT

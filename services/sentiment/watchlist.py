@@ -1,0 +1,82 @@
+"""The analysts' watchlist and its alert rules, and relabels kept as training data."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from apps.sentiment.models import LABELS, AlertRule, Relabel, ScoredNews, Ticker
+from services.errors import NotFound, SuiteError
+from services.sentiment.alerts import DEFAULT_THRESHOLDS
+from services.sentiment.channels import CHANNELS
+
+SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,19}$")
+
+
+def ticker_save(*, symbol: str, name: str = "", aliases: list[str] | None = None) -> Ticker:
+    """Create or update a watchlist entry; a new entry gets a z-score rule with the defaults (1 h vs 7 d, |z| ≥ 2)."""
+    symbol = symbol.strip().lstrip("$").upper()
+    if not SYMBOL.match(symbol):
+        raise SuiteError(f"{symbol!r} is not a ticker symbol (letters, digits, '.' or '-', up to 20).", field="symbol")
+    aliases = sorted({a.strip() for a in aliases or [] if a and a.strip()})
+    with transaction.atomic():
+        ticker, created = Ticker.objects.update_or_create(symbol=symbol, defaults={"name": name.strip(), "aliases": aliases})
+        if created:
+            AlertRule.objects.create(ticker=ticker, kind=AlertRule.ZSCORE, threshold=DEFAULT_THRESHOLDS[AlertRule.ZSCORE],
+                                     channels=["inapp"])
+    return ticker
+
+
+def rule_save(*, symbol: str, kind: str, rule_id: int | None = None, **fields: Any) -> AlertRule:
+    """Create (or, with rule_id, update) a rule; unknown channels and impossible numbers are refused by name."""
+    try:
+        ticker = Ticker.objects.get(symbol=symbol.upper())
+    except Ticker.DoesNotExist:
+        raise NotFound(f"{symbol} is not on the watchlist.", field="symbol") from None
+    if kind not in DEFAULT_THRESHOLDS:
+        raise SuiteError(f"kind must be one of {sorted(DEFAULT_THRESHOLDS)}.", field="kind")
+    channels = fields.get("channels")
+    if channels is not None and (not isinstance(channels, list) or set(channels) - set(CHANNELS)):
+        raise SuiteError(f"channels must be a list of {sorted(CHANNELS)}.", field="channels")
+    for name in ("window_minutes", "baseline_days", "cooldown_minutes"):
+        if name in fields and (not isinstance(fields[name], int) or fields[name] < 1):
+            raise SuiteError(f"{name} must be a whole number of at least 1.", field=name)
+    if "threshold" in fields and (not isinstance(fields["threshold"], int | float) or fields["threshold"] <= 0):
+        raise SuiteError("threshold must be a positive number.", field="threshold")
+    fields.setdefault("threshold", DEFAULT_THRESHOLDS[kind])
+    if rule_id is None:
+        return AlertRule.objects.create(ticker=ticker, kind=kind, **fields)
+    changed = AlertRule.objects.filter(id=rule_id, ticker=ticker).update(kind=kind, **fields)
+    if changed != 1:
+        raise NotFound(f"{symbol} has no rule {rule_id}.", field="rule")
+    return AlertRule.objects.get(id=rule_id)
+
+
+def relabel_create(*, news_id: int, label: str, source: str) -> Relabel:
+    """Store an analyst's label for a headline as a `sentiment` training example (who and when are kept)."""
+    if label not in dict(LABELS):
+        raise SuiteError(f"label must be one of {[k for k, _ in LABELS]}.", field="label")
+    try:
+        news = ScoredNews.objects.get(id=news_id)
+    except ScoredNews.DoesNotExist:
+        raise NotFound(f"Headline {news_id} does not exist.", field="news") from None
+    return Relabel.objects.create(news=news, text=news.headline, label=label, previous_label=news.label, source=source)
+
+
+def relabels_export(*, path: str | Path) -> int:
+    """Write the relabels as a CSV (`text,label,source,created_at`) that `train_adapter --task sentiment` reads.
+
+    The newest label wins when a headline was relabelled more than once.
+    """
+    latest: dict[str, Relabel] = {}
+    for relabel in Relabel.objects.filter(task="sentiment").order_by("created_at", "id"):
+        latest[relabel.text] = relabel
+    with Path(path).open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "source", "created_at"])
+        for r in latest.values():
+            writer.writerow([r.text, r.label, r.source, r.created_at.isoformat()])
+    return len(latest)
