@@ -2,5 +2,6 @@
 from __future__ import annotations
 
 from apps.core.routing import websocket_urlpatterns as core_ws
+from apps.support.routing import websocket_urlpatterns as support_ws
 
-websocket_urlpatterns = [*core_ws]
+websocket_urlpatterns = [*core_ws, *support_ws]

@@ -57,6 +57,7 @@ class DenseIndex:
             index = faiss.IndexIVFFlat(quantizer, tag.dim, nlist, faiss.METRIC_INNER_PRODUCT)
             index.train(vectors)
             index.nprobe = IVF_NPROBE
+            index.make_direct_map()  # reconstruct() by id, for scoring lexical-only hits
         else:
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(tag.dim))
         built = cls(tag=tag, index=index)
@@ -103,6 +104,17 @@ class DenseIndex:
             scores = np.pad(scores, ((0, 0), (0, pad)))
         return ids, scores
 
+    def scores_for(self, *, vector: np.ndarray, ids: list[int]) -> dict[int, float]:
+        """Cosine of one query vector with stored items (for items that lexical search found but dense did not)."""
+        out = {}
+        for doc in ids:
+            try:
+                stored = self.index.reconstruct(int(doc))
+            except RuntimeError:  # not stored, or an IVF index without a direct map
+                continue
+            out[doc] = float(np.dot(stored, vector))
+        return out
+
     def _searcher(self) -> faiss.Index:
         if not gpu_available():
             return self.index
@@ -138,6 +150,7 @@ class DenseIndex:
         index = faiss.read_index(str(index_file))
         if isinstance(index, faiss.IndexIVF):
             index.nprobe = IVF_NPROBE
+            index.make_direct_map()
         return cls(tag=tag, index=index)
 
 

@@ -1,0 +1,190 @@
+"""REST API of the support desk.
+
+Customers (anonymous, the deliberate exception to "anonymous refused"): /api/support/messages, /feedback and
+/conversations/<token>/messages. A conversation is reached only through the unguessable token the server issued
+with its first reply, and every customer call is throttled per client address (SUPPORT_CUSTOMER_RATE).
+Agents (support role, session or token): /api/support/console/...
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from apps.accounts.access import HasAccess
+from apps.support.live import conversation_push
+from apps.support.models import CannedResponse, Conversation, Feedback, KnowledgeGap, Message
+from apps.support.serializers import conversation_detail, conversation_summary, gap_dict, message_dict
+from services.errors import SuiteError
+from services.support import conversations as conv
+from services.support.knowledge import kb_ensure, kb_get
+
+SUPPORT = [HasAccess("support")]
+
+
+class CustomerThrottle(AnonRateThrottle):
+    """Per client address; the rate is read on each request so settings (and tests) can change it."""
+
+    scope = "support_customer"
+
+    def get_rate(self) -> str:
+        return settings.SUPPORT_CUSTOMER_RATE
+
+    def allow_request(self, request, view) -> bool:  # noqa: ANN001
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view) -> str:  # noqa: ANN001
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}  # signed-in agents testing too
+
+
+class CustomerView(APIView):
+    authentication_classes: list = []  # no session: no CSRF to satisfy, nobody's identity involved
+    permission_classes = [AllowAny]
+    throttle_classes = [CustomerThrottle]
+
+
+def _field(request: Request, name: str, *, required: bool = True) -> object:
+    if not isinstance(request.data, dict):
+        raise SuiteError("Send a JSON object.")
+    value = request.data.get(name)
+    if required and value in (None, ""):
+        raise SuiteError(f"`{name}` is required.", field=name)
+    return value
+
+
+class CustomerMessage(CustomerView):
+    """POST {conversation?, text, kb?} → {conversation, reply, citations, confidence, intent, handoff, state}."""
+
+    def post(self, request: Request) -> Response:
+        token = _field(request, "conversation", required=False)
+        name = str(_field(request, "kb", required=False) or "default")
+        kb = kb_ensure(name=name) if name == "default" else kb_get(name=name)  # an empty default KB hands over
+        exchange = conv.message_receive(kb=kb, token=str(token) if token else None, text=_field(request, "text"))
+        conversation_push(conversation=exchange.conversation, messages=[exchange.question, exchange.reply])
+        answer = exchange.answer
+        body = {"conversation": exchange.conversation.token, "state": exchange.conversation.state,
+                "message": exchange.reply.id if exchange.reply else None}
+        if exchange.reply is None:  # an agent holds the conversation: they will answer
+            body.update(reply=None, citations=[], confidence=answer.confidence, intent=answer.intent or None, handoff=True)
+        else:
+            body.update(reply=exchange.reply.text, citations=exchange.reply.citations, confidence=answer.confidence,
+                        intent=answer.intent or None, handoff=answer.handoff)
+        return Response(body, status=201)
+
+
+class CustomerHistory(CustomerView):
+    def get(self, request: Request, token: str) -> Response:
+        conversation = conv.conversation_get(token=token)
+        messages = conversation.messages.filter(sender__in=Message.CUSTOMER_VISIBLE).select_related("author")
+        return Response({"conversation": token, "state": conversation.state, "messages": [message_dict(m) for m in messages]})
+
+
+class CustomerFeedback(CustomerView):
+    """POST {conversation, message, rating: up|down}."""
+
+    def post(self, request: Request) -> Response:
+        conversation = conv.conversation_get(token=str(_field(request, "conversation")))
+        message = conversation.messages.filter(pk=_int(_field(request, "message"), "message"), sender=Message.BOT).first()
+        if message is None:
+            raise SuiteError("No such bot answer in this conversation.", field="message")
+        rating = _field(request, "rating")
+        if rating not in (Feedback.UP, Feedback.DOWN):
+            raise SuiteError("`rating` must be up or down.", field="rating")
+        conv.feedback_record(message=message, kind=rating)
+        return Response({"ok": True}, status=201)
+
+
+def _int(value: object, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SuiteError(f"`{name}` must be a number.", field=name) from None
+
+
+# --- agents -------------------------------------------------------------------------------------------------
+
+class ConsoleConversations(APIView):
+    permission_classes = SUPPORT
+
+    def get(self, request: Request) -> Response:
+        states = request.query_params.get("state", "bot,queued,agent").split(",")
+        rows = Conversation.objects.filter(state__in=states).select_related("kb", "agent").order_by("-updated_at")[:200]
+        return Response([conversation_summary(c) for c in rows])
+
+
+class ConsoleConversation(APIView):
+    permission_classes = SUPPORT
+
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(conversation_detail(get_object_or_404(Conversation.objects.select_related("kb", "agent"), pk=pk)))
+
+
+class ConsoleAction(APIView):
+    """POST /console/conversations/<id>/<take-over|hand-back|resolve|reply|note|canned>."""
+
+    permission_classes = SUPPORT
+
+    def post(self, request: Request, pk: int, action: str) -> Response:
+        conversation = get_object_or_404(Conversation.objects.select_related("kb", "agent"), pk=pk)
+        agent = request.user
+        message = None
+        if action == "take-over":
+            conv.conversation_take_over(conversation=conversation, agent=agent)
+        elif action == "hand-back":
+            conv.conversation_hand_back(conversation=conversation)
+        elif action == "resolve":
+            conv.conversation_resolve(conversation=conversation)
+        elif action == "reply":
+            message = conv.agent_reply(conversation=conversation, agent=agent, text=_field(request, "text"))
+        elif action == "note":
+            message = conv.note_add(conversation=conversation, agent=agent, text=_field(request, "text"))
+        elif action == "canned":
+            canned = get_object_or_404(CannedResponse, pk=_int(_field(request, "canned"), "canned"))
+            return Response({"text": conv.canned_render(canned=canned, conversation=conversation, agent=agent)})
+        else:
+            raise SuiteError(f"Unknown action {action!r}.", field="action")
+        conversation_push(conversation=conversation, messages=[message])
+        return Response(conversation_detail(conversation))
+
+
+class ConsoleMarkWrong(APIView):
+    permission_classes = SUPPORT
+
+    def post(self, request: Request, pk: int) -> Response:
+        message = get_object_or_404(Message.objects.select_related("conversation__kb"), pk=pk)
+        conv.feedback_record(message=message, kind=Feedback.WRONG, author=request.user)
+        conversation_push(conversation=message.conversation)
+        return Response({"ok": True}, status=201)
+
+
+class ConsoleCanned(APIView):
+    permission_classes = SUPPORT
+
+    def get(self, request: Request) -> Response:
+        return Response([{"id": c.id, "name": c.name, "text": c.text} for c in CannedResponse.objects.order_by("name")])
+
+
+class ConsoleGaps(APIView):
+    permission_classes = SUPPORT
+
+    def get(self, request: Request) -> Response:
+        gaps = KnowledgeGap.objects.filter(status=request.query_params.get("status", KnowledgeGap.OPEN)).select_related("kb")[:200]
+        return Response([gap_dict(g) for g in gaps])
+
+
+class ConsoleGapAdd(APIView):
+    """POST {answer, question?, intent?, url?, title?}: a new FAQ entry answering the gap."""
+
+    permission_classes = SUPPORT
+
+    def post(self, request: Request, pk: int) -> Response:
+        gap = get_object_or_404(KnowledgeGap.objects.select_related("kb"), pk=pk)
+        values = {name: str(_field(request, name, required=False) or "") for name in ("question", "intent", "url", "title")}
+        gap = conv.gap_add_to_kb(gap=gap, answer=str(_field(request, "answer")), **values)
+        return Response(gap_dict(gap), status=201)

@@ -1,0 +1,185 @@
+"""Conversations between customers, the bot and agents: receive, answer, hand off, take over, reply, resolve.
+
+Texts are masked (e-mails, card numbers, phone numbers) before they are stored; the bot answers the
+unmasked text in memory. Pushing to live pages is the web layer's job (apps.support.live).
+"""
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from apps.support.models import (CannedResponse, Conversation, Feedback, KnowledgeBase, KnowledgeGap, Message,
+                                 TrainingExample)
+from services.errors import NotFound, SuiteError
+from services.support.answering import Answer, question_answer, text_check
+from services.support.knowledge import faq_add
+from services.support.masking import text_mask
+
+
+@dataclass
+class Exchange:
+    conversation: Conversation
+    question: Message
+    reply: Message | None  # the bot's reply the customer sees; None while an agent holds the conversation
+    answer: Answer
+
+
+def conversation_get(*, token: str) -> Conversation:
+    found = Conversation.objects.filter(token=str(token or "")).select_related("kb").first()
+    if found is None:
+        raise NotFound("No such conversation.", field="conversation")
+    return found
+
+
+def _suggestion_store(*, conversation: Conversation, question: Message, answer: Answer) -> Message | None:
+    """What the bot would say, with its sources, for the agents (when it handed off or an agent holds the chat)."""
+    if not answer.hits:
+        return None
+    best = answer.hits[0]
+    return Message.objects.create(conversation=conversation, sender=Message.SUGGESTION, text=best.item.text,
+                                  reply_to=question, intent=answer.intent, confidence=answer.confidence,
+                                  citations=answer.citations)
+
+
+def message_receive(*, kb: KnowledgeBase, token: str | None, text: object) -> Exchange:
+    """A customer's message: store it (masked), answer it or hand it off, and record a knowledge gap on handoff.
+
+    1. Check the text (empty, overlong, binary → SuiteError naming `text`).
+    2. Find the conversation by its token, or start one (a resolved one reopens).
+    3. Answer with the production path; below threshold / out of scope / empty KB → the queue.
+    4. While an agent holds the conversation the bot only suggests.
+    """
+    text = text_check(text=text)
+    answer = question_answer(kb=kb, text=text)
+    with transaction.atomic():
+        if token:
+            conversation = conversation_get(token=token)
+            if conversation.kb_id != kb.pk:
+                raise SuiteError("This conversation belongs to another knowledge base.", field="kb")
+        else:
+            conversation = Conversation.objects.create(kb=kb)
+        if conversation.state == Conversation.RESOLVED:
+            conversation.state = Conversation.BOT
+        question = Message.objects.create(conversation=conversation, sender=Message.CUSTOMER, text=text_mask(text=text),
+                                          intent=answer.intent, confidence=answer.confidence)
+        reply = None
+        if conversation.state == Conversation.AGENT:
+            _suggestion_store(conversation=conversation, question=question, answer=answer)
+        else:
+            reply = Message.objects.create(conversation=conversation, sender=Message.BOT, text=answer.reply, reply_to=question,
+                                           intent=answer.intent, confidence=answer.confidence, handoff=answer.handoff,
+                                           citations=[] if answer.handoff else answer.citations)
+            if answer.handoff:
+                conversation.state = Conversation.QUEUED
+                _suggestion_store(conversation=conversation, question=question, answer=answer)
+        if answer.handoff:
+            KnowledgeGap.objects.create(kb=kb, question=question.text, reason=answer.reason, confidence=answer.confidence,
+                                        message=question)
+        conversation.last_intent, conversation.last_confidence = answer.intent, answer.confidence
+        conversation.save()
+    return Exchange(conversation=conversation, question=question, reply=reply, answer=answer)
+
+
+# --- agents -------------------------------------------------------------------------------------------------
+
+def _state_move(*, conversation: Conversation, to: str, agent=None) -> Conversation:  # noqa: ANN001
+    conversation.state = to
+    conversation.agent = agent
+    conversation.save(update_fields=["state", "agent", "updated_at"])
+    return conversation
+
+
+def conversation_take_over(*, conversation: Conversation, agent) -> Conversation:  # noqa: ANN001
+    """The agent holds the conversation: the bot stops replying (it still suggests)."""
+    if conversation.state == Conversation.AGENT and conversation.agent_id not in (None, agent.pk):
+        raise SuiteError(f"{conversation.agent.get_username()} already holds this conversation.", field="conversation")
+    return _state_move(conversation=conversation, to=Conversation.AGENT, agent=agent)
+
+
+def conversation_hand_back(*, conversation: Conversation) -> Conversation:
+    return _state_move(conversation=conversation, to=Conversation.BOT)
+
+
+def conversation_resolve(*, conversation: Conversation) -> Conversation:
+    return _state_move(conversation=conversation, to=Conversation.RESOLVED)
+
+
+def agent_reply(*, conversation: Conversation, agent, text: object) -> Message:  # noqa: ANN001
+    """An agent's reply (the customer sees it); replying takes the conversation over."""
+    text = text_check(text=text)
+    with transaction.atomic():
+        if conversation.state != Conversation.AGENT:
+            conversation_take_over(conversation=conversation, agent=agent)
+        return Message.objects.create(conversation=conversation, sender=Message.AGENT, text=text_mask(text=text), author=agent)
+
+
+def note_add(*, conversation: Conversation, agent, text: object) -> Message:  # noqa: ANN001
+    """An internal note: agents see it, the customer never does."""
+    return Message.objects.create(conversation=conversation, sender=Message.NOTE, text=text_mask(text=text_check(text=text)),
+                                  author=agent)
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"  # an unknown placeholder stays visible rather than failing
+
+
+def canned_render(*, canned: CannedResponse, conversation: Conversation, agent) -> str:  # noqa: ANN001
+    """The canned text with {agent}, {conversation}, {kb} and {topic} filled in."""
+    values = _Blank(agent=agent.get_full_name() or agent.get_username(), conversation=str(conversation.pk),
+                    kb=conversation.kb.name, topic=conversation.last_intent.replace("_", " ") or "your question")
+    return string.Formatter().vformat(canned.text, (), values)
+
+
+# --- feedback, gaps, training data ------------------------------------------------------------------------
+
+def _question_of(message: Message) -> Message | None:
+    return message.reply_to if message.reply_to_id else None
+
+
+def feedback_record(*, message: Message, kind: str, author=None) -> Feedback:  # noqa: ANN001
+    """A thumbs up/down (customer) or "bot answer wrong" (agent) on a bot answer, kept as intent training data.
+
+    Up → (question, intent) is a labelled example; down / wrong → the intent is recorded as rejected and the
+    question joins the knowledge gaps.
+    """
+    if message.sender not in (Message.BOT, Message.SUGGESTION):
+        raise SuiteError("Only the bot's answers can be rated.", field="message")
+    if kind not in (Feedback.UP, Feedback.DOWN, Feedback.WRONG):
+        raise SuiteError("`rating` must be up or down.", field="rating")
+    question = _question_of(message)
+    with transaction.atomic():
+        feedback = Feedback.objects.create(message=message, kind=kind, author=author)
+        if question is not None:
+            source = {Feedback.UP: "customer_thumbs_up", Feedback.DOWN: "customer_thumbs_down",
+                      Feedback.WRONG: "agent_marked_wrong"}[kind]
+            if kind == Feedback.UP:
+                if message.intent:
+                    TrainingExample.objects.create(text=question.text, label=message.intent, source=source, message=message)
+            else:
+                TrainingExample.objects.create(text=question.text, rejected=message.intent, source=source, message=message)
+                KnowledgeGap.objects.get_or_create(
+                    kb=message.conversation.kb, message=question, status=KnowledgeGap.OPEN,
+                    defaults={"question": question.text, "reason": "marked_wrong" if kind == Feedback.WRONG else "thumbs_down",
+                              "confidence": message.confidence})
+    return feedback
+
+
+def gap_add_to_kb(*, gap: KnowledgeGap, answer: str, question: str = "", intent: str = "", url: str = "",
+                  title: str = "") -> KnowledgeGap:
+    """Answer a knowledge gap with a new FAQ entry (indexed at once); with an intent it is also a training example."""
+    claimed = KnowledgeGap.objects.filter(pk=gap.pk, status=KnowledgeGap.OPEN).update(status=KnowledgeGap.ADDED)
+    if claimed != 1:
+        raise SuiteError("This knowledge gap was already handled.", field="gap")
+    try:
+        entry = faq_add(kb=gap.kb, question=question or gap.question, answer=answer, intent=intent, url=url, title=title)
+    except BaseException:
+        KnowledgeGap.objects.filter(pk=gap.pk).update(status=KnowledgeGap.OPEN)
+        raise
+    KnowledgeGap.objects.filter(pk=gap.pk).update(faq=entry)
+    if intent:
+        TrainingExample.objects.create(text=gap.question, label=intent, source="gap_added", message=gap.message)
+    gap.refresh_from_db()
+    return gap
