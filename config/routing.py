@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from apps.core.routing import websocket_urlpatterns as core_ws
+from apps.sentiment.routing import websocket_urlpatterns as sentiment_ws
 from apps.support.routing import websocket_urlpatterns as support_ws
 
-websocket_urlpatterns = [*core_ws, *support_ws]
+websocket_urlpatterns = [*core_ws, *sentiment_ws, *support_ws]

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("apps.recommender.api_urls")),
     path("api/", include("apps.registry.api_urls")),
+    path("api/", include("apps.sentiment.api_urls")),
     path("api/", include("apps.support.api_urls")),
     path("admin/", admin.site.urls),
 ]

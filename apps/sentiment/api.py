@@ -1,0 +1,160 @@
+"""REST API of the sentiment monitor (risk analysts): /api/sentiment/..."""
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.access import HasAccess
+from apps.sentiment.models import LABELS, OVERALL, AlertRule, Ticker
+from services.health import kafka_check
+from services.sentiment.aggregates import series_get
+from services.sentiment.alerts import alert_acknowledge, alert_json
+from services.sentiment.bus import DEFAULT_GROUP, lag_get
+from services.sentiment.queries import alerts_list, headlines_list, range_parse, sources_list
+from services.sentiment.watchlist import relabel_create, rule_save, ticker_save
+
+SENTIMENT = [HasAccess("sentiment")]
+
+
+def _limit(request: Request, default: int = 50) -> int:
+    try:
+        return int(request.query_params.get("limit", default))
+    except ValueError:
+        from services.errors import SuiteError
+
+        raise SuiteError("limit must be a whole number.", field="limit") from None
+
+
+class Headlines(APIView):
+    permission_classes = SENTIMENT
+
+    def get(self, request: Request) -> Response:
+        since, _ = range_parse(value=request.query_params.get("range"))
+        return Response(headlines_list(ticker=request.query_params.get("ticker"), source=request.query_params.get("source"),
+                                       since=since, limit=_limit(request)))
+
+
+class Series(APIView):
+    permission_classes = SENTIMENT
+
+    def get(self, request: Request) -> Response:
+        since, granularity = range_parse(value=request.query_params.get("range"))
+        granularity = request.query_params.get("granularity", granularity)
+        scope = (request.query_params.get("ticker") or OVERALL).upper()
+        return Response({"scope": scope, "granularity": granularity,
+                         "points": series_get(scope=scope, granularity=granularity, since=since)})
+
+
+class Sources(APIView):
+    permission_classes = SENTIMENT
+
+    def get(self, request: Request) -> Response:
+        return Response(sources_list())
+
+
+class Alerts(APIView):
+    permission_classes = SENTIMENT
+
+    def get(self, request: Request) -> Response:
+        alerts = alerts_list(open_only=request.query_params.get("open") == "1", symbol=request.query_params.get("ticker"),
+                             limit=_limit(request))
+        return Response([alert_json(a) for a in alerts])
+
+
+class AcknowledgeBody(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class Acknowledge(APIView):
+    permission_classes = SENTIMENT
+
+    def post(self, request: Request, alert_id: int) -> Response:
+        body = AcknowledgeBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(alert_json(alert_acknowledge(alert_id=alert_id, user=request.user, comment=body.validated_data["comment"])))
+
+
+class RelabelBody(serializers.Serializer):
+    label = serializers.ChoiceField(choices=[k for k, _ in LABELS])
+
+
+class Relabel(APIView):
+    permission_classes = SENTIMENT
+
+    def post(self, request: Request, news_id: int) -> Response:
+        body = RelabelBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        relabel = relabel_create(news_id=news_id, label=body.validated_data["label"], source=f"analyst:{request.user.get_username()}")
+        return Response({"id": relabel.id, "news": news_id, "label": relabel.label, "previous_label": relabel.previous_label,
+                         "source": relabel.source, "created_at": relabel.created_at.isoformat()}, status=201)
+
+
+class Lag(APIView):
+    permission_classes = SENTIMENT
+
+    def get(self, request: Request) -> Response:
+        status = kafka_check(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, timeout=1.0)
+        if not status.ok:
+            return Response({"group": DEFAULT_GROUP, "total": None, "partitions": {}, "error": status.message})
+        return Response(lag_get(group=request.query_params.get("group", DEFAULT_GROUP)))
+
+
+def _ticker_json(ticker: Ticker) -> dict:
+    return {"symbol": ticker.symbol, "name": ticker.name, "aliases": ticker.aliases,
+            "rules": [_rule_json(rule) for rule in ticker.rules.all()]}
+
+
+def _rule_json(rule: AlertRule) -> dict:
+    return {"id": rule.id, "kind": rule.kind, "threshold": rule.threshold, "window_minutes": rule.window_minutes,
+            "baseline_days": rule.baseline_days, "min_count": rule.min_count, "cooldown_minutes": rule.cooldown_minutes,
+            "channels": rule.channels, "email_to": rule.email_to, "webhook_url": rule.webhook_url, "enabled": rule.enabled}
+
+
+class TickerBody(serializers.Serializer):
+    symbol = serializers.CharField(max_length=21)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    aliases = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
+
+
+class Tickers(APIView):
+    permission_classes = SENTIMENT
+
+    def get(self, request: Request) -> Response:
+        return Response([_ticker_json(t) for t in Ticker.objects.prefetch_related("rules")])
+
+    def post(self, request: Request) -> Response:
+        body = TickerBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(_ticker_json(ticker_save(**body.validated_data)), status=201)
+
+
+class RuleBody(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=[k for k, _ in AlertRule.KINDS])
+    threshold = serializers.FloatField(required=False, min_value=0.0001)
+    window_minutes = serializers.IntegerField(required=False, min_value=1)
+    baseline_days = serializers.IntegerField(required=False, min_value=1)
+    min_count = serializers.IntegerField(required=False, min_value=1)
+    cooldown_minutes = serializers.IntegerField(required=False, min_value=1)
+    channels = serializers.ListField(child=serializers.CharField(), required=False)
+    email_to = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=1000)
+    enabled = serializers.BooleanField(required=False)
+
+
+class Rules(APIView):
+    """POST /tickers/<symbol>/rules creates a rule; PUT /tickers/<symbol>/rules/<id> changes one."""
+
+    permission_classes = SENTIMENT
+
+    def post(self, request: Request, symbol: str) -> Response:
+        body = RuleBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(_rule_json(rule_save(symbol=symbol, **body.validated_data)), status=201)
+
+    def put(self, request: Request, symbol: str, rule_id: int) -> Response:
+        body = RuleBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(_rule_json(rule_save(symbol=symbol, rule_id=rule_id, **body.validated_data)))

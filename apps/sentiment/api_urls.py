@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.sentiment import api
+
+urlpatterns = [
+    path("sentiment/headlines", api.Headlines.as_view(), name="api-sentiment-headlines"),
+    path("sentiment/headlines/<int:news_id>/relabel", api.Relabel.as_view(), name="api-sentiment-relabel"),
+    path("sentiment/series", api.Series.as_view(), name="api-sentiment-series"),
+    path("sentiment/sources", api.Sources.as_view(), name="api-sentiment-sources"),
+    path("sentiment/alerts", api.Alerts.as_view(), name="api-sentiment-alerts"),
+    path("sentiment/alerts/<int:alert_id>/acknowledge", api.Acknowledge.as_view(), name="api-sentiment-acknowledge"),
+    path("sentiment/lag", api.Lag.as_view(), name="api-sentiment-lag"),
+    path("sentiment/tickers", api.Tickers.as_view(), name="api-sentiment-tickers"),
+    path("sentiment/tickers/<str:symbol>/rules", api.Rules.as_view(), name="api-sentiment-rules"),
+    path("sentiment/tickers/<str:symbol>/rules/<int:rule_id>", api.Rules.as_view(), name="api-sentiment-rule"),
+]
