@@ -90,7 +90,7 @@ def citation_of(hit: Hit) -> dict:
             "confidence": hit.confidence}
 
 
-def question_answer(*, kb: KnowledgeBase, text: str) -> Answer:
+def question_answer(*, kb: KnowledgeBase, text: str, k: int = 5) -> Answer:
     """The bot's answer to `text`, or a handoff when the KB is empty, the question is out of scope or confidence is low.
 
     1. Intent and out-of-scope from the registry's `intent` champion (skipped when none is registered).
@@ -98,7 +98,7 @@ def question_answer(*, kb: KnowledgeBase, text: str) -> Answer:
     3. Confidence of the best hit against SUPPORT_CONFIDENCE_THRESHOLD.
     """
     intent = intent_detect(text=text)
-    hits = hits_rerank(hits=kb_search(kb=kb).search(text=text, k=5), intent=intent)
+    hits = hits_rerank(hits=kb_search(kb=kb).search(text=text, k=k), intent=intent)
     label = intent.label if intent else (hits[0].item.intent if hits else "")
     prob = intent.prob if intent else None
     if not hits:

@@ -1,0 +1,35 @@
+"""Rebuild a knowledge base's dense index from scratch (after changing the encoder, or to re-size it).
+
+    python manage.py support_index_rebuild [--kb default] [--async]
+
+With --async the work goes to a Celery worker (task support.index_rebuild) and the task id is printed.
+The last line printed is one JSON object.
+"""
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from services.errors import SuiteError
+
+
+class Command(BaseCommand):
+    help = "Rebuild a support knowledge base's FAISS index (in this process, or on a worker with --async)."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--kb", default="default")
+        parser.add_argument("--async", dest="run_async", action="store_true", help="queue it for a Celery worker")
+
+    def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
+        if opts["run_async"]:
+            from apps.support.tasks import index_rebuild
+
+            self.stdout.write(json.dumps({"kb": opts["kb"], "task_id": index_rebuild.delay(opts["kb"]).id}))
+            return
+        from pipelines.support_index import kb_index_rebuild
+
+        try:
+            self.stdout.write(json.dumps(kb_index_rebuild(kb_name=opts["kb"])))
+        except SuiteError as exc:
+            raise CommandError(exc.message) from None

@@ -1,0 +1,13 @@
+"""Celery tasks of the support desk (`default` queue)."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from pipelines.support_index import kb_index_rebuild
+
+
+@shared_task(name="support.index_rebuild", bind=True)
+def index_rebuild(self, kb_name: str) -> dict:  # noqa: ANN001
+    """Rebuild a KB's dense index; progress in the task state (PROGRESS: done/total) and on the KB row."""
+    return kb_index_rebuild(kb_name=kb_name, on_progress=lambda done, total: self.update_state(
+        state="PROGRESS", meta={"done": done, "total": total}))

@@ -1,0 +1,44 @@
+"""The full index rebuild: in process, on a real Celery worker with progress, and one rebuild at a time."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management.base import CommandError
+
+from apps.support.models import KnowledgeBase
+from services.support.index import DenseIndex
+from services.support.knowledge import encoder_tag, index_folder
+from tests.apps.support.conftest import run_json
+from tests.conftest import ROOT
+
+
+@pytest.mark.django_db
+def test_a_rebuild_indexes_every_item_and_refuses_to_run_twice_at_once(fixture_kb) -> None:  # noqa: ANN001
+    result = run_json("support_index_rebuild", kb="default")
+    assert result["items"] == 4 + 4 and result["kind"] == "flat" and result["encoder"] == "tiny-bert"
+    kb = KnowledgeBase.objects.get(name="default")
+    assert kb.index_state == "ready" and kb.index_progress == 1.0
+    KnowledgeBase.objects.filter(pk=kb.pk).update(index_state="building")
+    with pytest.raises(CommandError, match="already being rebuilt"):
+        run_json("support_index_rebuild", kb="default")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rebuild_runs_as_a_celery_task_with_progress(fixture_kb, celery_worker_process, settings) -> None:  # noqa: ANN001
+    from apps.support.tasks import index_rebuild
+
+    kb = KnowledgeBase.objects.get(name="default")
+    worker_folder = Path(os.environ.get("SUITE_VAR_DIR", ROOT / "var")) / "support" / "default"  # the worker's VAR_DIR
+    shutil.rmtree(worker_folder, ignore_errors=True)
+    result = index_rebuild.delay("default").get(timeout=180)
+    assert result["items"] == 8
+    deadline = time.monotonic() + 30
+    while KnowledgeBase.objects.get(pk=kb.pk).index_state != "ready" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert KnowledgeBase.objects.get(pk=kb.pk).index_progress == 1.0
+    assert len(DenseIndex.load(folder=worker_folder, expected=encoder_tag())) == 8
+    shutil.rmtree(worker_folder, ignore_errors=True)
