@@ -5,4 +5,4 @@ from django.urls import path
 from apps.support import views
 
 app_name = "support"
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [path("", views.index, name="index"), path("widget/", views.widget, name="widget")]

@@ -1,0 +1,64 @@
+// The customer's chat widget: POST /api/support/messages, agent replies arrive over /ws/support/chat/<token>/.
+(function () {
+  const box = document.getElementById("chat");
+  const list = document.getElementById("chat-messages");
+  const key = "support-conversation-" + box.dataset.kb;
+  let token = sessionStorage.getItem(key);
+  let ws = null;
+
+  function render(m) {
+    if (list.querySelector('li[data-id="' + m.id + '"]')) return;
+    const li = document.createElement("li");
+    li.className = m.sender;
+    li.dataset.id = m.id;
+    li.textContent = (m.sender === "customer" ? "You" : m.sender === "agent" ? "Agent" : "Bot") + ": " + m.text;
+    if (m.citations && m.citations.length) {
+      const sources = document.createElement("small");
+      sources.className = "muted";
+      sources.textContent = " Sources: " + m.citations.map((c) => c.title + (c.url ? " (" + c.url + ")" : "")).join("; ");
+      li.appendChild(sources);
+    }
+    if (m.sender === "bot" && !m.handoff) {
+      for (const [rating, label] of [["up", "👍"], ["down", "👎"]]) {
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "rate-" + rating; b.textContent = label; b.title = "rate this answer " + rating;
+        b.onclick = () => fetch("/api/support/feedback", {method: "POST", headers: {"Content-Type": "application/json"},
+          body: JSON.stringify({conversation: token, message: m.id, rating})}).then(() => { b.disabled = true; });
+        li.appendChild(b);
+      }
+    }
+    list.appendChild(li);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  async function history() {
+    if (!token) return;
+    const r = await fetch("/api/support/conversations/" + token + "/messages");
+    if (r.status === 404) { sessionStorage.removeItem(key); token = null; return; }
+    for (const m of (await r.json()).messages) render(m);
+  }
+
+  function connect() {
+    if (!token || ws) return;
+    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/support/chat/" + token + "/");
+    ws.onopen = () => { box.dataset.state = "live"; history(); };
+    ws.onmessage = (e) => { const msg = JSON.parse(e.data); if (msg.event === "message") render(msg.data); };
+    ws.onclose = () => { ws = null; box.dataset.state = "reconnecting"; setTimeout(connect, 2000); };
+  }
+
+  document.getElementById("chat-form").onsubmit = async (e) => {
+    e.preventDefault();
+    const text = document.getElementById("chat-text").value;
+    const r = await fetch("/api/support/messages", {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({conversation: token, text, kb: box.dataset.kb})});
+    const data = await r.json();
+    if (!r.ok) { document.getElementById("chat-error").textContent = data.detail || "error"; return; }
+    document.getElementById("chat-error").textContent = "";
+    document.getElementById("chat-text").value = "";
+    token = data.conversation;
+    sessionStorage.setItem(key, token);
+    await history();
+    connect();
+  };
+  history().then(connect);
+})();
