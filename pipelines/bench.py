@@ -1,6 +1,7 @@
 """Benchmarks that print their figures, each against the raw library doing the same work in the same run.
 
     python -m pipelines.bench inference [--json] [--rounds 3]
+    python -m pipelines.bench sentiment [--json] [--n 1000]
 
 The last line printed is one JSON object (the contract other tools read).
 """
@@ -35,12 +36,21 @@ def main(argv: list[str] | None = None) -> int:
     inference.add_argument("--json", action="store_true", help="print only the JSON line")
     inference.add_argument("--rounds", type=int, default=3, help="alternating rounds per path; the median is reported")
     inference.add_argument("--texts", type=int, default=512, help="texts per batch size and round")
+    sentiment = sub.add_parser("sentiment", help="headlines through the real Kafka broker and consumer vs the raw model")
+    sentiment.add_argument("--json", action="store_true", help="print only the JSON line")
+    sentiment.add_argument("--n", type=int, default=1000, help="headlines to replay")
+    sentiment.add_argument("--batch-size", type=int, default=64, help="consumer poll size and raw model batch size")
     args = parser.parse_args(argv)
     if args.which == "inference":
         django_setup("bench")
         from pipelines.bench_inference import inference_bench
 
         result = inference_bench(rounds=args.rounds, n_texts=args.texts, quiet=args.json)
+    elif args.which == "sentiment":
+        django_setup("bench")
+        from pipelines.bench_sentiment import sentiment_bench
+
+        result = sentiment_bench(n=args.n, batch_size=args.batch_size, quiet=args.json)
     print(json.dumps(result))
     return 0
 

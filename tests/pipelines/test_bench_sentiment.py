@@ -1,0 +1,26 @@
+"""The sentiment benchmark runs end to end on the real broker (tiny model, few messages) and reports its contract."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.apps.registry.test_train_and_serve import run_json
+from tests.services.conftest import tiny_base_write
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_benchmark_replays_through_the_broker_and_reports_throughput_and_latency(settings, tmp_path: Path) -> None:  # noqa: ANN001
+    from pipelines.bench_sentiment import sentiment_bench
+    from services.registry.serving import serving_reset
+
+    settings.REGISTRY_DIR = tmp_path / "registry"
+    run_json("registry_add_base", name="tiny-bert", path=str(tiny_base_write(tmp_path / "tiny-base")), default=True)
+    try:
+        result = sentiment_bench(n=40, batch_size=16, quiet=True)
+    finally:
+        serving_reset()
+    assert {"n", "e2e_per_s", "raw_per_s", "ratio", "p95_latency_ms"} <= set(result)
+    assert result["n"] == 40 and result["consumer"]["stored"] == 41 and result["consumer"]["malformed"] == 0
+    assert result["e2e_per_s"] > 0 and result["raw_per_s"] > 0 and result["p95_latency_ms"] >= result["p50_latency_ms"] >= 0
+    assert result["ratio"] == pytest.approx(result["e2e_per_s"] / result["raw_per_s"], rel=0.01)
