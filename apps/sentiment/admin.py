@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from apps.sentiment.models import Alert, AlertRule, Delivery, Relabel, ScoredNews, Ticker
+from apps.sentiment.models import Alert, AlertRule, Delivery, Feed, Relabel, ScoredNews, Ticker
 
 
 @admin.register(Ticker)
@@ -32,3 +32,8 @@ class AlertAdmin(admin.ModelAdmin):
 
 admin.site.register(Delivery)
 admin.site.register(Relabel)
+
+
+@admin.register(Feed)
+class FeedAdmin(admin.ModelAdmin):
+    list_display = ["source", "url", "enabled", "last_polled_at", "last_error"]

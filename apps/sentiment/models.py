@@ -163,3 +163,32 @@ class Relabel(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class Feed(models.Model):
+    """An RSS/Atom feed polled into `news.raw`."""
+
+    url = models.URLField(max_length=1000, unique=True)
+    source = models.CharField(max_length=100)  # the `source` of its messages
+    enabled = models.BooleanField(default=True)
+    etag = models.CharField(max_length=500, blank=True)  # conditional GET: unchanged feeds cost one 304
+    modified = models.CharField(max_length=100, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["source"]
+
+    def __str__(self) -> str:
+        return f"{self.source} ({self.url})"
+
+
+class FeedEntry(models.Model):
+    """An entry already sent from a feed (by its id, else its link): the poller's deduplication."""
+
+    feed = models.ForeignKey(Feed, on_delete=models.CASCADE, related_name="entries")
+    key = models.CharField(max_length=64)  # sha256 of the entry's id or link
+    seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        unique_together = [("feed", "key")]
