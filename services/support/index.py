@@ -52,12 +52,13 @@ class DenseIndex:
         vectors = _check(vectors, tag.dim)
         n = len(ids)
         if n >= IVF_THRESHOLD:
-            nlist = int(min(4 * math.sqrt(n), n // 39))  # faiss wants ~39 training points per list
+            nlist = max(1, int(math.sqrt(n)))  # the usual sqrt(n) lists: 1M vectors → 1000 lists of ~1000
             quantizer = faiss.IndexFlatIP(tag.dim)
             index = faiss.IndexIVFFlat(quantizer, tag.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.train(vectors)
+            sample = np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False)  # k-means needs ~40 per list
+            index.train(vectors[np.sort(sample)])
             index.nprobe = IVF_NPROBE
-            index.make_direct_map()  # reconstruct() by id, for scoring lexical-only hits
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct() by our ids (lexical-only hits)
         else:
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(tag.dim))
         built = cls(tag=tag, index=index)
@@ -150,7 +151,7 @@ class DenseIndex:
         index = faiss.read_index(str(index_file))
         if isinstance(index, faiss.IndexIVF):
             index.nprobe = IVF_NPROBE
-            index.make_direct_map()
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(tag=tag, index=index)
 
 
