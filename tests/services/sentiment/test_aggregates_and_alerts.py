@@ -115,5 +115,12 @@ def test_relabels_are_kept_with_source_and_time_and_export_as_training_csv(tmp_p
         relabel_create(news_id=row.id, label="great", source="analyst:ann")
     out = tmp_path / "relabels.csv"
     assert relabels_export(path=out) == 1
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    printed = StringIO()
+    call_command("relabels_export", out=str(out), stdout=printed)
+    assert '"rows": 1' in printed.getvalue()
     lines = out.read_text().splitlines()
     assert lines[0] == "text,label,source,created_at" and lines[1].startswith("$ACME news,negative,analyst:bob,")
