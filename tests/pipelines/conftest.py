@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -52,8 +53,9 @@ def messages_produce(topic: str, values: list[dict[str, Any] | bytes]) -> None:
     producer.close()
 
 
-def topic_read(topic: str, *, count: int, timeout_s: float = 60) -> list[dict[str, Any]]:
-    """Read `count` JSON messages from the start of `topic` (a fresh group), waiting up to `timeout_s`."""
+def topic_read(topic: str, *, count: int, timeout_s: float = 60,
+               until: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[dict[str, Any]]:
+    """Read `count` JSON messages (or until `until(read so far)`) from the start of `topic`, waiting up to `timeout_s`."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=f"reader-{uuid.uuid4().hex}",
@@ -61,7 +63,7 @@ def topic_read(topic: str, *, count: int, timeout_s: float = 60) -> list[dict[st
     out: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while len(out) < count and time.monotonic() < deadline:
+        while not (until(out) if until else len(out) >= count) and time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500).values():
                 out.extend(json.loads(r.value) for r in records)
     finally:
