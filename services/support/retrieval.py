@@ -12,13 +12,13 @@ import numpy as np
 
 from apps.support.models import FaqEntry, KnowledgeBase, Passage
 from services.support.index import DenseIndex
-from services.support.knowledge import (encoder_tag, faq_lexical_text, index_build, index_folder, item_id, passage_text,
-                                        texts_vectors)
+from services.support import knowledge
+from services.support.knowledge import faq_lexical_text, index_build, index_folder, item_id, passage_text
 from services.support.lexical import LexicalIndex, ranks_fuse
 
 CANDIDATES = 20  # per ranking before fusion
 RERANK = 10  # fused candidates re-ordered by confidence
-DENSE_WEIGHT = 0.6  # confidence = DENSE_WEIGHT * cosine + (1 - DENSE_WEIGHT) * share of query words found
+LEXICAL_BONUS = 0.5  # confidence = cosine + LEXICAL_BONUS * (share of query words found) * (1 - cosine)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,10 @@ class Hit:
 
     @property
     def confidence(self) -> float:
-        return round(min(1.0, max(0.0, DENSE_WEIGHT * max(self.dense, 0.0) + (1 - DENSE_WEIGHT) * self.lexical)), 4)
+        """The cosine, raised towards 1 by word overlap: a paraphrase with no shared word keeps its cosine, and a
+        question naming the entry's codes and terms gains; unrelated text stays low on both."""
+        dense = min(1.0, max(0.0, self.dense))
+        return round(dense + LEXICAL_BONUS * self.lexical * (1.0 - dense), 4)
 
 
 class KbSearch:
@@ -61,7 +64,7 @@ class KbSearch:
             lexical_texts.append(passage_text(passage))
         self.items = {item.id: item for item in items}
         self.lexical = LexicalIndex(ids=[item.id for item in items], texts=lexical_texts)
-        self.dense = DenseIndex.load(folder=index_folder(kb), expected=encoder_tag()) if items else None
+        self.dense = DenseIndex.load(folder=index_folder(kb), expected=knowledge.encoder_tag()) if items else None
         if items and (self.dense is None or len(self.dense) != len(items)):
             self.dense = index_build(kb=kb)  # missing, from another encoder, or out of step: rebuild (small KBs)
             self.revision = KnowledgeBase.objects.get(pk=kb.pk).revision
@@ -70,7 +73,7 @@ class KbSearch:
         """The best `k` items for a query, best first (empty for an empty KB)."""
         if not self.items:
             return []
-        vector = texts_vectors(texts=[text])[0]  # (dim,)
+        vector = knowledge.texts_vectors(texts=[text])[0]  # (dim,)
         dense_ids, dense_scores = self.dense.search(vectors=vector[None, :], k=CANDIDATES)
         dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0 and int(i) in self.items}
         lexical = [doc for doc, _ in self.lexical.search(text=text, k=CANDIDATES) if doc in self.items]

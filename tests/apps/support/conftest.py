@@ -1,13 +1,18 @@
 """Support desk fixtures: a tiny base encoder registered as the default, and a small fixture knowledge base."""
 from __future__ import annotations
 
+import hashlib
 import json
 from io import StringIO
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 
+from services.support import knowledge
+from services.support.index import EncoderTag
+from services.support.lexical import text_tokens
 from tests.services.conftest import tiny_base_write
 
 FAQ_CSV = """question,answer,intent,url,title
@@ -63,7 +68,40 @@ def kb_files(tmp_path: Path) -> dict[str, Path]:
     return {"faq": faq, "docs": docs}
 
 
+BOW_DIM = 512
+
+
+def bow_vectors(*, texts: list[str], progress: object = None) -> np.ndarray:  # noqa: ARG001
+    """Hashed bag of words, L2-normalised (n, BOW_DIM): cosine = word overlap, deterministic."""
+    out = np.zeros((len(texts), BOW_DIM), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for token in text_tokens(text=text):
+            out[row, int(hashlib.md5(token.encode()).hexdigest(), 16) % BOW_DIM] += 1.0
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms == 0, 1.0, norms)
+
+
 @pytest.fixture
-def fixture_kb(tiny_encoder: Path, kb_files: dict[str, Path]) -> dict[str, Path]:
+def bow_encoder(tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bag-of-words stand-in for the encoder in answering tests.
+
+    A random tiny BERT maps every sentence to nearly the same vector (cosine ≈ 0.9-1.0), which would make
+    thresholds meaningless; word-overlap vectors make "similar" checkable. The registry wiring is tested with
+    the tiny BERT (test_import, test_index_rebuild) and real semantics with MiniLM (the slow test).
+    """
+    monkeypatch.setattr(knowledge, "encoder_tag", lambda: EncoderTag(name="bag-of-words-test", sha256="0" * 64, dim=BOW_DIM))
+    monkeypatch.setattr(knowledge, "texts_vectors", bow_vectors)
+
+
+@pytest.fixture
+def tiny_kb(tiny_encoder: Path, kb_files: dict[str, Path]) -> dict[str, Path]:
+    """The fixture KB embedded by the tiny BERT through the registry."""
+    run_json("support_import", faq=str(kb_files["faq"]), docs=str(kb_files["docs"]), no_progress=True)
+    return kb_files
+
+
+@pytest.fixture
+def fixture_kb(bow_encoder: None, kb_files: dict[str, Path]) -> dict[str, Path]:
+    """The fixture KB embedded by the bag-of-words stand-in (the tiny BERT is still the registry's default base)."""
     run_json("support_import", faq=str(kb_files["faq"]), docs=str(kb_files["docs"]), no_progress=True)
     return kb_files

@@ -13,12 +13,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_eval_prints_recall_mrr_intent_accuracy_and_handoff_rate(fixture_kb, settings, tmp_path: Path) -> None:  # noqa: ANN001
-    settings.SUPPORT_CONFIDENCE_THRESHOLD = 0.95
+    settings.SUPPORT_CONFIDENCE_THRESHOLD = 0.45
     data = tmp_path / "eval.jsonl"
     rows = [
         {"question": "What is your refund policy?", "answer": "Refunds are paid within 30 days of the return arriving.",
          "intent": "refund"},
-        {"question": "How long does the XR-200 battery last?", "answer": "The XR-200 battery lasts about 10 hours per charge.", "intent": "battery"},
+        {"question": "xr200 battery life", "answer": "The XR-200 battery lasts about 10 hours per charge.", "intent": "battery"},
         {"question": "Can I pay with bitcoin?", "intent": "payment"},
         {"question": "no gold here"},
     ]

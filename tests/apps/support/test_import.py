@@ -34,23 +34,23 @@ def test_it_imports_faq_and_documents_into_passages_with_titles_and_locations(ti
     assert "tiny-bert" in meta and encoder_tag().sha256 in meta
 
 
-def test_reimporting_the_same_files_changes_nothing(fixture_kb) -> None:  # noqa: ANN001
+def test_reimporting_the_same_files_changes_nothing(tiny_kb) -> None:  # noqa: ANN001
     before = (list(FaqEntry.objects.values_list("pk", "updated_at")), list(Passage.objects.values_list("pk", "text")))
     revision = KnowledgeBase.objects.get(name="default").revision
-    report = run_json("support_import", faq=str(fixture_kb["faq"]), docs=str(fixture_kb["docs"]), no_progress=True)
+    report = run_json("support_import", faq=str(tiny_kb["faq"]), docs=str(tiny_kb["docs"]), no_progress=True)
     assert report["added"] == report["updated"] == report["removed"] == 0 and report["unchanged"] == 6
     assert (list(FaqEntry.objects.values_list("pk", "updated_at")), list(Passage.objects.values_list("pk", "text"))) == before
     assert KnowledgeBase.objects.get(name="default").revision == revision  # the index was not touched
 
 
-def test_changed_content_is_updated_in_place_and_removed_sections_leave_the_index(fixture_kb) -> None:  # noqa: ANN001
+def test_changed_content_is_updated_in_place_and_removed_sections_leave_the_index(tiny_kb) -> None:  # noqa: ANN001
     refund = FaqEntry.objects.get(intent="refund")
-    faq = fixture_kb["faq"]
+    faq = tiny_kb["faq"]
     faq.write_text(faq.read_text().replace("within 30 days", "within 14 days"), encoding="utf-8")
-    manual = fixture_kb["docs"] / "router.md"
+    manual = tiny_kb["docs"] / "router.md"
     manual.write_text(manual.read_text().split("## Warranty")[0], encoding="utf-8")
     warranty = Passage.objects.get(location="section Warranty")
-    report = run_json("support_import", faq=str(faq), docs=str(fixture_kb["docs"]), no_progress=True)
+    report = run_json("support_import", faq=str(faq), docs=str(tiny_kb["docs"]), no_progress=True)
     assert report["updated"] == 2 and report["removed"] == 1 and report["added"] == 0
     refund.refresh_from_db()
     assert "14 days" in refund.answer and FaqEntry.objects.count() == 4  # same row, new answer
@@ -60,7 +60,7 @@ def test_changed_content_is_updated_in_place_and_removed_sections_leave_the_inde
     assert warranty.pk * 2 + 1 not in set(index.index.id_map.at(i) for i in range(len(index)))  # noqa: C401
 
 
-def test_deleting_an_entry_takes_it_out_of_the_index_without_a_rebuild(fixture_kb) -> None:  # noqa: ANN001
+def test_deleting_an_entry_takes_it_out_of_the_index_without_a_rebuild(tiny_kb) -> None:  # noqa: ANN001
     kb = KnowledgeBase.objects.get(name="default")
     entry = FaqEntry.objects.get(intent="shipping")
     n = len(saved_index())

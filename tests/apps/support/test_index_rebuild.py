@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.django_db
-def test_a_rebuild_indexes_every_item_and_refuses_to_run_twice_at_once(fixture_kb) -> None:  # noqa: ANN001
+def test_a_rebuild_indexes_every_item_and_refuses_to_run_twice_at_once(tiny_kb) -> None:  # noqa: ANN001
     result = run_json("support_index_rebuild", kb="default")
     assert result["items"] == 4 + 4 and result["kind"] == "flat" and result["encoder"] == "tiny-bert"
     kb = KnowledgeBase.objects.get(name="default")
@@ -28,7 +28,7 @@ def test_a_rebuild_indexes_every_item_and_refuses_to_run_twice_at_once(fixture_k
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_rebuild_runs_as_a_celery_task_with_progress(fixture_kb, celery_worker_process, settings) -> None:  # noqa: ANN001
+def test_the_rebuild_runs_as_a_celery_task_with_progress(tiny_kb, celery_worker_process) -> None:  # noqa: ANN001
     from apps.support.tasks import index_rebuild
 
     kb = KnowledgeBase.objects.get(name="default")
