@@ -23,6 +23,9 @@ from services.errors import SuiteError
 
 IVF_THRESHOLD = int(os.environ.get("SUPPORT_IVF_THRESHOLD", "20000"))  # below: exact search is fast enough (ms)
 IVF_NPROBE = int(os.environ.get("SUPPORT_IVF_NPROBE", "16"))  # lists visited per query: recall vs speed
+# One query at a time is the serving pattern: OpenMP threads cost more than they save there (and spin on a busy CPU).
+SEARCH_THREADS = int(os.environ.get("SUPPORT_FAISS_THREADS", "1"))
+_threads_set = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,10 @@ class DenseIndex:
 
     def search(self, *, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids (n, k), scores (n, k)); missing slots have id -1."""
+        global _threads_set
+        if not _threads_set:
+            faiss.omp_set_num_threads(SEARCH_THREADS)
+            _threads_set = True
         vectors = _check(vectors, self.tag.dim)
         if len(self) == 0:
             return np.full((len(vectors), k), -1, dtype=np.int64), np.zeros((len(vectors), k), dtype=np.float32)
