@@ -136,7 +136,9 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     stop = stop or threading.Event()
     kafka_require()
     consumer = KafkaConsumer(topics.raw, bootstrap_servers=servers(), group_id=group, client_id=f"{group}-consumer",
-                             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch_size)
+                             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch_size,
+                             # A killed member's partitions move to the others after 10 s, not the client's 45 s.
+                             session_timeout_ms=10000, heartbeat_interval_ms=3000)
     producer = producer_make()
     stats = ConsumeStats()
     idle_since = time.monotonic()
@@ -147,7 +149,9 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
             polled = consumer.poll(timeout_ms=poll_timeout_ms, max_records=batch_size)
             records = [r for part in polled.values() for r in part]
             if not records:
-                if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
+                if not consumer.assignment():  # still joining the group (or waiting out a dead member): not idle
+                    idle_since = time.monotonic()
+                elif idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
                     break
                 continue
             idle_since = time.monotonic()

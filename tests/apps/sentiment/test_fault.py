@@ -27,8 +27,15 @@ WORDS = ["shares soars record", "stock plunges loss", "company holds board meeti
 def consumer_start(env: dict[str, str], log: Path, idle_exit: bool) -> subprocess.Popen:
     args = [sys.executable, "manage.py", "news_consume", "--group", "g-fault", "--batch-size", "256"]
     if idle_exit:
-        args += ["--idle-exit-seconds", "20"]
+        args += ["--idle-exit-seconds", "10"]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+
+
+T0 = time.monotonic()
+
+
+def phase(text: str) -> None:
+    print(f"[fault {time.monotonic() - T0:6.1f}s] {text}: {ScoredNews.objects.count()} stored", file=sys.stderr, flush=True)
 
 
 def stored() -> int:
@@ -66,24 +73,30 @@ def test_sigkilled_consumers_and_a_broker_restart_lose_and_duplicate_nothing(app
            "SUITE_REGISTRY_DIR": str(tiny_sentiment_model), "NEWS_TOPIC_PREFIX": app_topics.raw.removesuffix(".raw")}
     log = tmp_path / "consumers.log"
     first = consumer_start(env, log, idle_exit=False)
+    phase('first = consumer_start(env, log, idle_exit=False)')
     wait_until(lambda: stored() >= well_formed // 5, 240, first)
     first.send_signal(signal.SIGKILL)  # mid-stream, no chance to finish its batch or commit
     first.wait(timeout=30)
+    phase('first.wait(timeout=30)')
     killed_at = stored()
     assert killed_at < well_formed, "the first consumer finished before it could be killed; raise SENTIMENT_FAULT_N"
 
     second = consumer_start(env, log, idle_exit=False)
     wait_until(lambda: stored() >= killed_at + well_formed // 5, 240, second)
     broker("stop")
+    phase('broker("stop")')
     broker("start")
+    phase('broker("start")')
     wait_until(lambda: stored() >= killed_at + 2 * well_formed // 5, 240, second)
     second.send_signal(signal.SIGKILL)
     second.wait(timeout=30)
+    phase('second.wait(timeout=30)')
 
     deadline = time.monotonic() + 600
     while stored() < well_formed and time.monotonic() < deadline:  # restart until done, as a supervisor would
         last = consumer_start(env, log, idle_exit=True)
         last.wait(timeout=600)
+        phase('last.wait(timeout=600)')
     assert stored() == well_formed, log.read_text()[-3000:]
     ids = set(ScoredNews.objects.values_list("message_id", flat=True))
     assert ids == {f"f{i}" for i in range(N) if i not in malformed}
