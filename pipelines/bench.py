@@ -1,6 +1,7 @@
 """Benchmarks that print their figures, each against the raw library doing the same work in the same run.
 
     python -m pipelines.bench inference [--json] [--rounds 3]
+    python -m pipelines.bench support [--json] [--passages 10000] [--queries 200]
     python -m pipelines.bench sentiment [--json] [--n 1000]
 
 The last line printed is one JSON object (the contract other tools read).
@@ -40,12 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     sentiment.add_argument("--json", action="store_true", help="print only the JSON line")
     sentiment.add_argument("--n", type=int, default=1000, help="headlines to replay")
     sentiment.add_argument("--batch-size", type=int, default=64, help="consumer poll size and raw model batch size")
+    support = sub.add_parser("support", help="answer latency on a 10k-passage KB vs raw embed + FAISS; FAISS at 100k/1M")
+    support.add_argument("--json", action="store_true", help="print only the JSON line")
+    support.add_argument("--passages", type=int, default=10_000)
+    support.add_argument("--queries", type=int, default=200)
     args = parser.parse_args(argv)
     if args.which == "inference":
         django_setup("bench")
         from pipelines.bench_inference import inference_bench
 
         result = inference_bench(rounds=args.rounds, n_texts=args.texts, quiet=args.json)
+    elif args.which == "support":
+        django_setup("bench-support")
+        from pipelines.bench_support import support_bench
+
+        result = support_bench(n_passages=args.passages, n_queries=args.queries, quiet=args.json)
     elif args.which == "sentiment":
         django_setup("bench")
         from pipelines.bench_sentiment import sentiment_bench
