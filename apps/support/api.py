@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers as rf
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,6 +27,20 @@ from services.support import conversations as conv
 from services.support.knowledge import kb_ensure, kb_get
 
 SUPPORT = [HasAccess("support")]
+
+# Schema only (the views validate through the services, which name the bad field).
+MESSAGE_IN = inline_serializer("SupportMessageIn", {"conversation": rf.CharField(required=False, allow_null=True),
+                                                    "text": rf.CharField(), "kb": rf.CharField(required=False)})
+MESSAGE_OUT = inline_serializer("SupportMessageOut", {
+    "conversation": rf.CharField(), "reply": rf.CharField(allow_null=True), "citations": rf.ListField(child=rf.DictField()),
+    "confidence": rf.FloatField(), "intent": rf.CharField(allow_null=True), "handoff": rf.BooleanField(),
+    "state": rf.CharField(), "message": rf.IntegerField(allow_null=True)})
+FEEDBACK_IN = inline_serializer("SupportFeedbackIn", {"conversation": rf.CharField(), "message": rf.IntegerField(),
+                                                      "rating": rf.ChoiceField(choices=["up", "down"])})
+TEXT_IN = inline_serializer("SupportActionIn", {"text": rf.CharField(required=False), "canned": rf.IntegerField(required=False)})
+GAP_IN = inline_serializer("SupportGapAddIn", {"answer": rf.CharField(), "question": rf.CharField(required=False),
+                                              "intent": rf.CharField(required=False), "url": rf.CharField(required=False),
+                                              "title": rf.CharField(required=False)})
 
 
 class CustomerThrottle(AnonRateThrottle):
@@ -61,6 +78,7 @@ def _field(request: Request, name: str, *, required: bool = True) -> object:
 class CustomerMessage(CustomerView):
     """POST {conversation?, text, kb?} → {conversation, reply, citations, confidence, intent, handoff, state}."""
 
+    @extend_schema(request=MESSAGE_IN, responses={201: MESSAGE_OUT})
     def post(self, request: Request) -> Response:
         token = _field(request, "conversation", required=False)
         name = str(_field(request, "kb", required=False) or "default")
@@ -79,6 +97,7 @@ class CustomerMessage(CustomerView):
 
 
 class CustomerHistory(CustomerView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, token: str) -> Response:
         conversation = conv.conversation_get(token=token)
         messages = conversation.messages.filter(sender__in=Message.CUSTOMER_VISIBLE).select_related("author")
@@ -88,6 +107,7 @@ class CustomerHistory(CustomerView):
 class CustomerFeedback(CustomerView):
     """POST {conversation, message, rating: up|down}."""
 
+    @extend_schema(request=FEEDBACK_IN, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         conversation = conv.conversation_get(token=str(_field(request, "conversation")))
         message = conversation.messages.filter(pk=_int(_field(request, "message"), "message"), sender=Message.BOT).first()
@@ -112,6 +132,7 @@ def _int(value: object, name: str) -> int:
 class ConsoleConversations(APIView):
     permission_classes = SUPPORT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="support_console_conversations_list")
     def get(self, request: Request) -> Response:
         states = request.query_params.get("state", "bot,queued,agent").split(",")
         rows = Conversation.objects.filter(state__in=states).select_related("kb", "agent").order_by("-updated_at")[:200]
@@ -121,6 +142,7 @@ class ConsoleConversations(APIView):
 class ConsoleConversation(APIView):
     permission_classes = SUPPORT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="support_console_conversation_detail")
     def get(self, request: Request, pk: int) -> Response:
         return Response(conversation_detail(get_object_or_404(Conversation.objects.select_related("kb", "agent"), pk=pk)))
 
@@ -130,6 +152,7 @@ class ConsoleAction(APIView):
 
     permission_classes = SUPPORT
 
+    @extend_schema(request=TEXT_IN, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, pk: int, action: str) -> Response:
         conversation = get_object_or_404(Conversation.objects.select_related("kb", "agent"), pk=pk)
         agent = request.user
@@ -156,6 +179,7 @@ class ConsoleAction(APIView):
 class ConsoleMarkWrong(APIView):
     permission_classes = SUPPORT
 
+    @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, pk: int) -> Response:
         message = get_object_or_404(Message.objects.select_related("conversation__kb"), pk=pk)
         conv.feedback_record(message=message, kind=Feedback.WRONG, author=request.user)
@@ -166,6 +190,7 @@ class ConsoleMarkWrong(APIView):
 class ConsoleCanned(APIView):
     permission_classes = SUPPORT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         return Response([{"id": c.id, "name": c.name, "text": c.text} for c in CannedResponse.objects.order_by("name")])
 
@@ -173,6 +198,7 @@ class ConsoleCanned(APIView):
 class ConsoleGaps(APIView):
     permission_classes = SUPPORT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         gaps = KnowledgeGap.objects.filter(status=request.query_params.get("status", KnowledgeGap.OPEN)).select_related("kb")[:200]
         return Response([gap_dict(g) for g in gaps])
@@ -183,6 +209,7 @@ class ConsoleGapAdd(APIView):
 
     permission_classes = SUPPORT
 
+    @extend_schema(request=GAP_IN, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, pk: int) -> Response:
         gap = get_object_or_404(KnowledgeGap.objects.select_related("kb"), pk=pk)
         values = {name: str(_field(request, name, required=False) or "") for name in ("question", "intent", "url", "title")}

@@ -5,7 +5,9 @@ so one FAISS index holds both. A changed row is re-embedded under the same id; a
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import fcntl
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,8 +128,26 @@ def index_folder(kb: KnowledgeBase) -> Path:
     return Path(settings.VAR_DIR) / "support" / kb.name
 
 
+@contextmanager
+def index_locked(kb: KnowledgeBase) -> Iterator[None]:
+    """One writer per KB index across processes (an import, the console's "add", a rebuild): no lost updates."""
+    folder = index_folder(kb)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def index_build(*, kb: KnowledgeBase, progress: Progress | None = None) -> DenseIndex:
     """Embed every item of the KB and save a fresh index (the full rebuild)."""
+    with index_locked(kb):
+        return _index_build(kb=kb, progress=progress)
+
+
+def _index_build(*, kb: KnowledgeBase, progress: Progress | None) -> DenseIndex:
     tag = encoder_tag()
     ids, texts = items_texts(kb=kb)
     vectors = texts_vectors(texts=texts, progress=progress)
@@ -139,15 +159,16 @@ def index_build(*, kb: KnowledgeBase, progress: Progress | None = None) -> Dense
 
 def index_apply(*, kb: KnowledgeBase, upsert: list[int], remove: list[int], progress: Progress | None = None) -> DenseIndex:
     """Bring the saved index in step with changed rows, without a rebuild (a rebuild when none fits this encoder)."""
-    index = DenseIndex.load(folder=index_folder(kb), expected=encoder_tag())
-    if index is None:
-        return index_build(kb=kb, progress=progress)
-    index.remove(ids=np.asarray(remove, dtype=np.int64))
-    ids, texts = items_texts(kb=kb, ids=upsert)
-    index.upsert(ids=np.asarray(ids, dtype=np.int64), vectors=texts_vectors(texts=texts, progress=progress))
-    index.save(folder=index_folder(kb))
-    kb_touch(kb)
-    return index
+    with index_locked(kb):
+        index = DenseIndex.load(folder=index_folder(kb), expected=encoder_tag())
+        if index is None:
+            return _index_build(kb=kb, progress=progress)
+        index.remove(ids=np.asarray(remove, dtype=np.int64))
+        ids, texts = items_texts(kb=kb, ids=upsert)
+        index.upsert(ids=np.asarray(ids, dtype=np.int64), vectors=texts_vectors(texts=texts, progress=progress))
+        index.save(folder=index_folder(kb))
+        kb_touch(kb)
+        return index
 
 
 # --- import -----------------------------------------------------------------------------------------------

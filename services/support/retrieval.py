@@ -52,6 +52,8 @@ class Hit:
 class KbSearch:
     def __init__(self, *, kb: KnowledgeBase) -> None:
         self.revision = kb.revision
+        self.created_at = kb.created_at  # with the pk: the same KB, not a recreated one (tests reuse pks)
+        self.tag = knowledge.encoder_tag()
         items: list[Item] = []
         lexical_texts: list[str] = []
         for faq in FaqEntry.objects.filter(kb=kb).order_by("pk"):
@@ -64,7 +66,7 @@ class KbSearch:
             lexical_texts.append(passage_text(passage))
         self.items = {item.id: item for item in items}
         self.lexical = LexicalIndex(ids=[item.id for item in items], texts=lexical_texts)
-        self.dense = DenseIndex.load(folder=index_folder(kb), expected=knowledge.encoder_tag()) if items else None
+        self.dense = DenseIndex.load(folder=index_folder(kb), expected=self.tag) if items else None
         if items and (self.dense is None or len(self.dense) != len(items)):
             self.dense = index_build(kb=kb)  # missing, from another encoder, or out of step: rebuild (small KBs)
             self.revision = KnowledgeBase.objects.get(pk=kb.pk).revision
@@ -91,11 +93,12 @@ _searches: dict[int, KbSearch] = {}
 
 
 def kb_search(*, kb: KnowledgeBase) -> KbSearch:
-    """This process's search structures for a KB, reloaded when its revision moved on."""
+    """This process's search structures for a KB, reloaded when its revision or the encoder moved on."""
     revision = KnowledgeBase.objects.filter(pk=kb.pk).values_list("revision", flat=True).first()
+    tag = knowledge.encoder_tag()  # a new default base (or SUPPORT_EMBED_TASK champion) means new vectors
     with _lock:
         found = _searches.get(kb.pk)
-        if found is None or found.revision != revision:
+        if found is None or found.revision != revision or found.tag != tag or found.created_at != kb.created_at:
             found = _searches[kb.pk] = KbSearch(kb=kb)
         return found
 

@@ -46,7 +46,9 @@ def run_json(*args: str, **opts: object) -> dict:
 def tiny_encoder(settings, tmp_path: Path) -> Path:  # noqa: ANN001
     """A 2-layer random BERT registered as the default base; support indexes go under tmp_path."""
     from services.registry.serving import serving_reset
+    from services.support.retrieval import searches_reset
 
+    searches_reset()
     settings.REGISTRY_DIR = tmp_path / "registry"
     settings.VAR_DIR = tmp_path / "var"
     settings.SUPPORT_EMBED_TASK = ""
@@ -55,6 +57,7 @@ def tiny_encoder(settings, tmp_path: Path) -> Path:  # noqa: ANN001
     serving_reset()
     yield base
     serving_reset()
+    searches_reset()
 
 
 @pytest.fixture

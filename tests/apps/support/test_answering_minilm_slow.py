@@ -14,14 +14,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 def minilm_kb(settings, kb_files, tmp_path):  # noqa: ANN001, ANN201
     from services.registry.serving import serving_reset
     from services.registry.versions import base_default_ensure
+    from services.support.retrieval import searches_reset
 
     settings.VAR_DIR = tmp_path / "var"
     settings.SUPPORT_EMBED_TASK = ""
     assert base_default_ensure().name == "all-minilm-l6-v2"
     serving_reset()
+    searches_reset()
     run_json("support_import", faq=str(kb_files["faq"]), docs=str(kb_files["docs"]), no_progress=True)
     yield kb_ensure(name="default")
     serving_reset()
+    searches_reset()
 
 
 def test_paraphrases_are_answered_and_unrelated_questions_handed_off(minilm_kb, settings) -> None:  # noqa: ANN001
