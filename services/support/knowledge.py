@@ -188,7 +188,9 @@ def faq_upsert(*, kb: KnowledgeBase, row: FaqRow, source: str) -> tuple[str, Faq
     return "updated", found
 
 
-def faq_import(*, kb: KnowledgeBase, path: Path, report: ImportReport, changed: list[int], progress: Progress | None = None) -> None:
+def faq_import(*, kb: KnowledgeBase, path: Path, report: ImportReport, changed: list[int], removed: list[int],
+               prune: bool = False, progress: Progress | None = None) -> None:
+    """Upsert every good row; with `prune`, entries imported from this file name that it no longer holds are removed."""
     read = faq_read(path=path)
     report.errors += read.errors
     with transaction.atomic():
@@ -199,6 +201,12 @@ def faq_import(*, kb: KnowledgeBase, path: Path, report: ImportReport, changed: 
                 changed.append(item_id(entry))
             if progress:
                 progress(done, len(read.rows))
+        if prune and read.errors:  # a row with a typo would look deleted: fix the file first
+            report.errors.append(f"{path.name}: nothing pruned because the file has bad rows.")
+        elif prune:
+            gone = FaqEntry.objects.filter(kb=kb, source=path.name).exclude(key__in=[row.key for row in read.rows])
+            removed += [item_id(entry) for entry in gone]
+            gone.delete()
 
 
 def document_import(*, kb: KnowledgeBase, path: Path, source: str, report: ImportReport,
@@ -239,8 +247,11 @@ def document_import(*, kb: KnowledgeBase, path: Path, source: str, report: Impor
 
 
 def docs_import(*, kb: KnowledgeBase, path: Path, report: ImportReport, changed: list[int], removed: list[int],
-                progress: Progress | None = None) -> None:
-    """A file or every supported file under a folder; a bad file is reported and skipped."""
+                prune: bool = False, progress: Progress | None = None) -> None:
+    """A file or every supported file under a folder; a bad file is reported and skipped.
+
+    With `prune` (folders only), documents of the KB whose file is no longer in the folder are removed.
+    """
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
         root = path
@@ -255,9 +266,15 @@ def docs_import(*, kb: KnowledgeBase, path: Path, report: ImportReport, changed:
             report.errors.append(exc.message)
         if progress:
             progress(done, len(files))
+    if prune and path.is_dir():
+        seen = {str(file.relative_to(root)) for file in files}
+        with transaction.atomic():
+            for document in Document.objects.filter(kb=kb).exclude(source__in=seen):
+                removed += [item_id(passage) for passage in document.passages.all()]
+                document.delete()
 
 
-def kb_import(*, kb_name: str = "default", faq: Path | None = None, docs: Path | None = None,
+def kb_import(*, kb_name: str = "default", faq: Path | None = None, docs: Path | None = None, prune: bool = False,
               progress: Progress | None = None) -> ImportReport:
     """Import FAQ and/or documents into a KB, then update its dense index in place for what changed."""
     if faq is None and docs is None:
@@ -267,9 +284,9 @@ def kb_import(*, kb_name: str = "default", faq: Path | None = None, docs: Path |
     if faq is not None:
         if not faq.is_file():
             raise SuiteError(f"{faq} does not exist.", field="faq")
-        faq_import(kb=kb, path=faq, report=report, changed=changed, progress=progress)
+        faq_import(kb=kb, path=faq, report=report, changed=changed, removed=removed, prune=prune, progress=progress)
     if docs is not None:
-        docs_import(kb=kb, path=docs, report=report, changed=changed, removed=removed, progress=progress)
+        docs_import(kb=kb, path=docs, report=report, changed=changed, removed=removed, prune=prune, progress=progress)
     report.removed = len(removed)
     if changed or removed or DenseIndex.load(folder=index_folder(kb), expected=encoder_tag()) is None:
         index_apply(kb=kb, upsert=changed, remove=removed, progress=progress)

@@ -100,3 +100,19 @@ def test_unsupported_or_binary_files_are_named_and_skipped(tiny_encoder, tmp_pat
     with pytest.raises(CommandError, match="question"):
         (tmp_path / "h.csv").write_text("q,a\nx,y\n", encoding="utf-8")
         run_json("support_import", faq=str(tmp_path / "h.csv"), no_progress=True)
+
+
+def test_prune_removes_entries_and_documents_that_left_their_file_or_folder(tiny_kb) -> None:  # noqa: ANN001
+    faq, docs = tiny_kb["faq"], tiny_kb["docs"]
+    faq.write_text("\n".join(line for line in faq.read_text().splitlines() if "bitcoin" not in line and "abroad" not in line) + "\n",
+                   encoding="utf-8")
+    (docs / "terms.txt").unlink()
+    kept = run_json("support_import", faq=str(faq), docs=str(docs), no_progress=True)
+    assert kept["removed"] == 0 and FaqEntry.objects.count() == 4  # without --prune nothing is deleted
+    report = run_json("support_import", faq=str(faq), docs=str(docs), prune=True, no_progress=True)
+    assert report["removed"] == 1 + 1 and report["errors"] == []
+    assert not FaqEntry.objects.filter(intent="shipping").exists() and not Document.objects.filter(source="terms.txt").exists()
+    assert len(saved_index()) == FaqEntry.objects.count() + Passage.objects.count()
+    faq.write_text(faq.read_text() + ",no question\n", encoding="utf-8")
+    refused = run_json("support_import", faq=str(faq), prune=True, no_progress=True)
+    assert refused["removed"] == 0 and "nothing pruned" in refused["errors"][-1]

@@ -1,8 +1,9 @@
 """Import FAQ pairs and documents into a knowledge base and update its search index in place.
 
-    python manage.py support_import --faq faq.csv [--docs manuals/] [--kb default] [--no-progress]
+    python manage.py support_import --faq faq.csv [--docs manuals/] [--kb default] [--prune] [--no-progress]
 
-Re-running with the same files changes nothing; a changed answer or document is updated in place. Bad rows and
+Re-running with the same files changes nothing; a changed answer or document is updated in place; with --prune,
+entries of the FAQ file and documents of the folder that are no longer there are removed (and leave the index). Bad rows and
 files are listed with their line numbers (stderr) while the good ones are imported. The last line printed is one
 JSON object: {"kb", "added", "updated", "unchanged", "removed", "errors"}.
 """
@@ -26,6 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--faq", default=None, help="CSV or JSONL with question,answer[,intent,url,title]")
         parser.add_argument("--docs", default=None, help="a document file or a folder of them")
         parser.add_argument("--kb", default="default", help="knowledge base name (created when new)")
+        parser.add_argument("--prune", action="store_true",
+                            help="also remove FAQ entries of this file / documents of this folder that are gone from it")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
@@ -39,7 +42,7 @@ class Command(BaseCommand):
 
         try:
             report = kb_import(kb_name=opts["kb"], faq=Path(opts["faq"]) if opts["faq"] else None,
-                               docs=Path(opts["docs"]) if opts["docs"] else None, progress=progress)
+                               docs=Path(opts["docs"]) if opts["docs"] else None, prune=opts["prune"], progress=progress)
         except SuiteError as exc:
             raise CommandError(exc.message) from None
         finally:
