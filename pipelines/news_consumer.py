@@ -131,6 +131,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     5. Live push and alert checks for the new rows.
     """
     from kafka import KafkaConsumer
+    from kafka.errors import CommitFailedError
 
     topics = topics or topics_default()
     stop = stop or threading.Event()
@@ -156,7 +157,11 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
                 continue
             idle_since = time.monotonic()
             result = batch_process(records=records, producer=producer, topics=topics, classify=classify, stats=stats)
-            consumer.commit()  # only now: the rows are committed and the outputs acknowledged by the broker
+            try:
+                consumer.commit()  # only now: the rows are committed and the outputs acknowledged by the broker
+            except CommitFailedError:
+                # The group rebalanced during the batch: its new owner re-reads it and skips the stored ids.
+                log.warning("offset commit failed after a rebalance; the batch will be redelivered (no duplicates)")
             log.info("batch of %d: %d stored, %d duplicates, %d malformed", len(records), len(result.stored) if result else 0,
                      len(result.duplicates) if result else 0, stats.malformed)
             if result is not None and after_store is not None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +33,7 @@ def _limit(request: Request, default: int = 50) -> int:
 class Headlines(APIView):
     permission_classes = SENTIMENT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         since, _ = range_parse(value=request.query_params.get("range"))
         return Response(headlines_list(ticker=request.query_params.get("ticker"), source=request.query_params.get("source"),
@@ -40,6 +43,7 @@ class Headlines(APIView):
 class Series(APIView):
     permission_classes = SENTIMENT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         since, granularity = range_parse(value=request.query_params.get("range"))
         granularity = request.query_params.get("granularity", granularity)
@@ -51,6 +55,7 @@ class Series(APIView):
 class Sources(APIView):
     permission_classes = SENTIMENT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         return Response(sources_list())
 
@@ -58,6 +63,7 @@ class Sources(APIView):
 class Alerts(APIView):
     permission_classes = SENTIMENT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         alerts = alerts_list(open_only=request.query_params.get("open") == "1", symbol=request.query_params.get("ticker"),
                              limit=_limit(request))
@@ -71,6 +77,7 @@ class AcknowledgeBody(serializers.Serializer):
 class Acknowledge(APIView):
     permission_classes = SENTIMENT
 
+    @extend_schema(request=AcknowledgeBody, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, alert_id: int) -> Response:
         body = AcknowledgeBody(data=request.data)
         body.is_valid(raise_exception=True)
@@ -84,6 +91,7 @@ class RelabelBody(serializers.Serializer):
 class Relabel(APIView):
     permission_classes = SENTIMENT
 
+    @extend_schema(request=RelabelBody, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, news_id: int) -> Response:
         body = RelabelBody(data=request.data)
         body.is_valid(raise_exception=True)
@@ -95,6 +103,7 @@ class Relabel(APIView):
 class Lag(APIView):
     permission_classes = SENTIMENT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         status = kafka_check(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, timeout=1.0)
         if not status.ok:
@@ -122,9 +131,11 @@ class TickerBody(serializers.Serializer):
 class Tickers(APIView):
     permission_classes = SENTIMENT
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="sentiment_tickers_list")
     def get(self, request: Request) -> Response:
         return Response([_ticker_json(t) for t in Ticker.objects.prefetch_related("rules")])
 
+    @extend_schema(request=TickerBody, responses={201: OpenApiTypes.OBJECT}, operation_id="sentiment_tickers_save")
     def post(self, request: Request) -> Response:
         body = TickerBody(data=request.data)
         body.is_valid(raise_exception=True)
@@ -144,16 +155,24 @@ class RuleBody(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
 
 
-class Rules(APIView):
-    """POST /tickers/<symbol>/rules creates a rule; PUT /tickers/<symbol>/rules/<id> changes one."""
+class RuleCreate(APIView):
+    """POST /tickers/<symbol>/rules creates a rule."""
 
     permission_classes = SENTIMENT
 
+    @extend_schema(request=RuleBody, responses={201: OpenApiTypes.OBJECT}, operation_id="sentiment_rule_create")
     def post(self, request: Request, symbol: str) -> Response:
         body = RuleBody(data=request.data)
         body.is_valid(raise_exception=True)
         return Response(_rule_json(rule_save(symbol=symbol, **body.validated_data)), status=201)
 
+
+class RuleUpdate(APIView):
+    """PUT /tickers/<symbol>/rules/<id> changes a rule."""
+
+    permission_classes = SENTIMENT
+
+    @extend_schema(request=RuleBody, responses=OpenApiTypes.OBJECT, operation_id="sentiment_rule_update")
     def put(self, request: Request, symbol: str, rule_id: int) -> Response:
         body = RuleBody(data=request.data)
         body.is_valid(raise_exception=True)

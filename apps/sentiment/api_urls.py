@@ -13,6 +13,6 @@ urlpatterns = [
     path("sentiment/alerts/<int:alert_id>/acknowledge", api.Acknowledge.as_view(), name="api-sentiment-acknowledge"),
     path("sentiment/lag", api.Lag.as_view(), name="api-sentiment-lag"),
     path("sentiment/tickers", api.Tickers.as_view(), name="api-sentiment-tickers"),
-    path("sentiment/tickers/<str:symbol>/rules", api.Rules.as_view(), name="api-sentiment-rules"),
-    path("sentiment/tickers/<str:symbol>/rules/<int:rule_id>", api.Rules.as_view(), name="api-sentiment-rule"),
+    path("sentiment/tickers/<str:symbol>/rules", api.RuleCreate.as_view(), name="api-sentiment-rules"),
+    path("sentiment/tickers/<str:symbol>/rules/<int:rule_id>", api.RuleUpdate.as_view(), name="api-sentiment-rule"),
 ]

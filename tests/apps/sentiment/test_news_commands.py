@@ -75,6 +75,9 @@ def test_replayed_headlines_are_consumed_scored_by_the_champion_and_sigterm_exit
     assert Bucket.objects.get(scope="ACME", granularity=Bucket.DAY).count == 18
     assert Bucket.objects.get(scope=OVERALL, granularity=Bucket.HOUR).count == 18
     assert len(topic_read(app_topics.scored, count=18)) == 18
+    from services.sentiment.bus import lag_get
+
+    assert lag_get(group="g-cmd", topic=app_topics.raw)["total"] == 0  # committed before it exited
 
 
 def test_the_consumer_refuses_to_start_without_a_sentiment_model(app_topics) -> None:  # noqa: ANN001
