@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -51,6 +52,43 @@ def classify_champion(texts: list[str]) -> ClassifyOutput:
     return texts_classify(task="sentiment", texts=texts)
 
 
+_deliveries: ThreadPoolExecutor | None = None  # alert deliveries (webhook retries) run beside ingestion
+_pending: set[Future] = set()
+_pending_lock = threading.Lock()
+
+
+def _deliver_by_id(alert_id: int) -> None:
+    from django.db import connection
+
+    from apps.sentiment.models import Alert
+    from services.sentiment.channels import alert_deliver
+
+    try:
+        alert_deliver(alert=Alert.objects.select_related("rule").get(id=alert_id))
+    except Exception:  # noqa: BLE001 - a failed delivery is recorded by alert_deliver; anything else is logged
+        log.exception("delivery of alert %s failed", alert_id)
+    finally:
+        connection.close()  # pool threads outlive requests: do not keep a connection per thread
+
+
+def alert_deliver_later(alert: Any) -> None:
+    """Hand an alert to the delivery pool, so a slow webhook (retries, timeouts) never holds up ingestion."""
+    global _deliveries
+    with _pending_lock:
+        if _deliveries is None:
+            _deliveries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="alert-delivery")
+        future = _deliveries.submit(_deliver_by_id, alert.id)
+        _pending.add(future)
+    future.add_done_callback(lambda f: _pending.discard(f))
+
+
+def deliveries_drain(timeout_s: float = 60) -> None:
+    """Wait for the alert deliveries handed to the pool (a consumer calls it before it exits)."""
+    with _pending_lock:
+        pending = list(_pending)
+    wait(pending, timeout=timeout_s)
+
+
 def after_store_default(result: StoreResult) -> None:
     """Live push of the new rows and alert checks for their tickers; a failure here is logged, never fatal."""
     if not result.stored:
@@ -64,7 +102,7 @@ def after_store_default(result: StoreResult) -> None:
     try:
         from services.sentiment.alerts import alerts_check
 
-        alerts_check(symbols=sorted({s for row in result.stored for s in row.tickers}))
+        alerts_check(symbols=sorted({s for row in result.stored for s in row.tickers}), deliver=alert_deliver_later)
     except Exception:  # noqa: BLE001
         log.exception("alert check failed")
 
@@ -128,7 +166,8 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     2. Validate; malformed ones go to the DLQ with the reason.
     3. Score the batch with one classifier call, store it in one transaction (idempotent on the id).
     4. Produce the scored rows, flush, then commit the offsets.
-    5. Live push and alert checks for the new rows.
+    5. Live push and alert checks for the new rows; alerts are delivered by a small thread pool, drained
+       before returning.
     """
     from kafka import KafkaConsumer
     from kafka.errors import CommitFailedError
@@ -169,6 +208,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     finally:
         consumer.close(autocommit=False)
         producer.close(timeout=10)
+        deliveries_drain()
     return stats
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,13 +71,16 @@ def alert_raise(*, rule: AlertRule, verdict: Verdict, now: datetime) -> Alert | 
         return None
 
 
-def alerts_check(*, symbols: Sequence[str], now: datetime | None = None) -> list[Alert]:
+def alerts_check(*, symbols: Sequence[str], now: datetime | None = None,
+                 deliver: Callable[[Alert], object] | None = None) -> list[Alert]:
     """Evaluate the enabled rules of `symbols`, raise what fires and deliver it on the rule's channels.
 
     `now` defaults to the newest stored headline's time for each symbol, so replayed history is judged
-    in its own time.
+    in its own time. `deliver` defaults to delivering in this thread (the consumer hands it to a pool).
     """
     from services.sentiment.channels import alert_deliver
+
+    deliver = deliver or (lambda alert: alert_deliver(alert=alert))
 
     raised = []
     rules = AlertRule.objects.filter(ticker__symbol__in=list(symbols), enabled=True).select_related("ticker")
@@ -91,7 +94,7 @@ def alerts_check(*, symbols: Sequence[str], now: datetime | None = None) -> list
         alert = alert_raise(rule=rule, verdict=verdict, now=at)
         if alert is not None:
             log.info("alert %s: %s", alert.id, alert.message)
-            alert_deliver(alert=alert)
+            deliver(alert)
             raised.append(alert)
     return raised
 

@@ -112,6 +112,41 @@ def test_consumed_news_updates_aggregates_raises_an_alert_and_the_webhook_receiv
     assert Bucket.objects.get(scope="ACME", granularity=Bucket.HOUR).count == 12
     alert = Alert.objects.get()
     assert alert.rule_id == rule.id and alert.kind == "volume" and alert.value >= 3.0
-    assert webhook_server.event.wait(30)
+    assert webhook_server.event.is_set()  # deliveries run in a pool that the consumer drains before returning
     assert webhook_server.received[-1]["json"]["alert"]["id"] == alert.id
     assert Delivery.objects.get(alert=alert, channel="webhook").status == Delivery.SENT
+
+
+def test_a_slow_webhook_does_not_hold_up_ingestion(news_topics, webhook_server) -> None:  # noqa: ANN001, F811
+    import threading
+    import time
+
+    from django.db import connection
+
+    from apps.sentiment.models import Delivery
+    from pipelines.news_consumer import after_store_default
+    from services.sentiment.watchlist import rule_save, ticker_save
+
+    ticker_save(symbol="ACME")
+    rule_save(symbol="ACME", kind="volume", threshold=3.0, channels=["webhook"], webhook_url=webhook_server.url)
+    webhook_server.hold = threading.Event()
+    messages_produce(news_topics.raw, [news_message(i) for i in range(9)])
+
+    def run() -> None:
+        try:
+            news_consume(group="g-slow-hook", topics=news_topics, batch_size=3, max_messages=9, idle_exit_seconds=20,
+                         classify=words_classify, after_store=after_store_default)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while ScoredNews.objects.count() < 9 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ScoredNews.objects.count() == 9  # every batch stored while the first alert's webhook still hangs
+    assert not Delivery.objects.filter(channel="webhook").exists()
+    webhook_server.hold.set()
+    worker.join(timeout=60)
+    assert not worker.is_alive()  # the consumer waited for the delivery before returning
+    assert Delivery.objects.get(channel="webhook").status == Delivery.SENT

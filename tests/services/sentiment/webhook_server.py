@@ -14,11 +14,14 @@ class WebhookServer:
         self.received: list[dict] = []
         self.statuses: list[int] = []  # answered in order; 200 once used up
         self.event = threading.Event()
+        self.hold: threading.Event | None = None  # when set to an Event, requests wait for it (a slow receiver)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if server.hold is not None:
+                    server.hold.wait(60)
                 status = server.statuses.pop(0) if server.statuses else 200
                 server.received.append({"status": status, "json": json.loads(body),
                                         "content_type": self.headers.get("Content-Type")})
