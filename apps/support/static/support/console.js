@@ -25,7 +25,8 @@
       li.dataset.id = c.id;
       li.dataset.state = c.state;
       li.className = c.id === selected ? "selected" : "";
-      li.textContent = "#" + c.id + " [" + c.state + "] " + c.last_customer_text;
+      li.textContent = "#" + c.id + " [" + c.state + "] " + c.last_customer_text +
+        " — " + (c.intent || "no intent") + ", " + pct(c.confidence);
       li.onclick = () => select(c.id);
       list.appendChild(li);
     }
@@ -49,6 +50,13 @@
       li.className = m.sender;
       li.dataset.id = m.id;
       li.textContent = m.sender + (m.author ? " (" + m.author + ")" : "") + ": " + m.text;
+      if (m.sender === "bot" && m.citations.length) {
+        const sources = document.createElement("small");
+        sources.className = "muted";
+        sources.textContent = " [" + (m.intent || "–") + ", " + pct(m.confidence) + "; " +
+          m.citations.map((c) => c.title + " — " + (c.url || c.location)).join("; ") + "]";
+        li.appendChild(sources);
+      }
       if (m.sender === "bot" && !m.handoff) {
         const wrong = document.createElement("button");
         wrong.type = "button"; wrong.className = "mark-wrong"; wrong.textContent = "Bot answer wrong";
