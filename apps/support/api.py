@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.access import HasAccess
 from apps.support.live import conversation_push
-from apps.support.models import CannedResponse, Conversation, Feedback, KnowledgeGap, Message
+from apps.support.models import CannedResponse, Conversation, Feedback, KnowledgeBase, KnowledgeGap, Message
 from apps.support.serializers import conversation_detail, conversation_summary, gap_dict, message_dict
 from services.errors import SuiteError
 from services.support import conversations as conv
@@ -215,3 +215,27 @@ class ConsoleGapAdd(APIView):
         values = {name: str(_field(request, name, required=False) or "") for name in ("question", "intent", "url", "title")}
         gap = conv.gap_add_to_kb(gap=gap, answer=str(_field(request, "answer")), **values)
         return Response(gap_dict(gap), status=201)
+
+
+class ConsoleKnowledgeBases(APIView):
+    permission_classes = SUPPORT
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        return Response([{"name": kb.name, "state": kb.index_state, "progress": kb.index_progress, "message": kb.index_message,
+                          "faqs": kb.faqs.count(), "passages": kb.passages.count()} for kb in KnowledgeBase.objects.order_by("name")])
+
+
+class ConsoleKnowledgeBaseRebuild(APIView):
+    """POST: queue a full index rebuild on a Celery worker (support.index_rebuild); follow it on GET .../kbs."""
+
+    permission_classes = SUPPORT
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str) -> Response:
+        from apps.support.tasks import index_rebuild
+
+        kb = kb_get(name=name)
+        if kb.index_state == "building":
+            raise SuiteError(f"The index of {name!r} is already being rebuilt.", field="kb")
+        return Response({"kb": name, "task_id": index_rebuild.delay(name).id}, status=202)

@@ -13,6 +13,8 @@ urlpatterns = [
     path("support/console/conversations/<int:pk>/<slug:action>", api.ConsoleAction.as_view(), name="api-support-console-action"),
     path("support/console/messages/<int:pk>/wrong", api.ConsoleMarkWrong.as_view(), name="api-support-console-wrong"),
     path("support/console/canned", api.ConsoleCanned.as_view(), name="api-support-console-canned"),
+    path("support/console/kbs", api.ConsoleKnowledgeBases.as_view(), name="api-support-console-kbs"),
+    path("support/console/kbs/<slug:name>/rebuild", api.ConsoleKnowledgeBaseRebuild.as_view(), name="api-support-console-rebuild"),
     path("support/console/gaps", api.ConsoleGaps.as_view(), name="api-support-console-gaps"),
     path("support/console/gaps/<int:pk>/add", api.ConsoleGapAdd.as_view(), name="api-support-console-gap-add"),
 ]

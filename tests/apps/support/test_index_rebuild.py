@@ -42,3 +42,21 @@ def test_the_rebuild_runs_as_a_celery_task_with_progress(tiny_kb, celery_worker_
     assert KnowledgeBase.objects.get(pk=kb.pk).index_progress == 1.0
     assert len(DenseIndex.load(folder=worker_folder, expected=encoder_tag())) == 8
     shutil.rmtree(worker_folder, ignore_errors=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_starts_a_rebuild_from_the_console_and_follows_its_progress(tiny_kb, celery_worker_process, client,
+                                                                            role_users) -> None:  # noqa: ANN001
+    worker_folder = Path(os.environ.get("SUITE_VAR_DIR", ROOT / "var")) / "support" / "default"
+    client.force_login(role_users["support_agent"])
+    kbs = client.get("/api/support/console/kbs").json()
+    assert kbs == [{"name": "default", "state": "empty", "progress": 0.0, "message": "", "faqs": 4, "passages": 4}]
+    response = client.post("/api/support/console/kbs/default/rebuild")
+    assert response.status_code == 202 and response.json()["task_id"]
+    deadline = time.monotonic() + 120
+    while client.get("/api/support/console/kbs").json()[0]["state"] != "ready" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert client.get("/api/support/console/kbs").json()[0] == {
+        "name": "default", "state": "ready", "progress": 1.0, "message": "8 items, flat", "faqs": 4, "passages": 4}
+    assert client.post("/api/support/console/kbs/nosuch/rebuild").status_code == 404
+    shutil.rmtree(worker_folder, ignore_errors=True)

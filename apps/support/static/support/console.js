@@ -101,6 +101,27 @@
     }
   }
 
+  async function kbsRefresh() {
+    const kbs = await call("GET", api + "/kbs");
+    const list = $("kbs");
+    list.innerHTML = kbs.length ? "" : '<li class="muted">None.</li>';
+    let building = false;
+    for (const kb of kbs) {
+      const li = document.createElement("li");
+      li.dataset.name = kb.name;
+      li.dataset.state = kb.state;
+      building = building || kb.state === "building";
+      li.textContent = kb.name + ": " + kb.faqs + " FAQ, " + kb.passages + " passages — index " + kb.state +
+        (kb.state === "building" ? " " + pct(kb.progress) : "") + (kb.message ? " (" + kb.message + ")" : "") + " ";
+      const rebuild = document.createElement("button");
+      rebuild.type = "button"; rebuild.textContent = "Rebuild index"; rebuild.disabled = kb.state === "building";
+      rebuild.onclick = () => call("POST", api + "/kbs/" + kb.name + "/rebuild").then(kbsRefresh);
+      li.appendChild(rebuild);
+      list.appendChild(li);
+    }
+    if (building) setTimeout(kbsRefresh, 1000);  // follow the rebuild's progress
+  }
+
   async function select(id) { selected = id; await listRefresh(); await detailRefresh(); }
   async function act(action, body) { await call("POST", api + "/conversations/" + selected + "/" + action, body); await detailRefresh(); await listRefresh(); }
 
@@ -124,7 +145,7 @@
 
   function connect() {
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/support/console/");
-    ws.onopen = () => { $("console").dataset.state = "live"; listRefresh(); detailRefresh(); gapsRefresh(); };
+    ws.onopen = () => { $("console").dataset.state = "live"; listRefresh(); detailRefresh(); gapsRefresh(); kbsRefresh(); };
     ws.onmessage = (e) => {
       const msg = JSON.parse(e.data);
       if (msg.event !== "conversation") return;
