@@ -42,7 +42,16 @@
     if (!token || ws) return;
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/support/chat/" + token + "/");
     ws.onopen = () => { box.dataset.state = "live"; history(); };
-    ws.onmessage = (e) => { const msg = JSON.parse(e.data); if (msg.event === "message") render(msg.data); };
+    ws.onmessage = (e) => {
+      const msg = JSON.parse(e.data);
+      if (msg.event === "message") render(msg.data);
+      if (msg.event === "resolved") {
+        const li = document.createElement("li");
+        li.className = "muted";
+        li.textContent = "This conversation was closed. Write again if you need more help.";
+        list.appendChild(li);
+      }
+    };
     ws.onclose = () => { ws = null; box.dataset.state = "reconnecting"; setTimeout(connect, 2000); };
   }
 
