@@ -200,8 +200,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 HEARTBEAT_SECONDS = env_int("SUITE_HEARTBEAT_SECONDS", 5, minimum=1)
+FEED_POLL_SECONDS = env_int("SENTIMENT_FEED_POLL_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "core-heartbeat": {"task": "core.heartbeat_publish", "schedule": float(HEARTBEAT_SECONDS)},
+    "sentiment-feeds-poll": {"task": "sentiment.feeds_poll", "schedule": float(FEED_POLL_SECONDS)},
 }
 
 # --- Auth --------------------------------------------------------------------------------------

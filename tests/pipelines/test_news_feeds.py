@@ -88,3 +88,16 @@ def test_a_broken_feed_is_recorded_and_does_not_stop_the_others(feed_server, new
     assert results["ok.xml"].sent == 1
     assert results["missing.xml"].sent == 0 and results["missing.xml"].error
     assert Feed.objects.get(source="gone").last_error
+
+
+def test_the_beat_task_polls_the_enabled_feeds_and_does_nothing_without_any(feed_server, settings, news_topics) -> None:  # noqa: ANN001
+    from apps.sentiment.tasks import feeds_poll_task
+
+    assert "sentiment.feeds_poll" in {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert feeds_poll_task.apply().get() == 0
+    base, folder = feed_server
+    (folder / "wire.xml").write_text(rss([("Acme rally", "r1", "r-1"), ("Acme slump", "r2", "r-2")]))
+    Feed.objects.create(url=f"{base}/wire.xml", source="wire")
+    settings.NEWS_TOPIC_PREFIX = news_topics.raw.removesuffix(".raw")
+    assert feeds_poll_task.apply().get() == 2
+    assert feeds_poll_task.apply().get() == 0
