@@ -145,7 +145,8 @@ start() {
   echo $! > "$PIDFILE"
   say "starting on 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT, pid $!), log ${LOG#"$ROOT"/}"
   while [ $((SECONDS - t0)) -lt "$KAFKA_START_TIMEOUT" ]; do
-    if ! running; then rm -f "$PIDFILE"; tail -n 40 "$LOG"; die "broker exited during start-up (log above)"; fi
+    # pid_alive, not running: for a moment after the fork the child is still setsid, not yet java
+    if ! pid_alive "$(pid_of)"; then rm -f "$PIDFILE"; tail -n 40 "$LOG"; die "broker exited during start-up (log above)"; fi
     if port_open "$KAFKA_PORT" && grep -q "Kafka Server started" "$LOG"; then
       say "ready on 127.0.0.1:$KAFKA_PORT after $((SECONDS - t0)) s"; return 0
     fi
