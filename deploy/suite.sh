@@ -39,6 +39,7 @@ start_one() {
   local name=$1
   if running "$name"; then say "$name already running (pid $(cat "$RUN/$name.pid"))"; return 0; fi
   # setsid: its own process group, so stop can end the worker's children too.
+  # shellcheck disable=SC2046  # command_for prints a word list whose words hold no spaces
   setsid $(command_for "$name") >>"$LOG/$name.log" 2>&1 < /dev/null &
   echo $! > "$RUN/$name.pid"
   sleep 0.5

@@ -23,6 +23,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 started=()
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   for svc in "${started[@]}"; do "deploy/$svc.sh" stop || true; done
 }
