@@ -21,4 +21,9 @@ def index(request: HttpRequest) -> HttpResponse:
 @permission_classes([HasAccess("recommender_api")])
 def health(request: Request) -> Response:
     """Whether the recommender can serve: the backend polls this before sending traffic."""
-    return Response({"ready": False, "detail": "The recommender has no catalogue yet."})
+    from apps.recommender.models import Item
+
+    count = Item.objects.count()
+    if not count:
+        return Response({"ready": False, "detail": "The recommender has no catalogue yet."})
+    return Response({"ready": True, "detail": f"{count} items in the catalogue."})

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from apps.recommender.models import Event, Item
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "title", "category", "price", "in_stock"]
+    search_fields = ["external_id", "title"]
+    list_filter = ["category", "in_stock"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["event_id", "user_id", "item_external_id", "type", "timestamp"]
+    search_fields = ["user_id", "item_external_id"]
+    list_filter = ["type"]

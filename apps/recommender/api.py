@@ -1,0 +1,121 @@
+"""REST API of the recommender (token or session, access area recommender_api).
+
+PUT /api/items/{id}, POST /api/items (bulk), POST /api/events (one or a list), GET /api/recommendations,
+GET /api/items/{id}/similar. Validation lives in services.recommender.catalog, whose errors name the field.
+"""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers as rf
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.access import HasAccess
+from services.errors import SuiteError
+from services.recommender import catalog
+from services.recommender.recommend import K_MAX, k_check, recommendations_for, items_similar
+from services.recommender.vectors import index_update
+
+API = [HasAccess("recommender_api")]
+BULK_MAX = 5000  # items or events per request
+
+ITEM_FIELDS = {"title": rf.CharField(required=False, allow_blank=True), "description": rf.CharField(required=False, allow_blank=True),
+               "category": rf.CharField(required=False, allow_blank=True), "tags": rf.ListField(child=rf.CharField(), required=False),
+               "price": rf.FloatField(required=False, allow_null=True), "in_stock": rf.BooleanField(required=False),
+               "updated_at": rf.DateTimeField(required=False, allow_null=True)}
+ITEM_PUT = inline_serializer("RecommenderItemIn", ITEM_FIELDS)
+ITEM_BULK = inline_serializer("RecommenderItemBulkIn", {"id": rf.CharField(), **ITEM_FIELDS}, many=True)
+WRITE_OUT = inline_serializer("RecommenderWriteOut", {"added": rf.IntegerField(), "updated": rf.IntegerField(),
+                                                      "unchanged": rf.IntegerField(), "errors": rf.ListField(child=rf.CharField())})
+EVENT_IN = inline_serializer("RecommenderEventIn", {
+    "event_id": rf.CharField(required=False), "user_id": rf.CharField(), "item_id": rf.CharField(),
+    "type": rf.ChoiceField(choices=["view", "click", "cart", "purchase"]), "timestamp": rf.DateTimeField(required=False)})
+RECO = {"id": rf.CharField(), "title": rf.CharField(), "category": rf.CharField(), "price": rf.FloatField(allow_null=True),
+        "in_stock": rf.BooleanField(), "score": rf.FloatField(), "reason": rf.CharField()}
+RECO_OUT = inline_serializer("RecommenderRecommendations", {
+    "user": rf.CharField(), "k": rf.IntegerField(), "strategy": rf.ChoiceField(choices=["personal", "popular"]),
+    "items": inline_serializer("RecommenderRecommendation", RECO, many=True)})
+SIMILAR_OUT = inline_serializer("RecommenderSimilar", {"id": rf.CharField(), "k": rf.IntegerField(),
+                                                       "items": inline_serializer("RecommenderSimilarItem", RECO, many=True)})
+K_PARAM = OpenApiParameter("k", int, description=f"how many items, 1 to {K_MAX} (default 10)")
+
+
+def _bulk(data: object, name: str) -> list:
+    rows = data if isinstance(data, list) else data.get(name) if isinstance(data, dict) and isinstance(data.get(name), list) else None
+    if rows is None:
+        raise SuiteError(f"Send a JSON list of {name} (or {{\"{name}\": [...]}}).", field=name)
+    if len(rows) > BULK_MAX:
+        raise SuiteError(f"At most {BULK_MAX} {name} per request.", field=name)
+    return rows
+
+
+def _bool(value: str | None, name: str, *, default: bool) -> bool:
+    if value in (None, ""):
+        return default
+    lowered = value.lower()
+    if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+        raise SuiteError(f"`{name}` must be true or false.", field=name)
+    return lowered in {"true", "1", "yes"}
+
+
+class ItemDetail(APIView):
+    permission_classes = API
+
+    @extend_schema(request=ITEM_PUT, responses={200: WRITE_OUT}, summary="Create or replace one item")
+    def put(self, request: Request, external_id: str) -> Response:
+        report = catalog.items_upsert(rows=[catalog.item_clean(request.data, external_id=external_id)])
+        index_update(pks=report.reembed)
+        return Response(report.as_dict(), status=201 if report.added else 200)
+
+
+class Items(APIView):
+    permission_classes = API
+
+    @extend_schema(request=ITEM_BULK, responses={200: WRITE_OUT}, summary="Create or update items in bulk")
+    def post(self, request: Request) -> Response:
+        good, errors = catalog.rows_clean(rows=_bulk(request.data, "items"), clean=catalog.item_clean, label=lambda n: f"items[{n}]")
+        report = catalog.items_upsert(rows=good) if good else catalog.WriteReport()
+        index_update(pks=report.reembed)
+        report.errors = errors
+        return Response(report.as_dict())
+
+
+class Events(APIView):
+    permission_classes = API
+
+    @extend_schema(request=EVENT_IN, responses={200: WRITE_OUT}, summary="Record one event or a list (idempotent by event_id)")
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if isinstance(data, dict) and "events" not in data:
+            report = catalog.events_record(rows=[catalog.event_clean(data)])
+        else:
+            good, errors = catalog.rows_clean(rows=_bulk(data, "events"), clean=catalog.event_clean, label=lambda n: f"events[{n}]")
+            report = catalog.events_record(rows=good)
+            report.errors = errors
+        return Response(report.as_dict())
+
+
+class Recommendations(APIView):
+    permission_classes = API
+
+    @extend_schema(parameters=[OpenApiParameter("user", str, required=True), K_PARAM, OpenApiParameter("category", str),
+                               OpenApiParameter("exclude_seen", bool, description="leave out what the user interacted with (default true)")],
+                   responses={200: RECO_OUT}, summary="Ranked items for a user (popular ones for unknown users)")
+    def get(self, request: Request) -> Response:
+        user = (request.query_params.get("user") or "").strip()
+        if not user:
+            raise SuiteError("`user` is required.", field="user")
+        k = k_check(request.query_params.get("k", 10))
+        found, strategy = recommendations_for(user=user, k=k, category=request.query_params.get("category") or None,
+                                              exclude_seen=_bool(request.query_params.get("exclude_seen"), "exclude_seen", default=True))
+        return Response({"user": user, "k": k, "strategy": strategy, "items": [r.as_dict() for r in found]})
+
+
+class ItemSimilar(APIView):
+    permission_classes = API
+
+    @extend_schema(parameters=[K_PARAM], responses={200: SIMILAR_OUT}, summary="Items whose text is nearest this one's")
+    def get(self, request: Request, external_id: str) -> Response:
+        k = k_check(request.query_params.get("k", 10))
+        return Response({"id": external_id, "k": k, "items": [r.as_dict() for r in items_similar(external_id=external_id, k=k)]})

@@ -1,0 +1,41 @@
+"""Recommender rows: the catalogue (items) and what users did with them (events)."""
+from __future__ import annotations
+
+from django.db import models
+
+
+class Item(models.Model):
+    """One catalogue item. Its pk is its row id in the FAISS index of item texts."""
+
+    external_id = models.CharField(max_length=200, unique=True)  # the shop's id, as the API and imports name it
+    title = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=200, blank=True, db_index=True)
+    tags = models.JSONField(default=list, blank=True)
+    price = models.FloatField(null=True, blank=True)
+    in_stock = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(null=True, blank=True)  # the shop's timestamp, as sent
+    content_hash = models.CharField(max_length=64)  # of every field sent: unchanged → re-sending does nothing
+    text_hash = models.CharField(max_length=64)  # of the embedded text: changed → re-embed
+    embedded_hash = models.CharField(max_length=64, blank=True)  # text_hash of the vector in the index ("" = none yet)
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Event(models.Model):
+    VIEW, CLICK, CART, PURCHASE = "view", "click", "cart", "purchase"
+    TYPES = [(VIEW, "view"), (CLICK, "click"), (CART, "cart"), (PURCHASE, "purchase")]
+
+    event_id = models.CharField(max_length=200, unique=True)  # the client's id: the same event twice is stored once
+    user_id = models.CharField(max_length=200, db_index=True)
+    item_external_id = models.CharField(max_length=200)  # kept even when the item is not (yet) in the catalogue
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    type = models.CharField(max_length=16, choices=TYPES)
+    timestamp = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user_id", "-timestamp"], name="reco_event_user_time")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.type} {self.item_external_id}"
