@@ -32,16 +32,21 @@ def index_folder() -> Path:
     return Path(settings.VAR_DIR) / "recommender" / "index"
 
 
-def encoder_tag() -> EncoderTag:
-    """Which encoder embeds item texts now: the task's champion, else the default base."""
+def encoder_key() -> tuple[str, str]:
+    """(name, sha256) of the encoder that embeds item texts now: the task's champion, else the default base."""
     from services.registry.versions import base_default_ensure, version_get
 
     try:
         version = version_get(task_name=TASK)
-        return EncoderTag(name=f"{TASK}:v{version.version}", sha256=version.sha256, dim=_dim(task=TASK))
+        return f"{TASK}:v{version.version}", version.sha256
     except NotFound:
         base = base_default_ensure()
-        return EncoderTag(name=f"base:{base.name}", sha256=base.sha256 or base.path, dim=_dim(task=None))
+        return f"base:{base.name}", base.sha256 or base.path
+
+
+def encoder_tag() -> EncoderTag:
+    name, sha = encoder_key()
+    return EncoderTag(name=name, sha256=sha, dim=_dim(task=TASK if name.startswith(f"{TASK}:") else None))
 
 
 def _dim(*, task: str | None) -> int:
@@ -76,8 +81,8 @@ def index_get() -> DenseIndex:
         _cached["checked"] = now
         meta = folder / "meta.json"
         mtime = meta.stat().st_mtime if meta.is_file() else 0.0
-        if index is not None and mtime == _cached["mtime"]:
-            return index  # type: ignore[return-value]
+        if index is not None and mtime == _cached["mtime"] and encoder_key() == (index.tag.name, index.tag.sha256):  # type: ignore[attr-defined]
+            return index  # type: ignore[return-value]  # same file, same encoder (a promotion re-embeds the catalogue)
         tag = encoder_tag()
         loaded = DenseIndex.load(folder=folder, expected=tag)
         if loaded is None:
