@@ -3,6 +3,7 @@
     python -m pipelines.bench inference [--json] [--rounds 3]
     python -m pipelines.bench support [--json] [--passages 10000] [--queries 200]
     python -m pipelines.bench sentiment [--json] [--n 1000]
+    python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4]
 
 The last line printed is one JSON object (the contract other tools read).
 """
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     support.add_argument("--json", action="store_true", help="print only the JSON line")
     support.add_argument("--passages", type=int, default=10_000)
     support.add_argument("--queries", type=int, default=200)
+    recommender = sub.add_parser("recommender", help="GET /api/recommendations over HTTP under load vs one raw FAISS search")
+    recommender.add_argument("--json", action="store_true", help="print only the JSON line")
+    recommender.add_argument("--items", type=int, default=100_000)
+    recommender.add_argument("--users", type=int, default=10_000)
+    recommender.add_argument("--requests", type=int, default=2000)
+    recommender.add_argument("--concurrency", type=int, default=4, help="clients with keep-alive connections")
     args = parser.parse_args(argv)
     if args.which == "inference":
         django_setup("bench")
@@ -61,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.bench_sentiment import sentiment_bench
 
         result = sentiment_bench(n=args.n, batch_size=args.batch_size, quiet=args.json)
+    elif args.which == "recommender":
+        django_setup("bench-recommender")
+        from pipelines.bench_recommender import recommender_bench
+
+        result = recommender_bench(n_items=args.items, n_users=args.users, n_requests=args.requests,
+                                   concurrency=args.concurrency, quiet=args.json)
     print(json.dumps(result))
     return 0
 

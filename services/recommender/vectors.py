@@ -7,6 +7,7 @@ Each process caches the loaded index and reloads it when another process saved a
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -83,13 +84,23 @@ def index_get() -> DenseIndex:
         mtime = meta.stat().st_mtime if meta.is_file() else 0.0
         if index is not None and mtime == _cached["mtime"] and encoder_key() == (index.tag.name, index.tag.sha256):  # type: ignore[attr-defined]
             return index  # type: ignore[return-value]  # same file, same encoder (a promotion re-embeds the catalogue)
-        tag = encoder_tag()
-        loaded = DenseIndex.load(folder=folder, expected=tag)
+        loaded = _load_current(folder=folder)
         if loaded is None:
-            loaded = index_rebuild(tag=tag)
+            loaded = index_rebuild(tag=encoder_tag())
             mtime = meta.stat().st_mtime if meta.is_file() else 0.0
         _cached.update(index=loaded, mtime=mtime)
         return loaded
+
+
+def _load_current(*, folder: Path) -> DenseIndex | None:
+    """The saved index when the current encoder built it (checked by name and hash: no model load just to serve)."""
+    meta = folder / "meta.json"
+    if not meta.is_file():
+        return None
+    saved = json.loads(meta.read_text(encoding="utf-8"))
+    if (saved.get("encoder"), saved.get("encoder_sha256")) != encoder_key():
+        return None
+    return DenseIndex.load(folder=folder, expected=EncoderTag(name=saved["encoder"], sha256=saved["encoder_sha256"], dim=int(saved["dim"])))
 
 
 def index_rebuild(*, tag: EncoderTag | None = None, progress: Callable[[int, int], None] | None = None) -> DenseIndex:

@@ -1,0 +1,193 @@
+"""Recommender benchmark: GET /api/recommendations through the real HTTP stack under concurrent load vs one raw FAISS search.
+
+    python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4]
+
+Runs on its own var/ folder (var/bench-recommender). A synthetic catalogue and event log are created once (reused on
+later runs of the same sizes). The item vectors are random unit vectors inserted straight into the FAISS index
+(embedding 100k texts on a CPU would take most of an hour and measures the encoder, not serving); the index type is
+what the catalogue would get at that size (IVF past SUPPORT_IVF_THRESHOLD). The server is the real ASGI server
+(daphne) in a subprocess, DEBUG off; clients hold keep-alive connections and ask for k=10 for random users (10% of
+them unknown: cold start). Last line: {"items", "users", "p50_ms", "p95_ms", "p99_ms", "rps", "raw_faiss_p99_ms", ...}.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CATEGORIES = [f"category-{i}" for i in range(50)]
+EVENTS_PER_USER = 5
+
+
+def catalogue_ensure(*, n_items: int, n_users: int, quiet: bool) -> None:
+    """Items, events and a random-vector index of these sizes (created when the stored ones differ)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from apps.recommender.models import Event, Item
+    from services.recommender.vectors import encoder_key, index_folder, index_install
+    from services.support.index import DenseIndex, EncoderTag
+
+    name, sha = encoder_key()
+    meta = index_folder() / "meta.json"
+    fresh = (Item.objects.count() == n_items and Event.objects.values("user_id").distinct().count() == n_users and meta.is_file()
+             and json.loads(meta.read_text())["encoder"] == name and json.loads(meta.read_text())["count"] == n_items)
+    if fresh:
+        return
+    started = time.monotonic()
+    rng = np.random.default_rng(0)
+    with transaction.atomic():
+        Event.objects.all().delete()
+        Item.objects.all().delete()
+        Item.objects.bulk_create([Item(external_id=f"item-{i}", title=f"Product {i}", description=f"Synthetic product {i}",
+                                       category=CATEGORIES[i % len(CATEGORIES)], price=float(i % 200), in_stock=i % 10 != 0,
+                                       content_hash="-", text_hash="-", embedded_hash="-") for i in range(n_items)], batch_size=5000)
+    pks = np.array(list(Item.objects.order_by("pk").values_list("pk", flat=True)), dtype=np.int64)
+    now = timezone.now()
+    popular = rng.zipf(1.3, size=n_users * EVENTS_PER_USER) % n_items  # a long tail, as real shops have
+    kinds = ["view", "view", "click", "cart", "purchase"]
+    with transaction.atomic():
+        Event.objects.bulk_create([
+            Event(event_id=f"e{j}", user_id=f"u{j // EVENTS_PER_USER}", item_external_id=f"item-{int(popular[j])}",
+                  item_id=int(pks[int(popular[j])]), type=kinds[j % 5], timestamp=now - timedelta(hours=int(j % 150)))
+            for j in range(n_users * EVENTS_PER_USER)], batch_size=5000)
+    dim = 384
+    vectors = rng.standard_normal((n_items, dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index_install(index=DenseIndex.build(tag=EncoderTag(name=name, sha256=sha, dim=dim), ids=pks, vectors=vectors))
+    if not quiet:
+        print(f"catalogue: {n_items} items, {n_users} users in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+def token_ensure() -> str:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    if not get_user_model().objects.filter(username="bench-shop").exists():
+        call_command("api_token_create", client="bench-shop", stdout=StringIO())
+    return Token.objects.get(user__username="bench-shop").key
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_start(*, port: int) -> subprocess.Popen:
+    env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("daphne did not start within 60 s")
+
+
+def load_run(*, port: int, token: str, n_users: int, n_requests: int, concurrency: int, seed: int = 0) -> tuple[list[float], float, int]:
+    """(latencies in ms, wall seconds, errors) of n_requests GETs from `concurrency` keep-alive clients."""
+    rng = random.Random(seed)
+    paths = [f"/api/recommendations?user={'u' if rng.random() < 0.9 else 'nobody-'}{rng.randrange(n_users)}&k=10"
+             for _ in range(n_requests)]
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    cursor = iter(paths)
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Token {token}", "Host": "127.0.0.1"}
+        while True:
+            with lock:
+                path = next(cursor, None)
+            if path is None:
+                break
+            started = time.perf_counter()
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                latencies.append(elapsed)
+                errors[0] += response.status != 200
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - started, errors[0]
+
+
+def _pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2)
+
+
+def raw_faiss_p99(*, n: int = 1000) -> float:
+    """p99 of one FAISS search (k as the service asks for a typical user) on the same index, in this process."""
+    from services.recommender.vectors import index_get
+
+    index = index_get()
+    rng = np.random.default_rng(1)
+    queries = rng.standard_normal((n, index.tag.dim), dtype=np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    times = []
+    for q in queries:
+        started = time.perf_counter()
+        index.search(vectors=q[None, :], k=65)
+        times.append((time.perf_counter() - started) * 1000)
+    return _pct(times, 99)
+
+
+def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_requests: int = 2000, concurrency: int = 4,
+                      quiet: bool = False) -> dict[str, Any]:
+    catalogue_ensure(n_items=n_items, n_users=n_users, quiet=quiet)
+    token = token_ensure()
+    raw = raw_faiss_p99()
+    port = _free_port()
+    server = server_start(port=port)
+    try:
+        load_run(port=port, token=token, n_users=n_users, n_requests=min(100, n_requests), concurrency=1, seed=99)  # warm: index load
+        latencies, wall, errors = load_run(port=port, token=token, n_users=n_users, n_requests=n_requests, concurrency=concurrency)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    from services.support.index import IVF_THRESHOLD
+
+    result = {"items": n_items, "users": n_users, "requests": n_requests, "concurrency": concurrency, "errors": errors,
+              "p50_ms": _pct(latencies, 50), "p95_ms": _pct(latencies, 95), "p99_ms": _pct(latencies, 99),
+              "mean_ms": round(statistics.fmean(latencies), 2), "rps": round(len(latencies) / wall, 1),
+              "raw_faiss_p99_ms": raw, "index": "ivf" if n_items >= IVF_THRESHOLD else "flat", "server": "daphne (1 process)",
+              "vectors": "random unit vectors, dim 384"}
+    if not quiet:
+        print(f"GET /api/recommendations: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {result['rps']} req/s "
+              f"({concurrency} clients); raw FAISS p99 {raw} ms", file=sys.stderr)
+    return result

@@ -1,0 +1,22 @@
+"""The recommender benchmark, small: the real daphne server answers every request and the JSON has its keys."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_benchmark_serves_recommendations_over_http_and_reports_its_figures(tmp_path: Path) -> None:
+    env = {**os.environ, "SUITE_VAR_DIR": str(tmp_path / "var"), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "pipelines.bench", "recommender", "--json", "--items", "300", "--users", "30",
+                           "--requests", "40", "--concurrency", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"items", "users", "p50_ms", "p95_ms", "p99_ms", "rps", "raw_faiss_p99_ms"} <= set(result)
+    assert result["items"] == 300 and result["users"] == 30 and result["errors"] == 0
+    assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] and result["rps"] > 0
