@@ -9,11 +9,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.access import HasAccess, access_required
+from services.errors import SuiteError
 
 
 @access_required("recommender_admin")
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "recommender/index.html")
+    """The merchandiser's page: catalogue size, top items, and a recommendation preview for a user."""
+    from services.recommender.overview import catalogue_overview
+    from services.recommender.recommend import recommendations_for
+
+    context = catalogue_overview()
+    user_id = (request.GET.get("user") or "").strip()
+    category = (request.GET.get("category") or "").strip()
+    context.update(user_id=user_id, category=category, preview=[], strategy="", error="")
+    if user_id:
+        try:
+            context["preview"], context["strategy"] = recommendations_for(user=user_id, k=10, category=category or None)
+        except SuiteError as exc:
+            context["error"] = exc.message
+    return render(request, "recommender/index.html", context)
 
 
 @extend_schema(responses=inline_serializer("RecommenderHealth", {"ready": serializers.BooleanField(), "detail": serializers.CharField()}))
