@@ -28,13 +28,17 @@ demo: venv services
 	$(PY) manage.py collectstatic --no-input -v 0
 	$(PY) manage.py services_check
 	$(PY) manage.py demo_setup | tee var/demo-logins.txt
+	$(PY) manage.py demo_load
 	deploy/suite.sh start all
 	@echo
 	@echo "The suite is up:"
 	@echo "  Home (sign in)   http://127.0.0.1:$${WEB_PORT:-8000}/"
 	@echo "  Django admin     http://127.0.0.1:$${WEB_PORT:-8000}/admin/"
+	@echo "  Support console  http://127.0.0.1:$${WEB_PORT:-8000}/support/   customer widget: /support/widget/"
+	@echo "  Sentiment        http://127.0.0.1:$${WEB_PORT:-8000}/sentiment/"
+	@echo "  Model registry   http://127.0.0.1:$${WEB_PORT:-8000}/registry/"
 	@echo "  API schema       http://127.0.0.1:$${WEB_PORT:-8000}/api/schema/"
-	@echo "  Redis 127.0.0.1:$${REDIS_PORT:-6379}   Kafka 127.0.0.1:$${KAFKA_PORT:-9092}   worker + beat: deploy/suite.sh status"
+	@echo "  Redis 127.0.0.1:$${REDIS_PORT:-6379}   Kafka 127.0.0.1:$${KAFKA_PORT:-9092}   worker, beat, news consumer: deploy/suite.sh status"
 	@echo "Demo logins:"
 	@grep -v '^{' var/demo-logins.txt
 	@echo "Stop everything with: make stop"

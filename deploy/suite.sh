@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Starts and stops the suite's own processes (ASGI web server, Celery worker, Celery beat).
+# Starts and stops the suite's own processes (ASGI web server, Celery worker, Celery beat, news consumer).
 #
-#   deploy/suite.sh start [web|worker|beat|all]   # default all
-#   deploy/suite.sh stop  [web|worker|beat|all]
+#   deploy/suite.sh start [web|worker|beat|news|all]   # default all
+#   deploy/suite.sh stop  [web|worker|beat|news|all]
+#
+# news = `manage.py news_consume` (Kafka news.raw -> scored rows); it needs a `sentiment` champion.
 #   deploy/suite.sh status
 #
 # Environment: PY (the virtualenv's python), WEB_HOST/WEB_PORT (127.0.0.1:8000),
@@ -29,7 +31,8 @@ command_for() {
     # threads pool: concurrent inference tasks share one model and its micro-batches
     worker) echo "$PY -m celery -A config worker -Q $CELERY_QUEUES --pool=threads --concurrency=$CELERY_CONCURRENCY -n worker@%h -l INFO" ;;
     beat) echo "$PY -m celery -A config beat -l INFO --schedule=$RUN/celerybeat-schedule" ;;
-    *) echo "unknown process '$1' (web, worker, beat)" >&2; exit 2 ;;
+    news) echo "$PY manage.py news_consume" ;;
+    *) echo "unknown process '$1' (web, worker, beat, news)" >&2; exit 2 ;;
   esac
 }
 
@@ -67,10 +70,10 @@ wait_web() {
 }
 
 what=${2:-all}
-[ "$what" = all ] && names="web worker beat" || names=$what
+[ "$what" = all ] && names="web worker beat news" || names=$what
 case "${1:-}" in
   start) for n in $names; do start_one "$n"; done; case " $names " in *" web "*) wait_web ;; esac ;;
-  stop) for n in beat worker web; do case " $names " in *" $n "*) stop_one "$n" ;; esac; done ;;
-  status) for n in web worker beat; do if running "$n"; then say "$n running (pid $(cat "$RUN/$n.pid"))"; else say "$n not running"; fi; done ;;
-  *) echo "usage: $0 start|stop|status [web|worker|beat|all]" >&2; exit 2 ;;
+  stop) for n in news beat worker web; do case " $names " in *" $n "*) stop_one "$n" ;; esac; done ;;
+  status) for n in web worker beat news; do if running "$n"; then say "$n running (pid $(cat "$RUN/$n.pid"))"; else say "$n not running"; fi; done ;;
+  *) echo "usage: $0 start|stop|status [web|worker|beat|news|all]" >&2; exit 2 ;;
 esac

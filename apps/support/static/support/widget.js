@@ -19,7 +19,7 @@
       li.appendChild(sources);
     }
     if (m.sender === "bot" && !m.handoff) {
-      for (const [rating, label] of [["up", "👍"], ["down", "👎"]]) {
+      for (const [rating, label] of [["up", "Helpful"], ["down", "Not helpful"]]) {  // words: emoji fonts are often missing
         const b = document.createElement("button");
         b.type = "button"; b.className = "rate-" + rating; b.textContent = label; b.title = "rate this answer " + rating;
         b.onclick = () => fetch("/api/support/feedback", {method: "POST", headers: {"Content-Type": "application/json"},

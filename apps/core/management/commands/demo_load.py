@@ -1,0 +1,81 @@
+"""Load the demo's data into every app (idempotent; models are trained only when missing).
+
+    python manage.py demo_load [--skip-training]
+
+1. Support desk: the FAQ and manuals in deploy/demo/support/ into the `default` knowledge base.
+2. Sentiment: a `sentiment` adapter trained on template headlines (a minute or two on a CPU, first run
+   only), the watchlist (AAPL, MSFT, TSLA, NVDA, AMZN) with a negative-share rule on TSLA, and a day of
+   news replayed into Kafka's news.raw, for the `news` process (news_consume) to score.
+3. Recommender: the demo catalogue and interactions in deploy/demo/recommender/, when that app is present.
+
+The last line printed is one JSON object saying what was done.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from pipelines.demo_data import COMPANIES, news_messages, train_rows
+
+DEMO = Path(settings.BASE_DIR) / "deploy" / "demo"
+
+
+class Command(BaseCommand):
+    help = "Load demo data into the support desk, the sentiment monitor and the recommender (idempotent)."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--skip-training", action="store_true", help="do not train the demo sentiment adapter")
+
+    def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
+        done: dict[str, object] = {}
+        work = Path(settings.VAR_DIR) / "demo"
+        work.mkdir(parents=True, exist_ok=True)
+
+        self.stdout.write("support desk: importing deploy/demo/support into the 'default' knowledge base")
+        call_command("support_import", faq=str(DEMO / "support" / "faq.csv"), docs=str(DEMO / "support" / "docs"), kb="default")
+        done["support"] = "kb default"
+
+        done["sentiment_model"] = self._sentiment_model(work, train=not opts["skip_training"])
+        from services.sentiment.watchlist import rule_save, ticker_save
+
+        for symbol, (name, aliases) in COMPANIES.items():
+            ticker = ticker_save(symbol=symbol, name=name, aliases=aliases)
+            if symbol == "TSLA" and not ticker.rules.filter(kind="negative_share").exists():
+                rule_save(symbol=symbol, kind="negative_share", threshold=0.6, window_minutes=60, channels=["inapp"])
+        news = work / "news.jsonl"
+        news.write_text("".join(json.dumps(m) + "\n" for m in news_messages()), encoding="utf-8")
+        self.stdout.write(f"sentiment: replaying {news} into news.raw (the 'news' process scores it)")
+        call_command("news_replay", file=str(news))
+        done["sentiment_news"] = str(news)
+
+        reco = DEMO / "recommender"
+        if (reco / "items.csv").is_file() and "recommender_import" in _commands():
+            call_command("recommender_import", items=str(reco / "items.csv"), interactions=str(reco / "interactions.csv"))
+            done["recommender"] = str(reco)
+        self.stdout.write(json.dumps(done))
+
+    def _sentiment_model(self, work: Path, *, train: bool) -> str:
+        from apps.registry.models import Alias
+
+        if Alias.objects.filter(task__name="sentiment", name="champion").exists():
+            return "champion present"
+        if not train:
+            return "skipped"
+        data = work / "sentiment-train.csv"
+        import csv
+
+        with data.open("w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([("text", "label"), *train_rows()])
+        self.stdout.write("sentiment: training the demo adapter (first run only; a minute or two on a CPU)")
+        call_command("train_adapter", task="sentiment", data=str(data), epochs=3)
+        return "trained"
+
+
+def _commands() -> set[str]:
+    from django.core.management import get_commands
+
+    return set(get_commands())
