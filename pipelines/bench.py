@@ -3,7 +3,7 @@
     python -m pipelines.bench inference [--json] [--rounds 3]
     python -m pipelines.bench support [--json] [--passages 10000] [--queries 200]
     python -m pipelines.bench sentiment [--json] [--n 1000]
-    python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4]
+    python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
 
 The last line printed is one JSON object (the contract other tools read).
 """
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     recommender.add_argument("--users", type=int, default=10_000)
     recommender.add_argument("--requests", type=int, default=2000)
     recommender.add_argument("--concurrency", type=int, default=4, help="clients with keep-alive connections")
+    recommender.add_argument("--servers", type=int, default=2, help="daphne processes sharing the listening socket")
     args = parser.parse_args(argv)
     if args.which == "inference":
         django_setup("bench")
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.bench_recommender import recommender_bench
 
         result = recommender_bench(n_items=args.items, n_users=args.users, n_requests=args.requests,
-                                   concurrency=args.concurrency, quiet=args.json)
+                                   concurrency=args.concurrency, servers=args.servers, quiet=args.json)
     print(json.dumps(result))
     return 0
 

@@ -1,12 +1,12 @@
 """Recommender benchmark: GET /api/recommendations through the real HTTP stack under concurrent load vs one raw FAISS search.
 
-    python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4]
+    python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
 
 Runs on its own var/ folder (var/bench-recommender). A synthetic catalogue and event log are created once (reused on
 later runs of the same sizes). The item vectors are random unit vectors inserted straight into the FAISS index
 (embedding 100k texts on a CPU would take most of an hour and measures the encoder, not serving); the index type is
 what the catalogue would get at that size (IVF past SUPPORT_IVF_THRESHOLD). The server is the real ASGI server
-(daphne) in a subprocess, DEBUG off; clients hold keep-alive connections and ask for k=10 for random users (10% of
+(daphne), `servers` processes accepting on one shared socket (one Django process runs sync views one at a time), DEBUG off; clients hold keep-alive connections and ask for k=10 for random users (10% of
 them unknown: cold start). Last line: {"items", "users", "p50_ms", "p95_ms", "p99_ms", "rps", "raw_faiss_p99_ms", ...}.
 """
 from __future__ import annotations
@@ -84,26 +84,31 @@ def token_ensure() -> str:
     return Token.objects.get(user__username="bench-shop").key
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def server_start(*, port: int) -> subprocess.Popen:
+def servers_start(*, processes: int) -> tuple[list[subprocess.Popen], int, socket.socket]:
+    """`processes` daphne servers accepting on one shared listening socket (as under systemd socket activation)."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(512)
+    port = listener.getsockname()[1]
     env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "config.settings"}
-    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    fd = listener.fileno()
+    servers = [subprocess.Popen([sys.executable, "-m", "daphne", "--fd", str(fd), "config.asgi:application"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(fd,)) for _ in range(processes)]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited: {process.stderr.read().decode()[-2000:]}")
+        for server in servers:
+            if server.poll() is not None:
+                raise RuntimeError(f"daphne exited: {server.stderr.read().decode()[-2000:]}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/api/recommender/health")
+            connection.getresponse().read()
+            return servers, port, listener
         except OSError:
-            time.sleep(0.2)
-    process.kill()
+            time.sleep(0.3)
+    for server in servers:
+        server.kill()
     raise RuntimeError("daphne did not start within 60 s")
 
 
@@ -165,27 +170,29 @@ def raw_faiss_p99(*, n: int = 1000) -> float:
 
 
 def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_requests: int = 2000, concurrency: int = 4,
-                      quiet: bool = False) -> dict[str, Any]:
+                      servers: int = 2, quiet: bool = False) -> dict[str, Any]:
     catalogue_ensure(n_items=n_items, n_users=n_users, quiet=quiet)
     token = token_ensure()
     raw = raw_faiss_p99()
-    port = _free_port()
-    server = server_start(port=port)
-    try:
-        load_run(port=port, token=token, n_users=n_users, n_requests=min(100, n_requests), concurrency=1, seed=99)  # warm: index load
+    processes, port, listener = servers_start(processes=servers)
+    try:  # warm up: every process loads the index on its first request
+        load_run(port=port, token=token, n_users=n_users, n_requests=min(50 * servers, n_requests), concurrency=servers, seed=99)
         latencies, wall, errors = load_run(port=port, token=token, n_users=n_users, n_requests=n_requests, concurrency=concurrency)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for server in processes:
+            server.terminate()
+        for server in processes:
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        listener.close()
     from services.support.index import IVF_THRESHOLD
 
     result = {"items": n_items, "users": n_users, "requests": n_requests, "concurrency": concurrency, "errors": errors,
               "p50_ms": _pct(latencies, 50), "p95_ms": _pct(latencies, 95), "p99_ms": _pct(latencies, 99),
               "mean_ms": round(statistics.fmean(latencies), 2), "rps": round(len(latencies) / wall, 1),
-              "raw_faiss_p99_ms": raw, "index": "ivf" if n_items >= IVF_THRESHOLD else "flat", "server": "daphne (1 process)",
+              "raw_faiss_p99_ms": raw, "index": "ivf" if n_items >= IVF_THRESHOLD else "flat", "server": f"daphne x{servers} (one shared socket)",
               "vectors": "random unit vectors, dim 384"}
     if not quiet:
         print(f"GET /api/recommendations: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {result['rps']} req/s "

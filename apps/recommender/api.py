@@ -5,6 +5,8 @@ GET /api/items/{id}/similar. Validation lives in services.recommender.catalog, w
 """
 from __future__ import annotations
 
+import time
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers as rf
 from rest_framework.request import Request
@@ -17,7 +19,29 @@ from services.recommender import catalog
 from services.recommender.recommend import K_MAX, k_check, recommendations_for, items_similar
 from services.recommender.vectors import index_update
 
-API = [HasAccess("recommender_api")]
+ACCESS_TTL_S = 5.0  # how long a client's role check is reused: a revoked role stops working within this
+
+
+class CachedAccess(HasAccess("recommender_api")):
+    """HasAccess, remembered per user for ACCESS_TTL_S: the role lookup (two queries) was a third of a request."""
+
+    _seen: dict[tuple[int, str], tuple[bool, float]] = {}
+
+    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        now = time.monotonic()
+        key = (user.pk, user.get_username())
+        cached = self._seen.get(key)
+        if cached and now - cached[1] < ACCESS_TTL_S and user.is_active:
+            return cached[0]
+        allowed = super().has_permission(request, view)
+        self._seen[key] = (allowed, now)
+        return allowed
+
+
+API = [CachedAccess]
 BULK_MAX = 5000  # items or events per request
 
 ITEM_FIELDS = {"title": rf.CharField(required=False, allow_blank=True), "description": rf.CharField(required=False, allow_blank=True),

@@ -33,9 +33,28 @@ _popular_lock = threading.Lock()
 _popular: dict[str, object] = {"at": -1e9, "counts": {}, "order": []}
 
 
+CARD_FIELDS = ("pk", "external_id", "title", "category", "price", "in_stock")
+
+
+@dataclass(frozen=True)
+class Card:
+    """What an answer shows of an item (read as plain values: building model instances cost most of a request)."""
+
+    pk: int
+    external_id: str
+    title: str
+    category: str
+    price: float | None
+    in_stock: bool
+
+
+def cards_get(queryset: object) -> dict[int, Card]:
+    return {row[0]: Card(*row) for row in queryset.values_list(*CARD_FIELDS)}  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Recommendation:
-    item: Item
+    item: Card
     score: float
     reason: str
 
@@ -115,14 +134,14 @@ def recommendations_for(*, user: str, k: int = 10, category: str | None = None, 
         want = (k + len(excluded)) * (8 if category else 3) + 20  # filters drop some: ask FAISS for more
         ids, scores = index.search(vectors=profile[None, :], k=min(want, max(len(index), 1)))
         cosine = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
-    candidates = list(cosine) + [pk for pk in order[: 4 * k + len(excluded)] if pk not in cosine]
-    items = {i.pk: i for i in Item.objects.filter(pk__in=candidates, in_stock=True)}
+    n_popular = (2 if profile is not None else 4) * k + len(excluded)  # personal: popularity is only a prior
+    candidates = list(cosine) + [pk for pk in order[:n_popular] if pk not in cosine]
+    items = cards_get(Item.objects.filter(pk__in=candidates, in_stock=True))
     if category:
         items = {pk: i for pk, i in items.items() if i.category == category}
         if len(items) < k + len(excluded):  # the filter left too few: top up from the category's items
             more = Item.objects.filter(category=category, in_stock=True).exclude(pk__in=list(items) + list(excluded))
-            for item in more.order_by("pk")[: k + len(excluded)]:
-                items[item.pk] = item
+            items.update(cards_get(more.order_by("pk")[: k + len(excluded)]))
     ranked = []
     for pk, item in items.items():
         if pk in excluded:
@@ -152,7 +171,7 @@ def _vector(index: object, pk: int) -> np.ndarray:
     return index.index.reconstruct(int(pk))  # type: ignore[attr-defined]
 
 
-def _reason(item: Item, pk: int, index: object, seen_vectors: dict[int, np.ndarray], by_pk: dict, cosine: dict[int, float]) -> str:
+def _reason(item: Card, pk: int, index: object, seen_vectors: dict[int, np.ndarray], by_pk: dict, cosine: dict[int, float]) -> str:
     if seen_vectors and pk in cosine and _has(index, pk):
         vector = _vector(index, pk)
         closest = max(seen_vectors, key=lambda s: float(np.dot(seen_vectors[s], vector)))
@@ -173,7 +192,7 @@ def items_similar(*, external_id: str, k: int = 10) -> list[Recommendation]:
     query = _vector(index, item.pk)[None, :]
     ids, scores = index.search(vectors=query, k=min(3 * k + 1, max(len(index), 1)))
     score_of = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0 and i != item.pk}
-    found = {i.pk: i for i in Item.objects.filter(pk__in=list(score_of), in_stock=True)}
+    found = cards_get(Item.objects.filter(pk__in=list(score_of), in_stock=True))
     ranked = sorted((pk for pk in score_of if pk in found), key=lambda pk: (-score_of[pk], pk))[:k]
     return [Recommendation(item=found[pk], score=score_of[pk], reason=f"similar to {item.title or item.external_id}")
             for pk in ranked]
