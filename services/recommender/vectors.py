@@ -7,10 +7,12 @@ Each process caches the loaded index and reloads it when another process saved a
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +73,16 @@ def items_embed(*, items: Sequence[Item]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
 
 
-def index_get() -> DenseIndex:
-    """The process's index (loaded once, reloaded when a newer one was saved; built when there is none)."""
+def index_get(*, fresh: bool = False) -> DenseIndex:
+    """The process's index (loaded once, reloaded when a newer one was saved; built when there is none).
+
+    `fresh`: look at the disk now rather than trusting a check of the last CHECK_EVERY_S (writers do).
+    """
     folder = index_folder()
     now = time.monotonic()
     with _lock:
         index = _cached["index"]
-        if index is not None and now - float(_cached["checked"]) < CHECK_EVERY_S:
+        if index is not None and not fresh and now - float(_cached["checked"]) < CHECK_EVERY_S:
             return index  # type: ignore[return-value]
         _cached["checked"] = now
         meta = folder / "meta.json"
@@ -127,8 +132,8 @@ def index_update(*, pks: Sequence[int]) -> int:
     """Re-embed these items into the index (incremental); returns how many were embedded."""
     if not pks:
         return 0
-    with _lock:
-        index = index_get()
+    with _lock, _file_lock():  # another process may be writing: start from its saved index, not a stale copy
+        index = index_get(fresh=True)
         items = list(Item.objects.filter(pk__in=list(pks)).order_by("pk"))
         for start in range(0, len(items), 1024):
             chunk = items[start:start + 1024]
@@ -137,6 +142,19 @@ def index_update(*, pks: Sequence[int]) -> int:
         for item in items:
             Item.objects.filter(pk=item.pk).update(embedded_hash=item.text_hash)
         return len(items)
+
+
+@contextmanager
+def _file_lock() -> Iterator[None]:
+    """An exclusive lock across processes on the index folder (web workers and imports update the same files)."""
+    folder = index_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def index_install(*, index: DenseIndex) -> None:
