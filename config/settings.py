@@ -190,6 +190,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "inference.*": {"queue": "inference"},
     "training.*": {"queue": "training"},
+    "recommender.adapter_retrain": {"queue": "training"},
 }
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to be redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -205,6 +206,10 @@ CELERY_BEAT_SCHEDULE = {
     "core-heartbeat": {"task": "core.heartbeat_publish", "schedule": float(HEARTBEAT_SECONDS)},
     "sentiment-feeds-poll": {"task": "sentiment.feeds_poll", "schedule": float(FEED_POLL_SECONDS)},
 }
+RECOMMENDER_RETRAIN_HOURS = env_int("RECOMMENDER_RETRAIN_HOURS", 0, minimum=0)  # 0: off; e.g. 24 retrains nightly
+if RECOMMENDER_RETRAIN_HOURS:
+    CELERY_BEAT_SCHEDULE["recommender-retrain"] = {"task": "recommender.adapter_retrain",
+                                                    "schedule": float(RECOMMENDER_RETRAIN_HOURS * 3600)}
 
 # --- Auth --------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
