@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
+from services.errors import SuiteError
 from services.health import kafka_check, service_require
 
 PARTITIONS = int(os.environ.get("NEWS_TOPIC_PARTITIONS", "6"))  # how many consumers can share the work
@@ -73,6 +74,24 @@ def producer_make(**overrides: Any) -> Any:
     return KafkaProducer(**{**options, **overrides})
 
 
+def _group_offsets(admin: Any, group: str, *, wait_s: float = 15.0) -> dict:
+    """The group's committed offsets, waiting out retriable broker errors (on a fresh broker the group
+    coordinator, i.e. the __consumer_offsets topic, takes a few seconds to appear: COORDINATOR_NOT_AVAILABLE)."""
+    import time
+
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return admin.list_group_offsets({group: None}).get(group, {})
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
+                raise SuiteError(f"Kafka could not report the offsets of consumer group {group!r} ({type(exc).__name__}); "
+                                 "try again in a moment.", field="group") from None
+            time.sleep(0.5)
+
+
 def lag_get(*, group: str = DEFAULT_GROUP, topic: str | None = None) -> dict[str, Any]:
     """Consumer lag of `group` on the raw topic: per partition and in total (end offset − committed offset)."""
     from kafka import KafkaConsumer, TopicPartition
@@ -85,7 +104,7 @@ def lag_get(*, group: str = DEFAULT_GROUP, topic: str | None = None) -> dict[str
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         ends = consumer.end_offsets(tps) if tps else {}
-        committed = admin.list_group_offsets({group: None}).get(group, {})
+        committed = _group_offsets(admin, group)
         per = {}
         for tp in tps:
             meta = committed.get(tp)
