@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from services.errors import SuiteError
+from services.errors import ServiceUnavailable, SuiteError
 from services.health import kafka_check, service_require
 
 PARTITIONS = int(os.environ.get("NEWS_TOPIC_PARTITIONS", "6"))  # how many consumers can share the work
@@ -87,7 +87,7 @@ def _group_offsets(admin: Any, group: str, *, wait_s: float = 15.0) -> dict:
             return admin.list_group_offsets({group: None}).get(group, {})
         except KafkaError as exc:
             if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
-                raise SuiteError(f"Kafka could not report the offsets of consumer group {group!r} ({type(exc).__name__}); "
+                raise ServiceUnavailable(f"Kafka could not report the offsets of consumer group {group!r} ({type(exc).__name__}); "
                                  "try again in a moment.", field="group") from None
             time.sleep(0.5)
 
