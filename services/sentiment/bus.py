@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from services.errors import ServiceUnavailable, SuiteError
+from services.errors import ServiceUnavailable
 from services.health import kafka_check, service_require
 
 PARTITIONS = int(os.environ.get("NEWS_TOPIC_PARTITIONS", "6"))  # how many consumers can share the work
