@@ -276,7 +276,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"kafka": {"level": "WARNING"}},
+    "loggers": {"kafka": {"level": "WARNING"}, "faiss": {"level": "WARNING"}},  # faiss logs its loader at INFO on import
 }
 
 # --- Support desk ------------------------------------------------------------------------------
