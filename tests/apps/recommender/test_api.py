@@ -143,3 +143,20 @@ def test_the_schema_documents_the_recommender_endpoints(shop: APIClient) -> None
             "/api/recommendations"} <= set(paths)
     params = {p["name"] for p in paths["/api/recommendations"]["get"]["parameters"]}
     assert {"user", "k", "category", "exclude_seen"} <= params
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stale_popularity_is_served_while_a_background_thread_recounts(catalogue: APIClient) -> None:
+    import time
+
+    catalogue.post("/api/events", [event("a", "pot-1")], format="json")
+    recommend.popularity_forget()
+    _, first = recommend.popularity_get()
+    catalogue.post("/api/events", [event(f"b{n}", "pan-1", n=n) for n in range(3)], format="json")
+    recommend._popular["at"] = -1e9  # stale
+    _, stale = recommend.popularity_get()
+    assert stale == first  # answered at once from the old counts
+    deadline = time.monotonic() + 20
+    while recommend._popular.get("refreshing") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert recommend.popularity_get()[1][0] == recommend.Item.objects.get(external_id="pan-1").pk
