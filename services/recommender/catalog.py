@@ -128,8 +128,9 @@ def items_upsert(*, rows: Iterable[dict[str, Any]]) -> WriteReport:
                 if item.embedded_hash != text_hash:
                     report.reembed.append(item.pk)
         Item.objects.bulk_create(new, batch_size=1000)
-        Item.objects.bulk_update(changed, fields=[*(f for f in rows[0] if f != "external_id"), "content_hash", "text_hash"],
-                                 batch_size=1000) if changed else None
+        if changed:
+            Item.objects.bulk_update(changed, fields=[*(f for f in rows[0] if f != "external_id"), "content_hash", "text_hash"],
+                                     batch_size=1000)
         report.added, report.updated = len(new), len(changed)
         if new:
             created = dict(Item.objects.filter(external_id__in=[i.external_id for i in new]).values_list("external_id", "pk"))

@@ -163,6 +163,7 @@ def recommendations_for(*, user: str, k: int = 10, category: str | None = None, 
         want = (k + len(excluded)) * (8 if category else 3) + 20  # filters drop some: ask FAISS for more
         ids, scores = index.search(vectors=profile[None, :], k=min(want, max(len(index), 1)))
         cosine = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
+    neighbours = set(cosine)  # what FAISS found: these get "similar to" reasons, the rest popularity ones
     n_popular = (2 if profile is not None else 4) * k + len(excluded)  # personal: popularity is only a prior
     candidates = list(cosine) + [pk for pk in order[:n_popular] if pk not in cosine]
     items = cards_get(Item.objects.filter(pk__in=candidates, in_stock=True))
@@ -183,7 +184,7 @@ def recommendations_for(*, user: str, k: int = 10, category: str | None = None, 
     ranked.sort(key=lambda pair: (-pair[0], pair[1]))
     chosen = ranked[:k]
     seen_vectors = {pk: vectors[n] for n, pk in enumerate(found)}
-    out = [Recommendation(item=items[pk], score=score, reason=_reason(items[pk], pk, index, seen_vectors, by_pk, cosine))
+    out = [Recommendation(item=items[pk], score=score, reason=_reason(items[pk], pk, index, seen_vectors, by_pk, neighbours, counts))
            for score, pk in chosen]
     return out, ("personal" if profile is not None else "popular")
 
@@ -200,12 +201,15 @@ def _vector(index: object, pk: int) -> np.ndarray:
     return index.index.reconstruct(int(pk))  # type: ignore[attr-defined]
 
 
-def _reason(item: Card, pk: int, index: object, seen_vectors: dict[int, np.ndarray], by_pk: dict, cosine: dict[int, float]) -> str:
-    if seen_vectors and pk in cosine and _has(index, pk):
+def _reason(item: Card, pk: int, index: object, seen_vectors: dict[int, np.ndarray], by_pk: dict, neighbours: set[int],
+            popular: dict[int, float]) -> str:
+    if seen_vectors and pk in neighbours and _has(index, pk):
         vector = _vector(index, pk)
         closest = max(seen_vectors, key=lambda s: float(np.dot(seen_vectors[s], vector)))
         interaction, title = by_pk[closest]
         return f"similar to {title or 'an item'} you {ranking.VERBS.get(interaction.type, 'viewed')}"
+    if pk not in popular:  # reached through the category top-up, not popularity
+        return f"new in {item.category}" if item.category else "new in the catalogue"
     return f"popular in {item.category}" if item.category else "trending now"
 
 
