@@ -1,4 +1,4 @@
-"""`demo_load` fills every app with the demo's data, on a tiny encoder, and a second run adds nothing."""
+"""`demo_load` fills every app (support, sentiment, recommender) with the demo's data, on a tiny encoder, and a second run adds nothing."""
 from __future__ import annotations
 
 import uuid
@@ -46,6 +46,11 @@ def test_demo_load_fills_the_knowledge_base_watchlist_and_news_topic_and_is_idem
         assert Passage.objects.filter(kb__name="default", title__icontains="XR-200").exists()
         assert set(Ticker.objects.values_list("symbol", flat=True)) == {"AAPL", "MSFT", "TSLA", "NVDA", "AMZN"}
         assert AlertRule.objects.filter(ticker__symbol="TSLA", kind="negative_share").count() == 1
+        from apps.recommender.models import Event, Item
+
+        assert first["recommender"].endswith("recommender") and Item.objects.count() == 30
+        events = Event.objects.count()
+        assert events == 229
         sent = len(news_messages())
         assert _topic_count(f"{settings.NEWS_TOPIC_PREFIX}.raw") == sent
 
@@ -53,6 +58,7 @@ def test_demo_load_fills_the_knowledge_base_watchlist_and_news_topic_and_is_idem
         assert second["sentiment_model"] == "champion present"
         assert FaqEntry.objects.filter(kb__name="default").count() == 20
         assert AlertRule.objects.filter(ticker__symbol="TSLA", kind="negative_share").count() == 1
+        assert Item.objects.count() == 30 and Event.objects.count() == events  # event ids make events idempotent
         # replaying again re-sends the same ids: the consumer stores each id once (tested in the sentiment app)
         assert _topic_count(f"{settings.NEWS_TOPIC_PREFIX}.raw") == 2 * sent
     finally:

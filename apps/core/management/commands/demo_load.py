@@ -6,7 +6,7 @@
 2. Sentiment: a `sentiment` adapter trained on template headlines (a minute or two on a CPU, first run
    only), the watchlist (AAPL, MSFT, TSLA, NVDA, AMZN) with a negative-share rule on TSLA, and a day of
    news replayed into Kafka's news.raw, for the `news` process (news_consume) to score.
-3. Recommender: the demo catalogue and interactions in deploy/demo/recommender/, when that app is present.
+3. Recommender: an outdoor shop's catalogue (30 items) and 40 users' interactions from deploy/demo/recommender/.
 
 The last line printed is one JSON object saying what was done.
 """
@@ -53,9 +53,9 @@ class Command(BaseCommand):
         done["sentiment_news"] = str(news)
 
         reco = DEMO / "recommender"
-        if (reco / "items.csv").is_file() and "recommender_import" in _commands():
-            call_command("recommender_import", items=str(reco / "items.csv"), interactions=str(reco / "interactions.csv"))
-            done["recommender"] = str(reco)
+        self.stdout.write("recommender: importing the demo catalogue and interactions from deploy/demo/recommender")
+        call_command("recommender_import", items=str(reco / "items.jsonl"), interactions=str(reco / "interactions.jsonl"))
+        done["recommender"] = str(reco)
         self.stdout.write(json.dumps(done))
 
     def _sentiment_model(self, work: Path, *, train: bool) -> str:
@@ -74,8 +74,3 @@ class Command(BaseCommand):
         call_command("train_adapter", task="sentiment", data=str(data), epochs=3)
         return "trained"
 
-
-def _commands() -> set[str]:
-    from django.core.management import get_commands
-
-    return set(get_commands())
