@@ -211,6 +211,12 @@ if RECOMMENDER_RETRAIN_HOURS:
     CELERY_BEAT_SCHEDULE["recommender-retrain"] = {"task": "recommender.adapter_retrain",
                                                     "schedule": float(RECOMMENDER_RETRAIN_HOURS * 3600)}
 
+# Periodic re-fine-tuning (services/registry/retrain.py): a run trains only with this many new feedback examples
+# (or --force); its per-task lock lapses this long after the holder's last heartbeat (a crashed worker's lock too).
+RETRAIN_MIN_EXAMPLES = env_int("RETRAIN_MIN_EXAMPLES", 20, minimum=1)
+RETRAIN_LOCK_TTL_S = env_int("RETRAIN_LOCK_TTL_S", 300, minimum=5)
+RETRAIN_EPOCHS = env_int("RETRAIN_EPOCHS", 0, minimum=0)  # 0: the training config's own epoch bound
+
 # --- Auth --------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -36,6 +36,13 @@ class Task(models.Model):
     gate_min_gain = models.FloatField(default=0.0)
     gate_guard_metric = models.CharField(max_length=50, blank=True, default="accuracy")
     gate_max_drop = models.FloatField(default=0.01)
+    # Retraining: the base training file and the fixed held-back evaluation file (CSV/JSONL with `text,label`).
+    retrain_data = models.CharField(max_length=500, blank=True)
+    retrain_eval = models.CharField(max_length=500, blank=True)
+    # The per-task retraining lock: a holder token and an expiry its heartbeat pushes forward, so a dead
+    # holder's lock lapses on its own. Claimed with a conditional update (services/registry/retrain.py).
+    retrain_lock_owner = models.CharField(max_length=64, blank=True)
+    retrain_lock_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -108,3 +115,31 @@ class AliasEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task.name} {self.action} {self.alias}: v{self.from_version} → v{self.to_version}"
+
+
+class RetrainRun(models.Model):
+    """One retraining job of a task: what it saw, what it trained, how it was judged, and why."""
+
+    RUNNING, PROMOTED, REJECTED, SKIPPED, FAILED = "running", "promoted", "rejected", "skipped", "failed"
+    STATUSES = [(s, s) for s in (RUNNING, PROMOTED, REJECTED, SKIPPED, FAILED)]
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="retrain_runs")
+    status = models.CharField(max_length=20, choices=STATUSES, default=RUNNING)
+    forced = models.BooleanField(default=False)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    examples_until = models.DateTimeField(null=True, blank=True)  # feedback up to here was used; the next run counts from it
+    n_new_examples = models.PositiveIntegerField(default=0)
+    n_examples = models.PositiveIntegerField(default=0)  # base data plus every feedback example
+    version = models.ForeignKey(AdapterVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="retrain_runs")
+    promoted = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    metrics = models.JSONField(default=dict)  # the new version on the held-back set
+    champion_metrics = models.JSONField(default=dict)  # the champion on the same held-back set
+    drift = models.JSONField(default=dict)  # {"label_tvd": ..., "new": {label: share}, "train": {label: share}}
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.task.name} retrain {self.started_at:%Y-%m-%d %H:%M} {self.status}"

@@ -25,3 +25,15 @@ def train_adapter(task: str, data: str, text_col: str = "text", label_col: str =
 
     return adapter_train(TrainRequest(task=task, data=data, text_col=text_col, label_col=label_col, base=base,
                                       epochs=epochs, created_by=created_by), progress=False)
+
+
+@shared_task(name="training.retrain")
+def retrain(task: str, force: bool = False) -> dict:
+    """The periodic re-fine-tuning job (beat: the `retrain <task>` periodic tasks); a busy task is skipped, not queued."""
+    from pipelines.retrain import retrain_run
+    from services.registry.retrain import RetrainBusy, retrain_busy_summary, retrain_summary
+
+    try:
+        return retrain_summary(retrain_run(task=task, force=force))
+    except RetrainBusy as exc:
+        return retrain_busy_summary(task=task, reason=exc.message)

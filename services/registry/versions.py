@@ -174,8 +174,13 @@ def champion_metrics(task: Task) -> dict[str, Any] | None:
     return alias.version.metrics if alias else None
 
 
-def version_promote(*, task_name: str, version: int, actor: str, force: bool = False, reason: str = "") -> PromoteOutcome:
-    """Make `version` champion when the task's gate passes against the current champion (or with force)."""
+def version_promote(*, task_name: str, version: int, actor: str, force: bool = False, reason: str = "",
+                    judged_on: tuple[dict[str, Any], dict[str, Any]] | None = None) -> PromoteOutcome:
+    """Make `version` champion when the task's gate passes against the current champion (or with force).
+
+    `judged_on` = (candidate metrics, champion metrics) measured on one held-back set (retraining); without it
+    the gate compares the metrics each version recorded when it was trained.
+    """
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=task_get(name=task_name).pk)
         candidate = version_get(task_name=task_name, version=version)
@@ -183,11 +188,12 @@ def version_promote(*, task_name: str, version: int, actor: str, force: bool = F
         previous = current.version.version if current else None
         if current and current.version_id == candidate.id:
             return PromoteOutcome(False, f"v{version} is already the champion", version, previous)
-        result: GateResult = gate_check(candidate=candidate.metrics, champion=current.version.metrics if current else None,
-                                        policy=gate_policy(task))
+        candidate_metrics = judged_on[0] if judged_on else candidate.metrics
+        current_metrics = (judged_on[1] if judged_on else current.version.metrics) if current else None
+        result: GateResult = gate_check(candidate=candidate_metrics, champion=current_metrics, policy=gate_policy(task))
         if not result.passed and not force:
             _audit(task, Alias.CHAMPION, "reject", previous, version, actor, f"gate failed: {result.reason}. {reason}".strip(),
-                   False, candidate.metrics, current.version.metrics if current else None)
+                   False, candidate_metrics, current_metrics)
             return PromoteOutcome(False, f"gate failed: {result.reason}", version, previous)
         why = (f"forced by {actor} (gate: {result.reason})" if force and not result.passed else result.reason)
         if reason:

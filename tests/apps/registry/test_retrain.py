@@ -1,0 +1,121 @@
+"""Periodic re-fine-tuning on a tiny model: feedback becomes a challenger, judged on a held-back set, gated, served."""
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from apps.registry.models import Alias, RetrainRun, Task
+from apps.sentiment.models import Relabel
+from services.registry.retrain import RetrainBusy, label_drift, lock_claim
+from services.registry.versions import task_ensure
+from tests.apps.registry.test_train_and_serve import run_json
+from tests.services.conftest import sentiment_rows, tiny_base_write
+
+# The tiny data speaks of bullish/bearish headlines; the sentiment app's labels are positive/negative.
+LABELS = {"bullish": "positive", "bearish": "negative", "neutral": "neutral"}
+
+
+def rows(n: int, *, seed: int) -> tuple[list[str], list[str]]:
+    texts, labels = sentiment_rows(n, seed=seed)
+    return texts, [LABELS[label] for label in labels]
+
+
+def csv_write(path: Path, texts: list[str], labels: list[str]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels))
+    return path
+
+
+def relabels_add(texts: list[str], labels: list[str]) -> None:
+    Relabel.objects.bulk_create([Relabel(text=t, label=label, source="analyst:ann") for t, label in zip(texts, labels)])
+
+
+@pytest.fixture
+def sentiment_setup(settings, tmp_path: Path) -> dict[str, Path]:  # noqa: ANN001
+    """A tiny default base; a deliberately poor champion v1 (trained on scrambled labels); base data and a held-back set."""
+    settings.REGISTRY_DIR = tmp_path / "registry"
+    settings.RETRAIN_MIN_EXAMPLES = 10
+    settings.RETRAIN_EPOCHS = 4
+    run_json("registry_add_base", name="tiny-bert", path=str(tiny_base_write(tmp_path / "tiny-base")), default=True)
+    texts, labels = rows(60, seed=3)
+    scrambled = csv_write(tmp_path / "scrambled.csv", texts, labels[1:] + labels[:1])
+    run_json("train_adapter", task="sentiment", data=str(scrambled), epochs=1)
+    return {"base": csv_write(tmp_path / "base.csv", *rows(90, seed=1)),
+            "held_back": csv_write(tmp_path / "held_back.csv", *rows(60, seed=2))}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_feedback_becomes_a_promoted_champion_that_is_served_and_a_worse_run_is_rejected(sentiment_setup: dict[str, Path]) -> None:
+    from services.registry.serving import serving_reset, texts_classify
+
+    idle = run_json("retrain", task="sentiment", base_data=str(sentiment_setup["base"]),
+                    held_back=str(sentiment_setup["held_back"]))
+    assert set(idle) == {"task", "ran", "version", "promoted", "reason", "metrics", "champion_metrics"}
+    assert idle["ran"] is False and "too few new examples: 0 < 10" in idle["reason"]
+
+    relabels_add(*rows(30, seed=4))
+    better = run_json("retrain", task="sentiment")
+    assert better["ran"] is True and better["version"] == 2 and better["promoted"] is True, better
+    assert better["metrics"]["n"] == better["champion_metrics"]["n"] == 60  # both judged on the same held-back set
+    assert better["metrics"]["macro_f1"] > better["champion_metrics"]["macro_f1"]
+    serving_reset()
+    assert texts_classify(task="sentiment", texts=["shares soars today"]).version == 2
+    serving_reset()
+
+    # Analysts now call everything negative: the new version learns that and loses on the held-back set.
+    texts, _ = rows(200, seed=5)
+    relabels_add(texts, ["negative"] * len(texts))
+    worse = run_json("retrain", task="sentiment")
+    assert worse["ran"] is True and worse["version"] == 3 and worse["promoted"] is False
+    assert worse["reason"].startswith("gate failed") and worse["metrics"]["macro_f1"] < worse["champion_metrics"]["macro_f1"]
+    assert Alias.objects.get(task__name="sentiment", name="champion").version.version == 2
+    assert Alias.objects.get(task__name="sentiment", name="challenger").version.version == 3
+
+    runs = list(RetrainRun.objects.filter(task__name="sentiment").order_by("started_at", "id"))
+    assert [r.status for r in runs] == ["skipped", "promoted", "rejected"]
+    assert [r.n_new_examples for r in runs] == [0, 30, 200]
+    assert runs[2].drift["label_tvd"] > 0.5 and runs[2].drift["new"] == {"negative": 1.0}
+    assert all(r.finished_at and r.finished_at >= r.started_at for r in runs)
+    assert Task.objects.get(name="sentiment").retrain_lock_owner == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_lock_blocks_a_second_run() -> None:
+    from pipelines.retrain import retrain_run
+
+    task = task_ensure(name="sentiment")
+    assert lock_claim(task=task, owner="worker-a") is True
+    assert lock_claim(task=task, owner="worker-b") is False
+    with pytest.raises(RetrainBusy, match="already in progress"):
+        retrain_run(task="sentiment")
+    summary = run_json("retrain", task="sentiment")
+    assert summary["ran"] is False and "already in progress" in summary["reason"]
+    assert Task.objects.get(pk=task.pk).retrain_lock_owner == "worker-a"
+    assert not RetrainRun.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_lock_of_a_crashed_worker_is_taken_over_and_its_run_closed() -> None:
+    from pipelines.retrain import retrain_run
+
+    task = task_ensure(name="sentiment")
+    Task.objects.filter(pk=task.pk).update(retrain_lock_owner="crashed-worker",
+                                           retrain_lock_expires_at=timezone.now() - timedelta(seconds=1))
+    abandoned = RetrainRun.objects.create(task=task)
+    run = retrain_run(task="sentiment")  # no data configured: a quick, skipped run
+    assert run.status == RetrainRun.SKIPPED and "no base data" in run.reason
+    abandoned.refresh_from_db()
+    assert abandoned.status == RetrainRun.FAILED and "abandoned" in abandoned.reason
+    assert Task.objects.get(pk=task.pk).retrain_lock_owner == ""
+
+
+def test_label_drift_is_the_total_variation_distance_of_label_shares() -> None:
+    assert label_drift(new=["a", "b"], train=["a", "b", "a", "b"])["label_tvd"] == 0.0
+    assert label_drift(new=["a", "a"], train=["a", "b"])["label_tvd"] == 0.5
+    assert label_drift(new=[], train=["a"])["label_tvd"] == 0.0
