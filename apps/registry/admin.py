@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from apps.registry.models import AdapterVersion, Alias, AliasEvent, BaseModel, Task
+from apps.registry.models import AdapterVersion, Alias, AliasEvent, BaseModel, RetrainRun, Task
 
 
 @admin.register(BaseModel)
@@ -12,7 +12,8 @@ class BaseModelAdmin(admin.ModelAdmin):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "gate_metric", "gate_min_gain", "gate_guard_metric", "gate_max_drop"]
+    list_display = ["name", "kind", "gate_metric", "gate_min_gain", "gate_guard_metric", "gate_max_drop",
+                    "retrain_lock_owner", "retrain_lock_expires_at"]
 
 
 @admin.register(AdapterVersion)
@@ -33,3 +34,16 @@ class AliasEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "task", "alias", "action", "from_version", "to_version", "actor", "forced"]
     list_filter = ["task", "action"]
     readonly_fields = [f.name for f in AliasEvent._meta.fields]
+
+
+@admin.register(RetrainRun)
+class RetrainRunAdmin(admin.ModelAdmin):
+    """Model operations: each retraining run, its examples, metrics against the champion, gate result and drift."""
+
+    list_display = ["started_at", "task", "status", "n_new_examples", "version", "promoted", "label_tvd", "reason"]
+    list_filter = ["task", "status"]
+    readonly_fields = [f.name for f in RetrainRun._meta.fields]
+
+    @admin.display(description="label drift (TVD)")
+    def label_tvd(self, run: RetrainRun) -> float | None:
+        return run.drift.get("label_tvd")

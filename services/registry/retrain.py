@@ -170,3 +170,26 @@ def task_data_set(*, task: str, base_data: str | None = None, held_back: str | N
         setattr(row, field, str(path))
     row.save(update_fields=["retrain_data", "retrain_eval"])
     return row
+
+
+RETRAIN_TASKS = ["sentiment", "intent"]  # the tasks with a feedback source (FEEDBACK) and so a schedule
+
+
+def retrain_schedules_ensure() -> list[str]:
+    """Create the hourly `training.retrain` beat schedule of each task, unless it exists (an admin's edits are kept).
+
+    The job trains only when RETRAIN_MIN_EXAMPLES new examples exist, so the hour is how soon feedback is
+    picked up, not how often a model is trained. Runs after every migrate.
+    """
+    import json
+
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
+    for task in RETRAIN_TASKS:
+        PeriodicTask.objects.get_or_create(
+            name=f"retrain {task}",
+            defaults={"task": "training.retrain", "interval": hourly, "kwargs": json.dumps({"task": task}), "queue": "training",
+                      "description": f"Re-fine-tune {task} from new feedback when RETRAIN_MIN_EXAMPLES new examples exist."},
+        )
+    return [f"retrain {task}" for task in RETRAIN_TASKS]

@@ -119,3 +119,34 @@ def test_label_drift_is_the_total_variation_distance_of_label_shares() -> None:
     assert label_drift(new=["a", "b"], train=["a", "b", "a", "b"])["label_tvd"] == 0.0
     assert label_drift(new=["a", "a"], train=["a", "b"])["label_tvd"] == 0.5
     assert label_drift(new=[], train=["a"])["label_tvd"] == 0.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_the_retrain_job_and_serves_the_promoted_version(sentiment_setup: dict[str, Path],
+                                                                           celery_worker_process) -> None:  # noqa: ANN001
+    from apps.registry.tasks import classify, retrain
+
+    run_json("retrain", task="sentiment", base_data=str(sentiment_setup["base"]), held_back=str(sentiment_setup["held_back"]))
+    relabels_add(*rows(30, seed=4))  # at least the worker's RETRAIN_MIN_EXAMPLES (20 by default)
+    summary = retrain.delay("sentiment").get(timeout=300)
+    assert summary["ran"] is True and summary["version"] == 2 and summary["promoted"] is True, summary
+    remote = classify.delay("sentiment", ["shares soars today"]).get(timeout=120)
+    assert remote["version"] == 2
+    assert Task.objects.get(name="sentiment").retrain_lock_owner == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_task_gets_an_hourly_retrain_schedule_that_keeps_an_admins_edits() -> None:
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from services.registry.retrain import retrain_schedules_ensure
+
+    assert retrain_schedules_ensure() == ["retrain sentiment", "retrain intent"]
+    schedules = {p.name: p for p in PeriodicTask.objects.filter(task="training.retrain")}
+    assert set(schedules) == {"retrain sentiment", "retrain intent"}
+    sentiment = schedules["retrain sentiment"]
+    assert sentiment.kwargs == '{"task": "sentiment"}' and sentiment.queue == "training" and sentiment.interval.every == 1
+    sentiment.interval = IntervalSchedule.objects.create(every=6, period=IntervalSchedule.HOURS)  # an admin's edit
+    sentiment.save()
+    retrain_schedules_ensure()
+    assert PeriodicTask.objects.get(name="retrain sentiment").interval.every == 6
