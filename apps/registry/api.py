@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.access import HasAccess
 from apps.registry import serializers as s
-from apps.registry.models import AdapterVersion, AliasEvent, BaseModel, Task
+from apps.registry.models import AdapterVersion, AliasEvent, BaseModel, RetrainRun, Task
 from services.registry.versions import task_get, version_promote, version_rollback
 
 REGISTRY = [HasAccess("registry")]
@@ -44,6 +44,16 @@ class EventList(generics.ListAPIView):
 
     def get_queryset(self):  # noqa: ANN201
         return AliasEvent.objects.filter(task=task_get(name=self.kwargs["task"])).select_related("task")
+
+
+class RetrainRunList(generics.ListAPIView):
+    """The task's retraining runs, newest first: duration, examples, metrics vs the champion, gate result, drift."""
+
+    permission_classes = REGISTRY
+    serializer_class = s.RetrainRunSerializer
+
+    def get_queryset(self):  # noqa: ANN201
+        return RetrainRun.objects.filter(task=task_get(name=self.kwargs["task"])).select_related("task", "version")
 
 
 class Promote(APIView):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.registry.models import AdapterVersion, AliasEvent, BaseModel, Task
+from apps.registry.models import AdapterVersion, AliasEvent, BaseModel, RetrainRun, Task
 
 
 class BaseModelSerializer(serializers.ModelSerializer):
@@ -69,3 +69,17 @@ class OutcomeSerializer(serializers.Serializer):
     reason = serializers.CharField()
     version = serializers.IntegerField()
     previous = serializers.IntegerField(allow_null=True)
+
+
+class RetrainRunSerializer(serializers.ModelSerializer):
+    task = serializers.CharField(source="task.name")
+    version = serializers.IntegerField(source="version.version", allow_null=True, default=None)
+    seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RetrainRun
+        fields = ["id", "task", "status", "forced", "started_at", "finished_at", "seconds", "n_new_examples", "n_examples",
+                  "version", "promoted", "reason", "metrics", "champion_metrics", "drift"]
+
+    def get_seconds(self, obj: RetrainRun) -> float | None:
+        return round((obj.finished_at - obj.started_at).total_seconds(), 2) if obj.finished_at else None

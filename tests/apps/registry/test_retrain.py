@@ -86,6 +86,20 @@ def test_feedback_becomes_a_promoted_champion_that_is_served_and_a_worse_run_is_
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_api_lists_a_tasks_retrain_runs_for_admins_only(client, role_users) -> None:  # noqa: ANN001
+    task = task_ensure(name="sentiment")
+    RetrainRun.objects.create(task=task, status=RetrainRun.SKIPPED, reason="too few new examples", finished_at=timezone.now(),
+                              drift={"label_tvd": 0.25})
+    client.force_login(role_users["support_agent"])
+    assert client.get("/api/registry/tasks/sentiment/retrain-runs").status_code == 403
+    client.force_login(role_users["admin"])
+    runs = client.get("/api/registry/tasks/sentiment/retrain-runs").json()
+    assert [(r["status"], r["version"], r["drift"]["label_tvd"]) for r in runs] == [("skipped", None, 0.25)]
+    assert runs[0]["seconds"] >= 0 and runs[0]["reason"] == "too few new examples"
+    assert client.get("/api/registry/tasks/nosuch/retrain-runs").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_live_lock_blocks_a_second_run() -> None:
     from pipelines.retrain import retrain_run
 
