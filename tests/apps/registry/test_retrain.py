@@ -164,3 +164,50 @@ def test_each_task_gets_an_hourly_retrain_schedule_that_keeps_an_admins_edits() 
     sentiment.save()
     retrain_schedules_ensure()
     assert PeriodicTask.objects.get(name="retrain sentiment").interval.every == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_killed_mid_run_leaves_no_half_registered_version_and_its_lock_lapses(
+        sentiment_setup: dict[str, Path], settings, tmp_path: Path) -> None:  # noqa: ANN001
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from django.db import connection
+
+    from apps.registry.models import AdapterVersion
+    from pipelines.retrain import retrain_run
+
+    run_json("retrain", task="sentiment", base_data=str(sentiment_setup["base"]), held_back=str(sentiment_setup["held_back"]))
+    relabels_add(*rows(30, seed=4))
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+           "SUITE_REGISTRY_DIR": str(settings.REGISTRY_DIR), "RETRAIN_LOCK_TTL_S": "5"}
+    proc = subprocess.Popen([sys.executable, "manage.py", "retrain", "--task", "sentiment", "--force"], env=env,
+                            cwd=Path(__file__).resolve().parents[3], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not RetrainRun.objects.filter(status=RetrainRun.RUNNING).exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the retrain process never started its run"
+            time.sleep(0.05)
+        # Killed as soon as it holds the lock and has opened its run (tiny training takes about a second, too
+        # short to aim inside it reliably); registration is one transaction, so any later kill leaves no row either.
+        assert proc.poll() is None, "the retrain process finished before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    assert AdapterVersion.objects.filter(task__name="sentiment").count() == 1
+    with pytest.raises(RetrainBusy):  # the dead holder's lock is still live until its expiry
+        retrain_run(task="sentiment")
+    deadline = time.monotonic() + 30
+    while Task.objects.get(name="sentiment").retrain_lock_expires_at >= timezone.now():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    settings.RETRAIN_MIN_EXAMPLES = 1000
+    taken_over = retrain_run(task="sentiment")
+    assert taken_over.status == RetrainRun.SKIPPED
+    assert RetrainRun.objects.get(status=RetrainRun.FAILED).reason.startswith("abandoned")
+    assert Task.objects.get(name="sentiment").retrain_lock_owner == ""
+    assert AdapterVersion.objects.filter(task__name="sentiment").count() == 1
