@@ -211,3 +211,24 @@ def test_a_run_killed_mid_run_leaves_no_half_registered_version_and_its_lock_lap
     assert RetrainRun.objects.get(status=RetrainRun.FAILED).reason.startswith("abandoned")
     assert Task.objects.get(name="sentiment").retrain_lock_owner == ""
     assert AdapterVersion.objects.filter(task__name="sentiment").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_support_feedback_retrains_the_intent_task_and_ignores_rejections(settings, tmp_path: Path) -> None:  # noqa: ANN001
+    from apps.support.models import TrainingExample
+
+    settings.REGISTRY_DIR = tmp_path / "registry"
+    settings.RETRAIN_MIN_EXAMPLES = 10
+    settings.RETRAIN_EPOCHS = 4
+    run_json("registry_add_base", name="tiny-bert", path=str(tiny_base_write(tmp_path / "tiny-base")), default=True)
+    texts, labels = sentiment_rows(60, seed=3)  # three "intents": bullish, bearish, neutral
+    run_json("train_adapter", task="intent", data=str(csv_write(tmp_path / "scrambled.csv", texts, labels[1:] + labels[:1])), epochs=1)
+    texts, labels = sentiment_rows(30, seed=4)
+    TrainingExample.objects.bulk_create([TrainingExample(text=t, label=label, source="agent_marked_wrong")
+                                         for t, label in zip(texts, labels)])
+    TrainingExample.objects.create(text="shares soars", label="", rejected="bearish", source="customer_thumbs_down")
+
+    summary = run_json("retrain", task="intent", base_data=str(csv_write(tmp_path / "base.csv", *sentiment_rows(90, seed=1))),
+                       held_back=str(csv_write(tmp_path / "held_back.csv", *sentiment_rows(60, seed=2))))
+    assert summary["ran"] is True and summary["version"] == 2 and summary["promoted"] is True, summary
+    assert RetrainRun.objects.get(task__name="intent").n_new_examples == 30
