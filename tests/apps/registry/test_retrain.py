@@ -232,3 +232,18 @@ def test_support_feedback_retrains_the_intent_task_and_ignores_rejections(settin
                        held_back=str(csv_write(tmp_path / "held_back.csv", *sentiment_rows(60, seed=2))))
     assert summary["ran"] is True and summary["version"] == 2 and summary["promoted"] is True, summary
     assert RetrainRun.objects.get(task__name="intent").n_new_examples == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_run_is_recorded_with_its_reason_and_releases_the_lock(tmp_path: Path) -> None:
+    from django.core.management.base import CommandError
+
+    base = csv_write(tmp_path / "base.csv", *rows(30, seed=1))
+    task = task_ensure(name="sentiment")
+    Task.objects.filter(pk=task.pk).update(retrain_data=str(base), retrain_eval=str(base))
+    base.write_bytes(b"")  # the base file is emptied after it was recorded
+    with pytest.raises(CommandError, match="empty"):
+        run_json("retrain", task="sentiment", force=True)
+    run = RetrainRun.objects.get(task=task)
+    assert run.status == RetrainRun.FAILED and run.reason.startswith("failed:") and "base.csv" in run.reason
+    assert Task.objects.get(pk=task.pk).retrain_lock_owner == ""
