@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from apps.registry.models import RetrainRun, Task
+from apps.registry.models import OpsAlert, RetrainRun, Task
 from pipelines.training import TrainRequest, adapter_train
 from services.ml.artifacts import artifact_evaluate
 from services.ml.data import dataset_read
@@ -47,7 +47,25 @@ def retrain_run(*, task: str, force: bool = False) -> RetrainRun:
             return _run_body(run=run, task_row=task_row, force=force)
         except Exception as exc:
             _finish(run, status=RetrainRun.FAILED, reason=f"failed: {exc}")
+            failed_run_alert(run)
             raise
+
+
+OPS_GROUP = "registry-ops"
+
+
+def failed_run_alert(run: RetrainRun) -> OpsAlert:
+    """Store an in-app alert for a failed run (shown on /registry/operations/) and push it live to `registry-ops`."""
+    alert = OpsAlert.objects.create(task=run.task, run=run, level="error",
+                                    message=f"retrain of {run.task.name} failed (run {run.pk}): {run.reason}")
+    try:
+        from apps.core.live import group_push
+
+        group_push(group=OPS_GROUP, event="ops_alert", payload={"id": alert.pk, "task": run.task.name, "run": run.pk,
+                                                                 "message": alert.message, "created_at": alert.created_at.isoformat()})
+    except Exception:  # noqa: BLE001 - the stored alert is the record; a live push is best effort (Redis may be down)
+        pass
+    return alert
 
 
 def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from apps.registry.models import AdapterVersion, Alias, AliasEvent, BaseModel, RetrainRun, Task
+from apps.registry.models import AdapterVersion, Alias, AliasEvent, BaseModel, OpsAlert, RetrainRun, Task
 
 
 @admin.register(BaseModel)
@@ -47,3 +47,9 @@ class RetrainRunAdmin(admin.ModelAdmin):
     @admin.display(description="label drift (TVD)")
     def label_tvd(self, run: RetrainRun) -> float | None:
         return run.drift.get("label_tvd")
+
+
+@admin.register(OpsAlert)
+class OpsAlertAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "level", "task", "message"]
+    list_filter = ["level", "task"]

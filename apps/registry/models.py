@@ -143,3 +143,19 @@ class RetrainRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task.name} retrain {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class OpsAlert(models.Model):
+    """An in-app notice for admins (e.g. a failed retrain run), shown at the top of the Model operations page."""
+
+    task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.CASCADE, related_name="ops_alerts")
+    run = models.ForeignKey(RetrainRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    level = models.CharField(max_length=20, default="error")
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.message[:60]}"

@@ -7,6 +7,7 @@ from apps.registry import views
 app_name = "registry"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("operations/", views.operations, name="operations"),
     path("<slug:task>/promote", views.promote, name="promote"),
     path("<slug:task>/rollback", views.rollback, name="rollback"),
 ]

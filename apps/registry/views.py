@@ -47,3 +47,30 @@ def rollback(request: HttpRequest, task: str) -> HttpResponse:
     else:
         messages.success(request, f"{task}: champion is v{outcome.version} again ({outcome.reason})")
     return redirect("registry:index")
+
+
+@access_required("registry")
+def operations(request: HttpRequest) -> HttpResponse:
+    """Model operations: per task its beat schedule, last retrain runs, champion history and current drift."""
+    import json
+
+    from django_celery_beat.models import PeriodicTask
+
+    from apps.registry.models import OpsAlert, RetrainRun
+
+    schedules: dict[str, list[PeriodicTask]] = {}
+    for p in PeriodicTask.objects.filter(task="training.retrain").select_related("interval", "crontab"):
+        try:
+            name = json.loads(p.kwargs or "{}").get("task") or (json.loads(p.args or "[]") or [None])[0]
+        except (ValueError, TypeError, AttributeError):
+            name = None
+        schedules.setdefault(name, []).append(p)
+    rows = []
+    for task in Task.objects.all():
+        runs = list(RetrainRun.objects.filter(task=task).select_related("version")[:10])
+        for run in runs:
+            run.seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+        latest_drift = next((r.drift for r in runs if r.drift), {})
+        rows.append({"task": task, "schedules": schedules.get(task.name, []), "runs": runs, "drift": latest_drift,
+                     "champion_events": AliasEvent.objects.filter(task=task, alias="champion")[:20]})
+    return render(request, "registry/operations.html", {"rows": rows, "alerts": OpsAlert.objects.select_related("task")[:20]})
