@@ -40,8 +40,11 @@ def retrain_run(*, task: str, force: bool = False) -> RetrainRun:
     """
     task_row = task_get(name=task)
     with lock_held(task=task_row):
-        task_row.retrain_runs.filter(status=RetrainRun.RUNNING).update(
+        abandoned = list(task_row.retrain_runs.filter(status=RetrainRun.RUNNING).values_list("pk", flat=True))
+        task_row.retrain_runs.filter(pk__in=abandoned).update(
             status=RetrainRun.FAILED, finished_at=timezone.now(), reason="abandoned: its worker stopped before finishing")
+        for dead in RetrainRun.objects.filter(pk__in=abandoned).select_related("task"):
+            failed_run_alert(dead)
         run = RetrainRun.objects.create(task=task_row, forced=force)
         try:
             return _run_body(run=run, task_row=task_row, force=force)

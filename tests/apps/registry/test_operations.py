@@ -47,3 +47,14 @@ def test_a_failed_run_raises_an_alert_shown_on_the_operations_page(client, role_
     client.force_login(role_users["admin"])
     page = client.get("/registry/operations/").content.decode()
     assert f'data-alert="{alert.pk}"' in page and "retrain of sentiment failed" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_abandoned_by_a_crashed_worker_raises_an_alert_too() -> None:
+    from pipelines.retrain import retrain_run
+
+    task = task_ensure(name="sentiment")
+    abandoned = RetrainRun.objects.create(task=task)
+    retrain_run(task="sentiment")  # no data configured: a quick, skipped run that closes the dead one
+    alert = OpsAlert.objects.get()
+    assert alert.run == abandoned and "abandoned" in alert.message
