@@ -7,12 +7,10 @@ Each process caches the loaded index and reloads it when another process saved a
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from django.conf import settings
 from apps.recommender.models import Item
 from services.errors import NotFound
 from services.recommender.catalog import item_text
-from services.support.index import DenseIndex, EncoderTag
+from services.support.index import DenseIndex, EncoderTag, folder_locked
 
 TASK = "recommender"
 EMBED_BATCH = 128
@@ -132,7 +130,7 @@ def index_update(*, pks: Sequence[int]) -> int:
     """Re-embed these items into the index (incremental); returns how many were embedded."""
     if not pks:
         return 0
-    with _lock, _file_lock():  # another process may be writing: start from its saved index, not a stale copy
+    with _lock, folder_locked(index_folder()):  # across processes; another process may be writing: start from its saved index, not a stale copy
         index = index_get(fresh=True)
         items = list(Item.objects.filter(pk__in=list(pks)).order_by("pk"))
         for start in range(0, len(items), 1024):
@@ -142,19 +140,6 @@ def index_update(*, pks: Sequence[int]) -> int:
         for item in items:
             Item.objects.filter(pk=item.pk).update(embedded_hash=item.text_hash)
         return len(items)
-
-
-@contextmanager
-def _file_lock() -> Iterator[None]:
-    """An exclusive lock across processes on the index folder (web workers and imports update the same files)."""
-    folder = index_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def index_install(*, index: DenseIndex) -> None:

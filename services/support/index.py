@@ -9,10 +9,13 @@ copied to the GPU for search; the CPU copy is what is saved.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,18 @@ IVF_NPROBE = int(os.environ.get("SUPPORT_IVF_NPROBE", "16"))  # lists visited pe
 SEARCH_THREADS = int(os.environ.get("SUPPORT_FAISS_THREADS", "1"))
 _threads_set = False
 
+
+
+@contextmanager
+def folder_locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock across processes on an index folder (flock on folder/.lock): one writer at a time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 @dataclass(frozen=True)
 class EncoderTag:

@@ -5,9 +5,8 @@ so one FAISS index holds both. A changed row is re-embedded under the same id; a
 """
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from django.db.models import F
 from apps.support.models import Document, FaqEntry, KnowledgeBase, Passage
 from services.errors import NotFound, SuiteError
 from services.support.documents import DOC_SUFFIXES, FaqRow, document_split, faq_read, text_hash
-from services.support.index import DenseIndex, EncoderTag
+from services.support.index import DenseIndex, EncoderTag, folder_locked
 
 Progress = Callable[[int, int], None]  # (done, total)
 EMBED_BATCH = 128
@@ -128,17 +127,9 @@ def index_folder(kb: KnowledgeBase) -> Path:
     return Path(settings.VAR_DIR) / "support" / kb.name
 
 
-@contextmanager
-def index_locked(kb: KnowledgeBase) -> Iterator[None]:
+def index_locked(kb: KnowledgeBase) -> AbstractContextManager[None]:
     """One writer per KB index across processes (an import, the console's "add", a rebuild): no lost updates."""
-    folder = index_folder(kb)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return folder_locked(index_folder(kb))
 
 
 def index_build(*, kb: KnowledgeBase, progress: Progress | None = None) -> DenseIndex:

@@ -1,16 +1,14 @@
 """Recommender fixtures: a tiny base encoder registered as default, a bag-of-words stand-in, an API client."""
 from __future__ import annotations
 
-import json
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from services.recommender import recommend, vectors
 from tests.apps.support.conftest import bow_vectors
+from tests.apps.registry.test_train_and_serve import run_json
 from tests.services.conftest import tiny_base_write
 
 CATALOGUE = [
@@ -23,12 +21,6 @@ CATALOGUE = [
     {"id": "knife-1", "title": "Chef knife", "description": "kitchen knife steel", "category": "kitchen"},
     {"id": "blank-1", "title": "", "description": "", "category": ""},
 ]
-
-
-def run_json(*args: str, **opts: object) -> dict:
-    out = StringIO()
-    call_command(*args, stdout=out, stderr=StringIO(), **opts)
-    return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
 @pytest.fixture

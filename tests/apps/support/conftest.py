@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from io import StringIO
 from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.management import call_command
 
 from services.support import knowledge
 from services.support.index import EncoderTag
 from services.support.lexical import text_tokens
+from tests.apps.registry.test_train_and_serve import run_json
 from tests.services.conftest import tiny_base_write
 
 FAQ_CSV = """question,answer,intent,url,title
@@ -34,12 +32,6 @@ Hold the reset button of the QZ-77 router for 12 seconds until the light blinks 
 
 The warranty covers manufacturing defects for 24 months.
 """
-
-
-def run_json(*args: str, **opts: object) -> dict:
-    out = StringIO()
-    call_command(*args, stdout=out, stderr=StringIO(), **opts)
-    return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
 @pytest.fixture
