@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class Item(models.Model):
@@ -32,7 +33,9 @@ class Event(models.Model):
     item_external_id = models.CharField(max_length=200)  # kept even when the item is not (yet) in the catalogue
     item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
     type = models.CharField(max_length=16, choices=TYPES)
-    timestamp = models.DateTimeField(db_index=True)
+    timestamp = models.DateTimeField(db_index=True)  # when the user did it, as the client sent it
+    # When the suite received it: retraining counts new events by this, so a late event with an old timestamp still counts.
+    received_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
 
     class Meta:
         indexes = [models.Index(fields=["user_id", "-timestamp"], name="reco_event_user_time")]

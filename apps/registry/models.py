@@ -39,6 +39,8 @@ class Task(models.Model):
     # Retraining: the base training file and the fixed held-back evaluation file (CSV/JSONL with `text,label`).
     retrain_data = models.CharField(max_length=500, blank=True)
     retrain_eval = models.CharField(max_length=500, blank=True)
+    # New feedback examples a scheduled run needs before it trains; empty = the RETRAIN_MIN_EXAMPLES setting.
+    retrain_min_examples = models.PositiveIntegerField(null=True, blank=True)
     # The per-task retraining lock: a holder token and an expiry its heartbeat pushes forward, so a dead
     # holder's lock lapses on its own. Claimed with a conditional update (services/registry/retrain.py).
     retrain_lock_owner = models.CharField(max_length=64, blank=True)
@@ -136,7 +138,11 @@ class RetrainRun(models.Model):
     reason = models.TextField(blank=True)
     metrics = models.JSONField(default=dict)  # the new version on the held-back set
     champion_metrics = models.JSONField(default=dict)  # the champion on the same held-back set
-    drift = models.JSONField(default=dict)  # {"label_tvd": ..., "new": {label: share}, "train": {label: share}}
+    drift = models.JSONField(default=dict)  # {"label_tvd", "new", "train", "embedding": {...}} (services/registry/drift.py)
+    # Where a running run is (collecting, training, registering, evaluating, gating, done) and its training steps
+    # {"step", "total"}: the operations page shows it live; a killed run keeps the phase it died in.
+    phase = models.CharField(max_length=20, blank=True)
+    progress = models.JSONField(default=dict)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -153,6 +159,8 @@ class OpsAlert(models.Model):
     level = models.CharField(max_length=20, default="error")
     message = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
