@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from apps.registry.models import AdapterVersion, Alias, AliasEvent, BaseModel, Task
 from services.errors import NotFound, SuiteError
+from services.registry.live import ops_push
 from services.registry.gate import GatePolicy, GateResult, gate_check
 
 DEFAULT_BASE_NAME = "all-minilm-l6-v2"
@@ -230,8 +231,12 @@ def _alias_move(task: Task, name: str, version: AdapterVersion, *, actor: str, a
         Alias.objects.update_or_create(task=task, name=name, defaults={"version": version})
     except IntegrityError as exc:  # pragma: no cover - the task row lock makes this unreachable
         raise SuiteError(f"Could not move {task.name}@{name}: {exc}") from exc
-    _audit(task, name, action, before.version if before else None, version.version, actor, reason, forced,
-           version.metrics, before.metrics if before else None)
+    event = _audit(task, name, action, before.version if before else None, version.version, actor, reason, forced,
+                   version.metrics, before.metrics if before else None)
+    if name == Alias.CHAMPION:  # tell the Model operations page once committed (nothing is pushed if it rolls back)
+        payload = {"task": task.name, "version": version.version, "previous": before.version if before else None,
+                   "action": action, "actor": actor, "reason": reason, "at": event.created_at.isoformat()}
+        transaction.on_commit(lambda: ops_push(event="champion_changed", payload=payload))
 
 
 def _audit(task: Task, alias: str, action: str, from_v: int | None, to_v: int | None, actor: str, reason: str,
