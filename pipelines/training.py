@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,17 @@ class TrainRequest:
     epochs: int | None = None  # overrides the config's epoch bound
     kind: str | None = None  # "classifier" or "pairs"; None = the task's kind (classifier for new tasks)
     created_by: str = "pipeline:train_adapter"
+    staging_prefix: str = ""  # the staged folder's name prefix (default "<task>-"); lets a retrain run find what a killed run left
 
 
-def adapter_train(request: TrainRequest, *, progress: bool = True) -> dict[str, Any]:
+def staging_root() -> Path:
+    """Where artifacts are written before registration moves them into place (same file system: an atomic rename)."""
+    return registry_dir() / ".staging"
+
+
+def adapter_train(request: TrainRequest, *, progress: bool = True,
+                  on_step: Callable[[int, int], None] | None = None,
+                  on_registering: Callable[[], None] | None = None) -> dict[str, Any]:
     """Read, train, save, register; return the summary the command prints.
 
     1. Read the data file (errors name the file and line; nothing is registered on error).
@@ -46,14 +55,16 @@ def adapter_train(request: TrainRequest, *, progress: bool = True) -> dict[str, 
     if kind == Task.KIND_PAIRS:
         data = pairs_read(path=request.data, query_col=request.text_col, item_col=request.label_col)
         result = pairs_train(base_path=base.path, queries=data.queries, items=data.items,
-                             config=PairConfig(**overrides), progress=progress)
+                             config=PairConfig(**overrides), progress=progress, on_step=on_step)
     else:
         data = dataset_read(path=request.data, text_col=request.text_col, label_col=request.label_col)
         result = classifier_train(base_path=base.path, texts=data.texts, labels=data.labels,
-                                  config=ClassifierConfig(**overrides), progress=progress)
-    staging_root = registry_dir() / ".staging"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f"{request.task}-", dir=staging_root))
+                                  config=ClassifierConfig(**overrides), progress=progress, on_step=on_step)
+    if on_registering is not None:
+        on_registering()
+    staging = staging_root()
+    staging.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=request.staging_prefix or f"{request.task}-", dir=staging))
     try:
         sha = artifact_save(result=result, folder=staged, source=Path(request.data).name)
         version = version_register(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -127,6 +128,21 @@ def head_load(folder: str | Path) -> torch.nn.Linear:
     return head.eval()
 
 
+def artifact_runtime(*, folder: str | Path, base_path: str | Path | None = None, max_batch: int = 64) -> Any:
+    """An InferenceRuntime that serves this one artifact as task "evaluate" (the production code path, no registry)."""
+    from services.ml.runtime import AdapterRef, InferenceRuntime
+
+    ref = AdapterRef(task="evaluate", version=0, path=str(folder), sha256=artifact_sha256(folder))
+    if base_path is None:
+        base_path = json.loads((Path(folder) / INFO_FILE).read_text(encoding="utf-8"))["base_path"]
+    return InferenceRuntime(base_path=base_path, resolver=lambda task: ref, max_batch=max_batch)
+
+
+def artifact_embed(*, folder: str | Path, texts: Sequence[str], base_path: str | Path | None = None) -> np.ndarray:
+    """L2-normalised embeddings (n, hidden) of `texts` by a saved adapter (either kind), served by the runtime."""
+    return artifact_runtime(folder=folder, base_path=base_path).embed(task="evaluate", texts=list(texts))
+
+
 def artifact_evaluate(*, folder: str | Path, texts: Sequence[str], labels: Sequence[str], base_path: str | Path | None = None,
                       max_batch: int = 64) -> dict[str, float]:
     """Accuracy and macro-F1 of a saved classifier on labelled texts.
@@ -135,8 +151,6 @@ def artifact_evaluate(*, folder: str | Path, texts: Sequence[str], labels: Seque
     2. Serve the artifact through the inference runtime (the same code as production) and score its predictions.
     """
     from sklearn.metrics import accuracy_score, f1_score
-
-    from services.ml.runtime import AdapterRef, InferenceRuntime
 
     info = artifact_info(folder)
     if info.kind != "classifier":
@@ -148,10 +162,7 @@ def artifact_evaluate(*, folder: str | Path, texts: Sequence[str], labels: Seque
     if unknown:
         raise SuiteError(f"Label(s) {', '.join(map(repr, unknown))} are not among this classifier's labels "
                          f"({', '.join(map(repr, info.label_names))}); relabel the data or train a new version.", field="labels")
-    ref = AdapterRef(task="evaluate", version=0, path=str(folder), sha256=artifact_sha256(folder))
-    if base_path is None:
-        base_path = json.loads((Path(folder) / INFO_FILE).read_text(encoding="utf-8"))["base_path"]
-    runtime = InferenceRuntime(base_path=base_path, resolver=lambda task: ref, max_batch=max_batch)
+    runtime = artifact_runtime(folder=folder, base_path=base_path, max_batch=max_batch)
     predicted = runtime.classify(task="evaluate", texts=list(texts)).labels
     return {"accuracy": round(float(accuracy_score(labels, predicted)), 5),
             "macro_f1": round(float(f1_score(labels, predicted, average="macro", labels=info.label_names, zero_division=0)), 5),

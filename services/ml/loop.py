@@ -70,7 +70,8 @@ class Trainer:
     """The loop shared by both kinds: steps with warm-up/decay and clipping, an evaluation per epoch, early stopping."""
 
     def __init__(self, *, model: PeftModel, extra: list[torch.nn.Parameter], config: LoraSettings, head_lr: float | None,
-                 steps_per_epoch: int, device: torch.device, dtype: torch.dtype, desc: str, progress: bool) -> None:
+                 steps_per_epoch: int, device: torch.device, dtype: torch.dtype, desc: str, progress: bool,
+                 on_step: Callable[[int, int], None] | None = None) -> None:
         self.model, self.config, self.device, self.dtype = model, config, device, dtype
         lora_params = [p for p in model.parameters() if p.requires_grad]
         groups = [{"params": lora_params, "lr": config.lr}]
@@ -83,6 +84,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(enabled=device.type == "cuda" and dtype == torch.float16)
         self.progress = progress
         self.bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+        self.total, self.steps, self.on_step = total, 0, on_step  # on_step(step, total): progress for a caller's UI
 
     def step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -93,6 +95,9 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.bar.update(1)
+        self.steps += 1
+        if self.on_step is not None:
+            self.on_step(self.steps, self.total)
         self.bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
 
     def run(self, *, epoch_fn: Callable[[int], float], eval_fn: Callable[[], dict[str, float]],
@@ -119,6 +124,8 @@ class Trainer:
                         break
         finally:
             self.bar.close()
+        if self.on_step is not None and self.steps < self.total:  # stopped early: the plan shrinks to the steps taken
+            self.on_step(self.steps, self.steps)
         with torch.no_grad():
             for name, p in named.items():
                 p.copy_(best_state[name])

@@ -5,7 +5,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self
@@ -188,7 +188,7 @@ def _head_probe(head: torch.nn.Linear, features: np.ndarray, y: np.ndarray, *, n
 
 
 def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig,
-                     progress: bool = True) -> TrainResult:
+                     progress: bool = True, on_step: Callable[[int, int], None] | None = None) -> TrainResult:
     """Fine-tune a LoRA adapter and a Linear head for text classification.
 
     1. Check the data; order the labels; split off a stratified validation set.
@@ -227,7 +227,8 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
     rng = random.Random(config.seed)
     batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     trainer = Trainer(model=model, extra=list(head.parameters()), config=config, head_lr=config.head_lr,
-                      steps_per_epoch=batches_per_epoch, device=device, dtype=dtype, desc="train classifier", progress=progress)
+                      steps_per_epoch=batches_per_epoch, device=device, dtype=dtype, desc="train classifier", progress=progress,
+                      on_step=on_step)
 
     def epoch_fn(epoch: int) -> float:
         total = 0.0
@@ -277,7 +278,7 @@ def ranking_scores(query_vecs: torch.Tensor, item_vecs: torch.Tensor, relevant: 
 
 
 def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequence[str], config: PairConfig,
-                progress: bool = True) -> TrainResult:
+                progress: bool = True, on_step: Callable[[int, int], None] | None = None) -> TrainResult:
     """Tune the encoder's embeddings (LoRA only) so that each query lands nearest its item.
 
     1. Split off held-out queries (all pairs of a query stay on one side).
@@ -308,7 +309,7 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
     rng = random.Random(config.seed)
     batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     trainer = Trainer(model=model, extra=[], config=config, head_lr=None, steps_per_epoch=batches_per_epoch,
-                      device=device, dtype=dtype, desc="train pairs", progress=progress)
+                      device=device, dtype=dtype, desc="train pairs", progress=progress, on_step=on_step)
 
     val_queries = sorted({queries[i] for i in val_idx})
     val_items = sorted({items[i] for i in val_idx})

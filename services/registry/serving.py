@@ -73,3 +73,19 @@ def serving_reset() -> None:
             batcher.close()
         _batchers.clear()
         _task_base.clear()
+
+
+def serving_refresh(*, task: str | None = None) -> None:
+    """Forget this process's cached champion of `task` (None: of every task): the next call asks the registry.
+
+    Other processes pick a promotion up within RESOLVE_TTL_S by themselves; the process that promoted calls this so
+    that its own next call (e.g. re-embedding the catalogue right after) already uses the new champion.
+    """
+    with _lock:
+        batchers = list(_batchers.values())
+        if task is None:
+            _task_base.clear()
+        else:
+            _task_base.pop(task, None)
+    for batcher in batchers:
+        batcher.runtime.refresh(task)
