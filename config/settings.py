@@ -190,7 +190,6 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "inference.*": {"queue": "inference"},
     "training.*": {"queue": "training"},
-    "recommender.adapter_retrain": {"queue": "training"},
 }
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to be redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -206,16 +205,13 @@ CELERY_BEAT_SCHEDULE = {
     "core-heartbeat": {"task": "core.heartbeat_publish", "schedule": float(HEARTBEAT_SECONDS)},
     "sentiment-feeds-poll": {"task": "sentiment.feeds_poll", "schedule": float(FEED_POLL_SECONDS)},
 }
-RECOMMENDER_RETRAIN_HOURS = env_int("RECOMMENDER_RETRAIN_HOURS", 0, minimum=0)  # 0: off; e.g. 24 retrains nightly
-if RECOMMENDER_RETRAIN_HOURS:
-    CELERY_BEAT_SCHEDULE["recommender-retrain"] = {"task": "recommender.adapter_retrain",
-                                                    "schedule": float(RECOMMENDER_RETRAIN_HOURS * 3600)}
 
 # Periodic re-fine-tuning (services/registry/retrain.py): a run trains only with this many new feedback examples
 # (or --force); its per-task lock lapses this long after the holder's last heartbeat (a crashed worker's lock too).
 RETRAIN_MIN_EXAMPLES = env_int("RETRAIN_MIN_EXAMPLES", 20, minimum=1)
 RETRAIN_LOCK_TTL_S = env_int("RETRAIN_LOCK_TTL_S", 300, minimum=5)
 RETRAIN_EPOCHS = env_int("RETRAIN_EPOCHS", 0, minimum=0)  # 0: the training config's own epoch bound
+RETRAIN_RECOMMENDER_K = env_int("RETRAIN_RECOMMENDER_K", 10, minimum=1)  # cut-off of the recommender's held-back ranking metrics
 
 # --- Auth --------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

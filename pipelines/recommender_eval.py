@@ -198,11 +198,10 @@ def _register(*, result: Any, base: Any, metrics: dict[str, Any], source: Path) 
     """Register the adapter under task `recommender` (gate: ndcg_at_k) and ask the gate to promote it."""
     from apps.registry.models import Task
     from services.ml.artifacts import artifact_save
-    from services.registry.versions import registry_dir, task_ensure, version_promote, version_register
+    from services.registry.retrain import recommender_task_ensure
+    from services.registry.versions import registry_dir, version_promote, version_register
 
-    task = task_ensure(name="recommender", kind=Task.KIND_PAIRS)
-    if task.gate_metric == "macro_f1":  # the classifier default: this task is gated on its ranking metric
-        Task.objects.filter(pk=task.pk).update(gate_metric="ndcg_at_k", gate_guard_metric="recall_at_k")
+    recommender_task_ensure()
     staging = registry_dir() / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix="recommender-", dir=staging))
@@ -219,37 +218,3 @@ def _register(*, result: Any, base: Any, metrics: dict[str, Any], source: Path) 
     outcome = version_promote(task_name="recommender", version=version.version, actor="pipeline:recommender_eval")
     champion = version.aliases.filter(name="champion").exists()
     return {"version": version.version, "champion": champion, "promotion": outcome.reason if not champion or outcome.promoted else "first version"}
-
-
-def catalogue_export(*, folder: Path) -> tuple[Path, Path]:
-    """Write the live catalogue and event log as items.csv and interactions.csv (the eval's input) into `folder`."""
-    import csv
-
-    from apps.recommender.models import Event, Item
-
-    items_path, events_path = folder / "items.csv", folder / "interactions.csv"
-    with items_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["item_id", "title", "description", "category", "tags"])
-        for row in Item.objects.order_by("pk").values_list("external_id", "title", "description", "category", "tags").iterator():
-            writer.writerow([*row[:4], "|".join(row[4] or [])])
-    with events_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["user_id", "item_id", "event", "timestamp", "event_id"])
-        for user, item, kind, at, event_id in (Event.objects.order_by("timestamp", "pk")
-                                               .values_list("user_id", "item_external_id", "type", "timestamp", "event_id").iterator()):
-            writer.writerow([user, item, kind, at.isoformat(), event_id])
-    return items_path, events_path
-
-
-def adapter_retrain(*, k: int = 10, epochs: int | None = None) -> dict[str, Any]:
-    """The periodic retraining: evaluate on the live data with --register (the gate decides the promotion)."""
-    with tempfile.TemporaryDirectory(prefix="recommender-retrain-") as tmp:
-        items, interactions = catalogue_export(folder=Path(tmp))
-        result = recommender_evaluate(EvalRequest(items=items, interactions=interactions, k=k, epochs=epochs, register=True),
-                                      progress=False)
-    if result["detail"].get("champion"):  # a new champion embeds differently: re-embed now, not in a customer's request
-        from services.recommender.vectors import index_rebuild
-
-        index_rebuild()
-    return result

@@ -1,10 +1,16 @@
 """Periodic re-fine-tuning: a task's feedback becomes a challenger, judged on a fixed held-back set, gated, promoted.
 
     python manage.py retrain --task sentiment [--force]
+
+The same job runs as the Celery task `training.retrain` (beat: the `retrain <task>` schedules, `training` queue).
+What a run trains on and how it is judged, per kind of task: pipelines/retrain_data.py.
 """
 from __future__ import annotations
 
+import logging
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,95 +18,151 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.registry.models import OpsAlert, RetrainRun, Task
-from pipelines.training import TrainRequest, adapter_train
-from services.ml.artifacts import artifact_evaluate
-from services.ml.data import dataset_read
-from services.registry.retrain import feedback_collect, feedback_since, label_drift, lock_held, training_file_write
-from services.registry.versions import task_get, version_get, version_promote
+from pipelines.retrain_data import RetrainData, embed_for, retrain_data
+from pipelines.training import TrainRequest, adapter_train, staging_root
+from services.registry.drift import label_drift, texts_drift
+from services.registry.retrain import (feedback_collect, feedback_since, incoming_texts, lock_held, min_examples_for,
+                                       retrain_task_get, run_failed_alert, run_payload, run_phase_set)
+from services.registry.live import ops_push
+from services.registry.versions import version_get, version_promote
 
+logger = logging.getLogger(__name__)
 ACTOR = "pipeline:retrain"
+PROGRESS_EVERY_S = 0.5  # training steps are written to the run row (and pushed live) at most this often
 
 
 def _finish(run: RetrainRun, *, status: str, reason: str, **fields: Any) -> RetrainRun:
     for name, value in fields.items():
         setattr(run, name, value)
-    run.status, run.reason, run.finished_at = status, reason, timezone.now()
+    run.status, run.reason, run.finished_at, run.phase = status, reason, timezone.now(), "done"
     run.save()
+    ops_push(event="run_progress", payload=run_payload(run))
     return run
+
+
+def staging_prefix(run_pk: int, task: str) -> str:
+    """The staged artifact folder of a run is named after it, so the run that finds it abandoned can remove it."""
+    return f"retrain-{task}-run{run_pk}-"
 
 
 def retrain_run(*, task: str, force: bool = False) -> RetrainRun:
     """Retrain `task` from its base data plus its feedback, when enough is new (or forced).
 
-    1. Claim the task's lock (RetrainBusy when a live run holds it); runs a dead holder left "running" are closed.
-    2. Count feedback newer than the last completed run; too few and not forced: a skipped run with the reason.
-    3. Train a new version on base data + all feedback; it is registered as challenger.
-    4. Evaluate it and the champion on the task's fixed held-back set; gate on those numbers; promote or keep it
-       as challenger with the gate's reason. Label drift of the new feedback against the base data is recorded.
+    1. Claim the task's lock (RetrainBusy when a live run holds it); runs a dead holder left "running" are closed
+       as failed, with an alert, and their staged files removed.
+    2. Count feedback newer than the last completed run; measure label and embedding drift of the new data.
+    3. Too few new examples and not forced: a skipped run with the reason.
+    4. Train a new version on base data + all feedback (progress on the run row); it is registered as challenger.
+    5. Evaluate it and the champion on the task's fixed held-back set; gate on those numbers; promote or keep it
+       as challenger with the gate's reason. A promotion is served at once by this process (and within seconds by
+       every other); the recommender's catalogue is re-embedded by the new champion here, not in a request.
     """
-    task_row = task_get(name=task)
+    task_row = retrain_task_get(name=task)
     with lock_held(task=task_row):
-        abandoned = list(task_row.retrain_runs.filter(status=RetrainRun.RUNNING).values_list("pk", flat=True))
-        task_row.retrain_runs.filter(pk__in=abandoned).update(
-            status=RetrainRun.FAILED, finished_at=timezone.now(), reason="abandoned: its worker stopped before finishing")
-        for dead in RetrainRun.objects.filter(pk__in=abandoned).select_related("task"):
-            failed_run_alert(dead)
-        run = RetrainRun.objects.create(task=task_row, forced=force)
+        _abandoned_close(task_row)
+        run = RetrainRun.objects.create(task=task_row, forced=force, phase="collecting")
+        ops_push(event="run_progress", payload=run_payload(run))
         try:
             return _run_body(run=run, task_row=task_row, force=force)
         except Exception as exc:
             _finish(run, status=RetrainRun.FAILED, reason=f"failed: {exc}")
-            failed_run_alert(run)
+            run_failed_alert(run)
             raise
 
 
-OPS_GROUP = "registry-ops"
-
-
 def failed_run_alert(run: RetrainRun) -> OpsAlert:
-    """Store an in-app alert for a failed run (shown on /registry/operations/) and push it live to `registry-ops`."""
-    alert = OpsAlert.objects.create(task=run.task, run=run, level="error",
-                                    message=f"retrain of {run.task.name} failed (run {run.pk}): {run.reason}")
-    try:
-        from apps.core.live import group_push
+    """Kept for callers of the earlier name: services.registry.retrain.run_failed_alert."""
+    return run_failed_alert(run)
 
-        group_push(group=OPS_GROUP, event="ops_alert", payload={"id": alert.pk, "task": run.task.name, "run": run.pk,
-                                                                 "message": alert.message, "created_at": alert.created_at.isoformat()})
-    except Exception:  # noqa: BLE001 - the stored alert is the record; a live push is best effort (Redis may be down)
-        pass
-    return alert
+
+def _abandoned_close(task_row: Task) -> None:
+    """Close the runs a crashed holder left running (we hold the lock now, so none of them is alive)."""
+    abandoned = list(task_row.retrain_runs.filter(status=RetrainRun.RUNNING).values_list("pk", flat=True))
+    task_row.retrain_runs.filter(pk__in=abandoned).update(
+        status=RetrainRun.FAILED, finished_at=timezone.now(), reason="abandoned: its worker stopped before finishing")
+    for dead in RetrainRun.objects.filter(pk__in=abandoned).select_related("task"):
+        run_failed_alert(dead)
+        for left in staging_root().glob(staging_prefix(dead.pk, task_row.name) + "*"):
+            shutil.rmtree(left, ignore_errors=True)
+
+
+def _drift(*, task_row: Task, new_labels: list[str], data: RetrainData, since: Any) -> dict[str, Any]:
+    """Label drift of the new feedback, embedding drift of what the model saw since the last run (never fails a run)."""
+    drift = label_drift(new=new_labels, train=data.train_labels)
+    try:
+        embed, encoder = embed_for(task_row.name)
+        drift["embedding"] = texts_drift(new=incoming_texts(task=task_row.name, since=since), reference=data.reference_texts,
+                                         embed=embed, encoder=encoder)
+    except Exception as exc:  # noqa: BLE001 - drift is information; a run must not fail for it
+        logger.warning("embedding drift of %s not measured: %s", task_row.name, exc)
+        drift["embedding"] = {"note": f"not measured: {exc}"}
+    return drift
 
 
 def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:
     if not task_row.retrain_data or not task_row.retrain_eval:
         return _finish(run, status=RetrainRun.SKIPPED,
-                       reason=f"task {task_row.name!r} has no base data or held-back set configured (Task.retrain_data / retrain_eval)")
+                       reason=f"task {task_row.name!r} has no base data or held-back set configured "
+                              f"(retrain --task {task_row.name} --base-data FILE --held-back FILE)")
     until = timezone.now()
     feedback = [e for e in feedback_collect(task=task_row.name) if e.created_at <= until]
     since = feedback_since(task=task_row)
     new = [e for e in feedback if since is None or e.created_at > since]
-    base = dataset_read(path=task_row.retrain_data)
-    drift = label_drift(new=[e.label for e in new], train=base.labels)
-    run.n_new_examples, run.drift, run.examples_until = len(new), drift, until
-    minimum = settings.RETRAIN_MIN_EXAMPLES
+    data = retrain_data(task=task_row, feedback=feedback, until=until)
+    run.n_new_examples, run.examples_until = len(new), until
+    run.drift = _drift(task_row=task_row, new_labels=[e.label for e in new], data=data, since=since)
+    RetrainRun.objects.filter(pk=run.pk).update(n_new_examples=run.n_new_examples, examples_until=until, drift=run.drift)
+    minimum = min_examples_for(task_row)
     if len(new) < minimum and not force:
         return _finish(run, status=RetrainRun.SKIPPED,
-                       reason=f"too few new examples: {len(new)} < {minimum} (RETRAIN_MIN_EXAMPLES); use --force to train anyway")
-    held_back = dataset_read(path=task_row.retrain_eval)
+                       reason=f"too few new examples: {len(new)} < {minimum} (the task's minimum); use --force to train anyway")
+
     with tempfile.TemporaryDirectory(prefix=f"retrain-{task_row.name}-") as folder:
-        data, run.n_examples = training_file_write(base_texts=base.texts, base_labels=base.labels, feedback=feedback,
-                                                    folder=Path(folder))
-        epochs = settings.RETRAIN_EPOCHS or None
-        summary = adapter_train(TrainRequest(task=task_row.name, data=str(data), epochs=epochs, created_by=ACTOR), progress=False)
+        path, run.n_examples, overrides = data.train_file(folder=Path(folder))
+        RetrainRun.objects.filter(pk=run.pk).update(n_examples=run.n_examples)
+        run_phase_set(run, phase="training")
+        summary = adapter_train(
+            TrainRequest(task=task_row.name, data=str(path), epochs=settings.RETRAIN_EPOCHS or None, created_by=ACTOR,
+                         staging_prefix=staging_prefix(run.pk, task_row.name), **overrides),
+            progress=False, on_step=_step_reporter(run), on_registering=lambda: run_phase_set(run, phase="registering"))
     version = version_get(task_name=task_row.name, version=summary["version"])
     run.version = version
-    run.metrics = artifact_evaluate(folder=version.path, texts=held_back.texts, labels=held_back.labels, base_path=version.base.path)
+    RetrainRun.objects.filter(pk=run.pk).update(version=version)
+    run_phase_set(run, phase="evaluating")
+    run.metrics = data.evaluate(version=version)
     champion = version_get(task_name=task_row.name)
     if champion.pk == version.pk:  # the task's first version: nothing to beat
+        _served(task_row)
         return _finish(run, status=RetrainRun.PROMOTED, promoted=True, reason="first version of the task")
-    run.champion_metrics = artifact_evaluate(folder=champion.path, texts=held_back.texts, labels=held_back.labels,
-                                             base_path=champion.base.path)
+    run.champion_metrics = data.evaluate(version=champion)
+    run_phase_set(run, phase="gating")
     outcome = version_promote(task_name=task_row.name, version=version.version, actor=ACTOR,
                               reason=f"retrain run {run.pk} on the held-back set", judged_on=(run.metrics, run.champion_metrics))
+    if outcome.promoted:
+        _served(task_row)
     status = RetrainRun.PROMOTED if outcome.promoted else RetrainRun.REJECTED
     return _finish(run, status=status, promoted=outcome.promoted, reason=outcome.reason)
+
+
+def _step_reporter(run: RetrainRun) -> Any:
+    """on_step for the trainer: the first and last step, and one every PROGRESS_EVERY_S between, go to the run row."""
+    last = [0.0]
+
+    def report(step: int, total: int) -> None:
+        now = time.monotonic()
+        if step == 1 or step == total or now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            run_phase_set(run, phase="training", step=step, total=total)
+
+    return report
+
+
+def _served(task_row: Task) -> None:
+    """This process serves the new champion from its next call; the recommender's index is re-embedded by it now."""
+    from services.registry.serving import serving_refresh
+
+    serving_refresh(task=task_row.name)
+    if task_row.kind == Task.KIND_PAIRS and task_row.name == "recommender":
+        from services.recommender.vectors import index_rebuild
+
+        index_rebuild()

@@ -58,14 +58,3 @@ def test_register_adds_a_version_gated_on_ndcg(tiny_encoder: Path, tmp_path: Pat
                       no_progress=True)
     version = AdapterVersion.objects.get(task__name="recommender")
     assert version.metrics["ndcg_at_k"] == result["ndcg_at_k"] and version.task.gate_metric == "ndcg_at_k"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_periodic_retrain_learns_from_the_live_events(tiny_encoder: Path, tmp_path: Path) -> None:
-    from apps.recommender.tasks import adapter_retrain
-
-    items, interactions = taste_files(tmp_path, users=30)
-    run_json("recommender_import", items=str(items), interactions=str(interactions), no_progress=True)
-    result = adapter_retrain.apply(kwargs={"k": 5, "epochs": 1}).get()
-    assert result["n_users"] == 30 and result["detail"]["version"] == 1
-    assert AdapterVersion.objects.get(task__name="recommender").aliases.filter(name="champion").exists()

@@ -81,7 +81,8 @@ def test_feedback_becomes_a_promoted_champion_that_is_served_and_a_worse_run_is_
     assert [r.status for r in runs] == ["skipped", "promoted", "rejected"]
     assert [r.n_new_examples for r in runs] == [0, 30, 200]
     assert runs[2].drift["label_tvd"] > 0.5 and runs[2].drift["new"] == {"negative": 1.0}
-    assert all(r.finished_at and r.finished_at >= r.started_at for r in runs)
+    assert all(r.finished_at and r.finished_at >= r.started_at and r.phase == "done" for r in runs)
+    assert runs[0].progress == {} and 0 < runs[1].progress["step"] == runs[1].progress["total"]  # trained every step
     assert Task.objects.get(name="sentiment").retrain_lock_owner == ""
 
 
@@ -115,18 +116,83 @@ def test_a_live_lock_blocks_a_second_run() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stale_lock_of_a_crashed_worker_is_taken_over_and_its_run_closed() -> None:
-    from pipelines.retrain import retrain_run
+def test_a_stale_lock_of_a_crashed_worker_is_taken_over_and_its_run_closed_and_its_staged_files_removed(
+        settings, tmp_path: Path) -> None:  # noqa: ANN001
+    from pipelines.retrain import retrain_run, staging_prefix
+    from pipelines.training import staging_root
 
+    settings.REGISTRY_DIR = tmp_path / "registry"
     task = task_ensure(name="sentiment")
     Task.objects.filter(pk=task.pk).update(retrain_lock_owner="crashed-worker",
                                            retrain_lock_expires_at=timezone.now() - timedelta(seconds=1))
     abandoned = RetrainRun.objects.create(task=task)
+    half_saved = staging_root() / f"{staging_prefix(abandoned.pk, 'sentiment')}x1y2"
+    half_saved.mkdir(parents=True)
+    (half_saved / "adapter_model.safetensors").write_bytes(b"half a file")
+    someone_elses = staging_root() / "sentiment-trainadapter"  # a train_adapter command's staging: not the run's
+    someone_elses.mkdir()
     run = retrain_run(task="sentiment")  # no data configured: a quick, skipped run
     assert run.status == RetrainRun.SKIPPED and "no base data" in run.reason
     abandoned.refresh_from_db()
     assert abandoned.status == RetrainRun.FAILED and "abandoned" in abandoned.reason
     assert Task.objects.get(pk=task.pk).retrain_lock_owner == ""
+    assert not half_saved.exists() and someone_elses.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_measures_embedding_drift_of_incoming_headlines_against_the_training_data(
+        sentiment_setup: dict[str, Path]) -> None:
+    from apps.sentiment.models import ScoredNews
+    from tests.services.conftest import ITEM_WORDS, QUERY_WORDS
+
+    def news(texts: list[str], prefix: str) -> None:
+        ScoredNews.objects.bulk_create([
+            ScoredNews(message_id=f"{prefix}-{i}", source="test", published_at=timezone.now(), headline=text, label="neutral",
+                       p_positive=0.2, p_neutral=0.6, p_negative=0.2, score=0.0, model_version=1)
+            for i, text in enumerate(texts)])
+
+    news(rows(120, seed=11)[0], "alike")  # headlines like the training data
+    alike = run_json("retrain", task="sentiment", base_data=str(sentiment_setup["base"]),
+                     held_back=str(sentiment_setup["held_back"]))
+    assert alike["ran"] is False
+    first = RetrainRun.objects.get()
+    assert first.drift["embedding"]["encoder"] == "sentiment v1" and first.drift["embedding"]["n_new"] >= 50
+    assert first.drift["embedding"]["domain_auc"] < 0.75 and first.drift["embedding"]["drifted"] is False
+
+    import random
+
+    rng = random.Random(5)  # now headlines of another vocabulary arrive: the classifier two-sample test tells them apart
+    news([" ".join(rng.sample(QUERY_WORDS + ITEM_WORDS, 4)) for _ in range(120)], "shifted")
+    relabels_add(*rows(30, seed=4))
+    RetrainRun.objects.all().delete()
+    ScoredNews.objects.filter(message_id__startswith="alike").delete()
+    run_json("retrain", task="sentiment")
+    second = RetrainRun.objects.get()
+    assert second.drift["embedding"]["domain_auc"] > 0.9 and second.drift["embedding"]["drifted"] is True, second.drift
+    assert second.drift["embedding"]["centroid_cosine_distance"] > first.drift["embedding"]["centroid_cosine_distance"]
+
+
+def test_embedding_drift_is_near_chance_for_one_distribution_and_high_for_two() -> None:
+    import numpy as np
+
+    from services.registry.drift import embedding_drift, texts_drift
+
+    rng = np.random.default_rng(0)
+    same = embedding_drift(new=rng.normal(size=(200, 16)), reference=rng.normal(size=(200, 16)))
+    moved = embedding_drift(new=rng.normal(size=(200, 16)) + 0.5, reference=rng.normal(size=(200, 16)))
+    assert 0.35 < same["domain_auc"] < 0.65 and same["drifted"] is False
+    assert moved["domain_auc"] > 0.9 and moved["drifted"] is True
+    few = texts_drift(new=["a", "b"], reference=["c"] * 50, embed=lambda texts: np.zeros((len(texts), 4)), encoder="x")
+    assert "too few" in few["note"] and "domain_auc" not in few
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tasks_own_minimum_of_new_examples_overrides_the_setting(sentiment_setup: dict[str, Path]) -> None:
+    run_json("retrain", task="sentiment", base_data=str(sentiment_setup["base"]), held_back=str(sentiment_setup["held_back"]))
+    relabels_add(*rows(12, seed=4))  # above the setting (10) ...
+    Task.objects.filter(name="sentiment").update(retrain_min_examples=25)  # ... but below the task's own minimum
+    summary = run_json("retrain", task="sentiment")
+    assert summary["ran"] is False and "too few new examples: 12 < 25" in summary["reason"]
 
 
 def test_label_drift_is_the_total_variation_distance_of_label_shares() -> None:
@@ -155,9 +221,9 @@ def test_each_task_gets_an_hourly_retrain_schedule_that_keeps_an_admins_edits() 
 
     from services.registry.retrain import retrain_schedules_ensure
 
-    assert retrain_schedules_ensure() == ["retrain sentiment", "retrain intent"]
+    assert retrain_schedules_ensure() == ["retrain sentiment", "retrain intent", "retrain recommender"]
     schedules = {p.name: p for p in PeriodicTask.objects.filter(task="training.retrain")}
-    assert set(schedules) == {"retrain sentiment", "retrain intent"}
+    assert set(schedules) == {"retrain sentiment", "retrain intent", "retrain recommender"}
     sentiment = schedules["retrain sentiment"]
     assert sentiment.kwargs == '{"task": "sentiment"}' and sentiment.queue == "training" and sentiment.interval.every == 1
     sentiment.interval = IntervalSchedule.objects.create(every=6, period=IntervalSchedule.HOURS)  # an admin's edit
@@ -167,7 +233,7 @@ def test_each_task_gets_an_hourly_retrain_schedule_that_keeps_an_admins_edits() 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_run_killed_mid_run_leaves_no_half_registered_version_and_its_lock_lapses(
+def test_a_worker_killed_mid_training_leaves_no_half_registered_version_and_no_stuck_lock(
         sentiment_setup: dict[str, Path], settings, tmp_path: Path) -> None:  # noqa: ANN001
     import os
     import signal
@@ -177,29 +243,36 @@ def test_a_run_killed_mid_run_leaves_no_half_registered_version_and_its_lock_lap
 
     from django.db import connection
 
-    from apps.registry.models import AdapterVersion
+    from apps.registry.models import AdapterVersion, OpsAlert
+    from apps.registry.tasks import retrain
     from pipelines.retrain import retrain_run
+    from tests.conftest import ROOT
 
-    run_json("retrain", task="sentiment", base_data=str(sentiment_setup["base"]), held_back=str(sentiment_setup["held_back"]))
+    # Enough data that training lasts seconds, so the kill lands inside it (the run's phase proves where).
+    big = csv_write(tmp_path / "big.csv", *rows(1200, seed=7))
+    run_json("retrain", task="sentiment", base_data=str(big), held_back=str(sentiment_setup["held_back"]))
     relabels_add(*rows(30, seed=4))
+    queue = f"retrain-kill-test-{os.getpid()}"  # no other worker listens here: the killed task is not redelivered
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
-           "SUITE_REGISTRY_DIR": str(settings.REGISTRY_DIR), "RETRAIN_LOCK_TTL_S": "5"}
-    proc = subprocess.Popen([sys.executable, "manage.py", "retrain", "--task", "sentiment", "--force"], env=env,
-                            cwd=Path(__file__).resolve().parents[3], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+           "SUITE_REGISTRY_DIR": str(settings.REGISTRY_DIR), "RETRAIN_LOCK_TTL_S": "5", "RETRAIN_EPOCHS": "20"}
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool=threads",
+                               "--concurrency=2", "-n", f"kill-test-{os.getpid()}@%h", "-l", "WARNING"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while not RetrainRun.objects.filter(status=RetrainRun.RUNNING).exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "the retrain process never started its run"
-            time.sleep(0.05)
-        # Killed as soon as it holds the lock and has opened its run (tiny training takes about a second, too
-        # short to aim inside it reliably); registration is one transaction, so any later kill leaves no row either.
-        assert proc.poll() is None, "the retrain process finished before it could be killed"
+        retrain.apply_async(args=["sentiment"], kwargs={"force": True}, queue=queue)
+        deadline = time.monotonic() + 180
+        while not RetrainRun.objects.filter(phase="training", progress__step__gte=1).exists():
+            assert worker.poll() is None and time.monotonic() < deadline, "the worker never started training"
+            time.sleep(0.02)
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
 
+    killed = RetrainRun.objects.get(phase="training")
+    assert killed.status == RetrainRun.RUNNING and 1 <= killed.progress["step"] < killed.progress["total"], killed.progress
     assert AdapterVersion.objects.filter(task__name="sentiment").count() == 1
-    with pytest.raises(RetrainBusy):  # the dead holder's lock is still live until its expiry
+    assert not (settings.REGISTRY_DIR / "sentiment" / "v0002").exists()
+    with pytest.raises(RetrainBusy):  # the dead holder's lock is live until its expiry
         retrain_run(task="sentiment")
     deadline = time.monotonic() + 30
     while Task.objects.get(name="sentiment").retrain_lock_expires_at >= timezone.now():
@@ -208,7 +281,9 @@ def test_a_run_killed_mid_run_leaves_no_half_registered_version_and_its_lock_lap
     settings.RETRAIN_MIN_EXAMPLES = 1000
     taken_over = retrain_run(task="sentiment")
     assert taken_over.status == RetrainRun.SKIPPED
-    assert RetrainRun.objects.get(status=RetrainRun.FAILED).reason.startswith("abandoned")
+    killed.refresh_from_db()
+    assert killed.status == RetrainRun.FAILED and killed.reason.startswith("abandoned")
+    assert OpsAlert.objects.get(run=killed).level == "error"
     assert Task.objects.get(name="sentiment").retrain_lock_owner == ""
     assert AdapterVersion.objects.filter(task__name="sentiment").count() == 1
 
