@@ -61,6 +61,13 @@ def test_demo_load_fills_the_knowledge_base_watchlist_and_news_topic_and_is_idem
         assert Item.objects.count() == 30 and Event.objects.count() == events  # event ids make events idempotent
         # replaying again re-sends the same ids: the consumer stores each id once (tested in the sentiment app)
         assert _topic_count(f"{settings.NEWS_TOPIC_PREFIX}.raw") == 2 * sent
+
+        # Retraining is set up: the demo's imported events are the recommender's new feedback, and a run learns from them.
+        assert first["retrain"] == second["retrain"] == ["sentiment", "recommender"]
+        settings.RETRAIN_EPOCHS = 1
+        summary = run_json("retrain", task="recommender")
+        assert summary["ran"] is True and summary["promoted"] is True and 0 < summary["metrics"]["n"] <= 10, summary  # held-back shoppers with a new last item
+        assert run_json("retrain", task="sentiment")["reason"].startswith("too few new examples: 0")
     finally:
         serving_reset()
         searches_reset()

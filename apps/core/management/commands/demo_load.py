@@ -7,6 +7,7 @@
    only), the watchlist (AAPL, MSFT, TSLA, NVDA, AMZN) with a negative-share rule on TSLA, and a day of
    news replayed into Kafka's news.raw, for the `news` process (news_consume) to score.
 3. Recommender: an outdoor shop's catalogue (30 items) and 40 users' interactions from deploy/demo/recommender/.
+4. Retraining: base data and fixed held-back sets for `sentiment` and `recommender` (Model operations page).
 
 The last line printed is one JSON object saying what was done.
 """
@@ -56,7 +57,38 @@ class Command(BaseCommand):
         self.stdout.write("recommender: importing the demo catalogue and interactions from deploy/demo/recommender")
         call_command("recommender_import", items=str(reco / "items.jsonl"), interactions=str(reco / "interactions.jsonl"))
         done["recommender"] = str(reco)
+        done["retrain"] = self._retrain_files(work, reco=reco)
         self.stdout.write(json.dumps(done))
+
+    def _retrain_files(self, work: Path, *, reco: Path) -> list[str]:
+        """Give `sentiment` and `recommender` their base data and fixed held-back sets, so scheduled retraining runs.
+
+        Sentiment: the demo's template headlines (train) and another seed's (held back). Recommender: the first 30
+        demo shoppers' histories (base) and the last 10's (held back); the imported events are its new feedback.
+        """
+        import csv
+
+        from services.registry.retrain import task_data_set
+
+        held_back = work / "sentiment-held-back.csv"
+        with held_back.open("w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([("text", "label"), *train_rows(150, seed=3)])
+        configured = []
+        if (work / "sentiment-train.csv").is_file():
+            task_data_set(task="sentiment", base_data=str(work / "sentiment-train.csv"), held_back=str(held_back))
+            configured.append("sentiment")
+        lines = (reco / "interactions.jsonl").read_text(encoding="utf-8").splitlines()
+        users = sorted({json.loads(line)["user_id"] for line in lines if line.strip()})
+        held_users = set(users[-10:])
+        base, held = work / "recommender-base.jsonl", work / "recommender-held-back.jsonl"
+        base.write_text("".join(f"{line}\n" for line in lines if line.strip() and json.loads(line)["user_id"] not in held_users),
+                        encoding="utf-8")
+        held.write_text("".join(f"{line}\n" for line in lines if line.strip() and json.loads(line)["user_id"] in held_users),
+                        encoding="utf-8")
+        task_data_set(task="recommender", base_data=str(base), held_back=str(held))
+        configured.append("recommender")
+        self.stdout.write(f"retraining: base data and held-back sets recorded for {', '.join(configured)}")
+        return configured
 
     def _sentiment_model(self, work: Path, *, train: bool) -> str:
         from apps.registry.models import Alias
