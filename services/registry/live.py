@@ -9,11 +9,14 @@ The stored rows are the record: a push is best effort (Redis may be down) and ne
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 OPS_GROUP = "registry-ops"
+WARN_EVERY_S = 60.0  # a down channel layer is logged once a minute, not on every training step
+_last_warning = [-WARN_EVERY_S]
 
 
 def ops_push(*, event: str, payload: dict[str, Any]) -> None:
@@ -23,4 +26,7 @@ def ops_push(*, event: str, payload: dict[str, Any]) -> None:
 
         group_push(group=OPS_GROUP, event=event, payload=payload)
     except Exception as exc:  # noqa: BLE001 - see the module docstring
-        logger.warning("registry-ops push of %s failed: %s", event, exc)
+        now = time.monotonic()
+        if now - _last_warning[0] >= WARN_EVERY_S:
+            _last_warning[0] = now
+            logger.warning("registry-ops live pushes are failing (the page shows stored state on reload): %s: %s", event, exc)
