@@ -139,7 +139,7 @@ def test_the_registry_api_and_page_show_versions_and_move_aliases(tiny_registry:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_celery_path_scores_like_the_in_process_path_and_follows_the_champion(
+def test_the_celery_path_scores_like_the_in_process_path_and_follows_promotion_and_rollback(
         tiny_registry: dict[str, Path], celery_worker_process) -> None:  # noqa: ANN001
     from apps.registry.tasks import classify
     from services.registry.serving import serving_reset, texts_classify
@@ -163,6 +163,15 @@ def test_the_celery_path_scores_like_the_in_process_path_and_follows_the_champio
     assert remote["version"] == 2, "the running worker never picked up the new champion"
     serving_reset()
     assert texts_classify(task="sentiment", texts=texts).version == 2
+
+    run_json("registry_rollback", task="sentiment", actor="tester")  # a rollback reaches the running worker too
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        remote = classify.delay("sentiment", texts).get(timeout=120)
+        if remote["version"] == 1:
+            break
+        time.sleep(0.5)
+    assert remote["version"] == 1, "the running worker never picked up the rollback"
     serving_reset()
 
 
