@@ -52,6 +52,7 @@ def sentiment_setup(settings, tmp_path: Path) -> dict[str, Path]:  # noqa: ANN00
 
 @pytest.mark.django_db(transaction=True)
 def test_feedback_becomes_a_promoted_champion_that_is_served_and_a_worse_run_is_rejected(sentiment_setup: dict[str, Path]) -> None:
+    from apps.registry.tasks import retrain
     from services.registry.serving import serving_reset, texts_classify
 
     idle = run_json("retrain", task="sentiment", base_data=str(sentiment_setup["base"]),
@@ -60,7 +61,7 @@ def test_feedback_becomes_a_promoted_champion_that_is_served_and_a_worse_run_is_
     assert idle["ran"] is False and "too few new examples: 0 < 10" in idle["reason"]
 
     relabels_add(*rows(30, seed=4))
-    better = run_json("retrain", task="sentiment")
+    better = retrain.apply(args=["sentiment"]).get()  # the Celery job, run eagerly in this process
     assert better["ran"] is True and better["version"] == 2 and better["promoted"] is True, better
     assert better["metrics"]["n"] == better["champion_metrics"]["n"] == 60  # both judged on the same held-back set
     assert better["metrics"]["macro_f1"] > better["champion_metrics"]["macro_f1"]
