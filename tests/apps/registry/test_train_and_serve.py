@@ -138,6 +138,18 @@ def test_the_registry_api_and_page_show_versions_and_move_aliases(tiny_registry:
     assert response.status_code == 302
 
 
+def worker_version_wait(texts: list[str], *, version: int, seconds: float = 30) -> int:
+    """Ask the worker until its answers come from `version` (or time runs out); the version it last answered with."""
+    from apps.registry.tasks import classify
+
+    deadline = time.monotonic() + seconds
+    while True:
+        answered = classify.delay("sentiment", texts).get(timeout=120)["version"]
+        if answered == version or time.monotonic() > deadline:
+            return answered
+        time.sleep(0.5)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_celery_path_scores_like_the_in_process_path_and_follows_promotion_and_rollback(
         tiny_registry: dict[str, Path], celery_worker_process) -> None:  # noqa: ANN001
@@ -154,24 +166,12 @@ def test_the_celery_path_scores_like_the_in_process_path_and_follows_promotion_a
 
     train(tiny_registry["train"], epochs=1)
     run_json("registry_promote", task="sentiment", version=2, force=True, actor="tester")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        remote = classify.delay("sentiment", texts).get(timeout=120)
-        if remote["version"] == 2:
-            break
-        time.sleep(0.5)
-    assert remote["version"] == 2, "the running worker never picked up the new champion"
+    assert worker_version_wait(texts, version=2) == 2, "the running worker never picked up the new champion"
     serving_reset()
     assert texts_classify(task="sentiment", texts=texts).version == 2
 
     run_json("registry_rollback", task="sentiment", actor="tester")  # a rollback reaches the running worker too
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        remote = classify.delay("sentiment", texts).get(timeout=120)
-        if remote["version"] == 1:
-            break
-        time.sleep(0.5)
-    assert remote["version"] == 1, "the running worker never picked up the rollback"
+    assert worker_version_wait(texts, version=1) == 1, "the running worker never picked up the rollback"
     serving_reset()
 
 
