@@ -13,7 +13,7 @@ class BaseModelAdmin(admin.ModelAdmin):
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "gate_metric", "gate_min_gain", "gate_guard_metric", "gate_max_drop",
-                    "retrain_lock_owner", "retrain_lock_expires_at"]
+                    "retrain_min_examples", "retrain_lock_owner", "retrain_lock_expires_at"]
 
 
 @admin.register(AdapterVersion)
@@ -40,7 +40,7 @@ class AliasEventAdmin(admin.ModelAdmin):
 class RetrainRunAdmin(admin.ModelAdmin):
     """Model operations: each retraining run, its examples, metrics against the champion, gate result and drift."""
 
-    list_display = ["started_at", "task", "status", "n_new_examples", "version", "promoted", "label_tvd", "reason"]
+    list_display = ["started_at", "task", "status", "phase", "n_new_examples", "version", "promoted", "label_tvd", "reason"]
     list_filter = ["task", "status"]
     readonly_fields = [f.name for f in RetrainRun._meta.fields]
 
@@ -51,5 +51,18 @@ class RetrainRunAdmin(admin.ModelAdmin):
 
 @admin.register(OpsAlert)
 class OpsAlertAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "level", "task", "message"]
-    list_filter = ["level", "task"]
+    """Alerts of the Model operations page; acknowledging one here records who and when, as the page does."""
+
+    list_display = ["created_at", "level", "task", "message", "acknowledged_at", "acknowledged_by"]
+    list_filter = ["level", "task", ("acknowledged_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["task", "run", "level", "message", "created_at", "acknowledged_at", "acknowledged_by"]
+    actions = ["acknowledge"]
+
+    @admin.action(description="Acknowledge the selected alerts")
+    def acknowledge(self, request, queryset) -> None:  # noqa: ANN001
+        from services.registry.operations import ops_alert_acknowledge
+
+        ids = list(queryset.filter(acknowledged_at__isnull=True).values_list("pk", flat=True))
+        for alert_id in ids:
+            ops_alert_acknowledge(alert_id=alert_id, actor=request.user.get_username())
+        self.message_user(request, f"{len(ids)} alert(s) acknowledged.")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -8,7 +9,11 @@ from django.views.decorators.http import require_POST
 from apps.accounts.access import access_required
 from apps.registry.models import AliasEvent, BaseModel, Task
 from services.errors import SuiteError
+from services.registry import operations as ops
 from services.registry.versions import version_promote, version_rollback
+
+OPEN_ALERTS_SHOWN = 50
+ACKNOWLEDGED_SHOWN = 20
 
 
 @access_required("registry")
@@ -51,26 +56,34 @@ def rollback(request: HttpRequest, task: str) -> HttpResponse:
 
 @access_required("registry")
 def operations(request: HttpRequest) -> HttpResponse:
-    """Model operations: per task its beat schedule, last retrain runs, champion history and current drift."""
-    import json
+    """Model operations: per task its champion, schedule, lock, runs, champion history and drift; alerts. Live over /ws/registry/ops/."""
+    return render(request, "registry/operations.html", {
+        "rows": ops.operations_overview(),
+        "alerts": ops.ops_alert_list(state="open")[:OPEN_ALERTS_SHOWN],
+        "acknowledged": ops.ops_alert_list(state="acknowledged")[:ACKNOWLEDGED_SHOWN],
+        "min_examples_setting": settings.RETRAIN_MIN_EXAMPLES,
+    })
 
-    from django_celery_beat.models import PeriodicTask
 
-    from apps.registry.models import OpsAlert, RetrainRun
+@require_POST
+@access_required("registry")
+def retrain_now(request: HttpRequest, task: str) -> HttpResponse:
+    force = request.POST.get("force") == "1"
+    try:
+        celery_id = ops.retrain_enqueue(task=task, force=force)
+    except SuiteError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Queued a {'forced ' if force else ''}retrain of {task} (Celery id {celery_id}); "
+                                  "its progress shows below as a worker picks it up.")
+    return redirect("registry:operations")
 
-    schedules: dict[str, list[PeriodicTask]] = {}
-    for p in PeriodicTask.objects.filter(task="training.retrain").select_related("interval", "crontab"):
-        try:
-            name = json.loads(p.kwargs or "{}").get("task") or (json.loads(p.args or "[]") or [None])[0]
-        except (ValueError, TypeError, AttributeError):
-            name = None
-        schedules.setdefault(name, []).append(p)
-    rows = []
-    for task in Task.objects.all():
-        runs = list(RetrainRun.objects.filter(task=task).select_related("version")[:10])
-        for run in runs:
-            run.seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-        latest_drift = next((r.drift for r in runs if r.drift), {})
-        rows.append({"task": task, "schedules": schedules.get(task.name, []), "runs": runs, "drift": latest_drift,
-                     "champion_events": AliasEvent.objects.filter(task=task, alias="champion")[:20]})
-    return render(request, "registry/operations.html", {"rows": rows, "alerts": OpsAlert.objects.select_related("task")[:20]})
+
+@require_POST
+@access_required("registry")
+def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
+    try:
+        ops.ops_alert_acknowledge(alert_id=alert_id, actor=request.user.get_username(), comment=request.POST.get("comment", ""))
+    except SuiteError as exc:
+        messages.error(request, exc.message)
+    return redirect("registry:operations")
