@@ -55,7 +55,8 @@ class OpsAlertAdmin(admin.ModelAdmin):
 
     list_display = ["created_at", "level", "task", "message", "acknowledged_at", "acknowledged_by"]
     list_filter = ["level", "task", ("acknowledged_at", admin.EmptyFieldListFilter)]
-    readonly_fields = ["task", "run", "level", "message", "created_at", "acknowledged_at", "acknowledged_by"]
+    readonly_fields = ["task", "run", "level", "message", "created_at", "acknowledged_at", "acknowledged_by",
+                       "acknowledged_comment"]
     actions = ["acknowledge"]
 
     @admin.action(description="Acknowledge the selected alerts")

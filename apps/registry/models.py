@@ -161,6 +161,7 @@ class OpsAlert(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.CharField(max_length=150, blank=True)
+    acknowledged_comment = models.TextField(blank=True)  # what the admin who acknowledged it said (the message stays as raised)
 
     class Meta:
         ordering = ["-created_at", "-id"]

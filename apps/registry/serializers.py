@@ -163,7 +163,8 @@ class OpsAlertSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OpsAlert
-        fields = ["id", "task", "run", "level", "message", "created_at", "acknowledged_at", "acknowledged_by"]
+        fields = ["id", "task", "run", "level", "message", "created_at", "acknowledged_at", "acknowledged_by",
+                  "acknowledged_comment"]
 
 
 class OperationsSerializer(serializers.Serializer):
@@ -178,7 +179,7 @@ class OpsAlertQuerySerializer(serializers.Serializer):
 
 class AcknowledgeSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000,
-                                    help_text="Appended to the alert's message with who acknowledged it.")
+                                    help_text="Stored with the acknowledgement (acknowledged_comment).")
 
 
 class RetrainRequestSerializer(serializers.Serializer):

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet, Value
-from django.db.models.functions import Concat
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.registry.models import Alias, AliasEvent, OpsAlert, RetrainRun, Task
@@ -217,11 +216,9 @@ def ops_alert_list(*, task: str | None = None, state: str = "open") -> QuerySet[
 
 
 def ops_alert_acknowledge(*, alert_id: int, actor: str, comment: str = "") -> OpsAlert:
-    """Mark an alert as seen, once; a comment is appended to its message. Other open pages are told (alert_acknowledged)."""
-    comment = comment.strip()[:2000]
-    fields: dict[str, Any] = {"acknowledged_at": timezone.now(), "acknowledged_by": actor[:150]}
-    if comment:  # OpsAlert has no comment column: the note joins the message, where page, API and admin show it
-        fields["message"] = Concat(F("message"), Value(f"\nacknowledged by {actor}: {comment}"))
+    """Mark an alert as seen, once, with an optional comment. Other open pages are told (alert_acknowledged)."""
+    fields: dict[str, Any] = {"acknowledged_at": timezone.now(), "acknowledged_by": actor[:150],
+                              "acknowledged_comment": comment.strip()[:2000]}
     changed = OpsAlert.objects.filter(pk=alert_id, acknowledged_at__isnull=True).update(**fields)
     alert = OpsAlert.objects.select_related("task").filter(pk=alert_id).first()
     if alert is None:
@@ -231,5 +228,6 @@ def ops_alert_acknowledge(*, alert_id: int, actor: str, comment: str = "") -> Op
     ops_push(event="alert_acknowledged", payload={"id": alert.pk, "task": alert.task.name if alert.task else None,
                                                   "message": alert.message, "created_at": alert.created_at.isoformat(),
                                                   "acknowledged_by": alert.acknowledged_by,
+                                                  "acknowledged_comment": alert.acknowledged_comment,
                                                   "acknowledged_at": alert.acknowledged_at.isoformat()})
     return alert

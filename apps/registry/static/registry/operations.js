@@ -50,7 +50,7 @@
     const box = $("#alerts-acknowledged");
     if ($(`[data-alert="${alert.id}"]`, box)) return;
     const div = el("div", { class: "alert acknowledged", "data-alert": alert.id });
-    div.append(messageNode(alert), el("p", { class: "muted small" }, `acknowledged by ${alert.acknowledged_by} at ${when(alert.acknowledged_at)}`));
+    div.append(messageNode(alert), el("p", { class: "muted small" }, `acknowledged by ${alert.acknowledged_by} at ${when(alert.acknowledged_at)}${alert.acknowledged_comment ? ": " + alert.acknowledged_comment : ""}`));
     $("summary", box).after(div);
     $(".count", box).textContent = String(box.querySelectorAll(".alert").length);
   }
