@@ -3,7 +3,9 @@
 Events, each {"event": name, "data": payload} on the WebSocket /ws/registry/ops/:
 - ops_alert: {"id", "task", "run", "level", "message", "created_at"}: a stored OpsAlert (a failed or abandoned run);
 - run_progress: {"run", "task", "status", "phase", "step", "total", "version", "reason"}: a retraining run moved on;
-- champion_changed: {"task", "version", "previous", "action", "actor", "reason", "at"}: a promotion or rollback.
+- champion_changed: {"task", "version", "previous", "action", "actor", "reason", "at"}: a promotion or rollback;
+- alert_acknowledged: {"id", "task", "message", "created_at", "acknowledged_by", "acknowledged_comment",
+  "acknowledged_at"}: an admin acknowledged an alert (services/registry/operations.py).
 The stored rows are the record: a push is best effort (Redis may be down) and never fails the work that made it.
 """
 from __future__ import annotations
