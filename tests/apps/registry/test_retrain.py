@@ -183,6 +183,8 @@ def test_embedding_drift_is_near_chance_for_one_distribution_and_high_for_two() 
     moved = embedding_drift(new=rng.normal(size=(200, 16)) + 0.5, reference=rng.normal(size=(200, 16)))
     assert 0.35 < same["domain_auc"] < 0.65 and same["drifted"] is False
     assert moved["domain_auc"] > 0.9 and moved["drifted"] is True
+    twins = rng.normal(size=(60, 16))
+    assert embedding_drift(new=twins, reference=twins.copy())["domain_auc"] == 0.5  # the same points: no drift, never < 0.5
     few = texts_drift(new=["a", "b"], reference=["c"] * 50, embed=lambda texts: np.zeros((len(texts), 4)), encoder="x")
     assert "too few" in few["note"] and "domain_auc" not in few
 
