@@ -198,11 +198,12 @@ def _register(*, result: Any, base: Any, metrics: dict[str, Any], source: Path) 
     """Register the adapter under task `recommender` (gate: ndcg_at_k) and ask the gate to promote it."""
     from apps.registry.models import Task
     from services.ml.artifacts import artifact_save
+    from pipelines.training import staging_root
     from services.registry.retrain import recommender_task_ensure
-    from services.registry.versions import registry_dir, version_promote, version_register
+    from services.registry.versions import version_promote, version_register
 
     recommender_task_ensure()
-    staging = registry_dir() / ".staging"
+    staging = staging_root()
     staging.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix="recommender-", dir=staging))
     try:

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from apps.registry.models import OpsAlert, RetrainRun, Task
+from apps.registry.models import RetrainRun, Task
 from pipelines.retrain_data import RetrainData, embed_for, retrain_data
 from pipelines.training import TrainRequest, adapter_train, staging_root
 from services.registry.drift import label_drift, texts_drift
@@ -68,11 +68,6 @@ def retrain_run(*, task: str, force: bool = False) -> RetrainRun:
             _finish(run, status=RetrainRun.FAILED, reason=f"failed: {exc}")
             run_failed_alert(run)
             raise
-
-
-def failed_run_alert(run: RetrainRun) -> OpsAlert:
-    """Kept for callers of the earlier name: services.registry.retrain.run_failed_alert."""
-    return run_failed_alert(run)
 
 
 def _abandoned_close(task_row: Task) -> None:

@@ -72,20 +72,24 @@ class RecommenderData:
     train_labels: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        from pipelines.recommender_eval import Split, interactions_read, split_leave_last_out
+        from pipelines.recommender_eval import Split, interactions_read, popularity_count, split_leave_last_out
 
         self.ids, self.texts = catalogue_live()
         if not self.ids:
             raise SuiteError("The catalogue is empty: import items before retraining the recommender.", field="items")
         rows_of = {external: row for row, external in enumerate(self.ids)}
         base = interactions_read(path=Path(self.task.retrain_data), rows_of=rows_of)
-        self.history = histories_merge(base, events_history(rows_of=rows_of, until=self.until))
+        history = histories_merge(base, events_history(rows_of=rows_of, until=self.until))
         held = interactions_read(path=Path(self.task.retrain_eval), rows_of=rows_of)
         self.split = split_leave_last_out(history=held)
         if not self.split.test:
             raise SuiteError(f"{self.task.retrain_eval}: no user with two distinct catalogue items to hold out.",
                              field="retrain_eval")
-        self.training = Split(train=self.history, test={})
+        self.training = Split(train=history, test={})
+        # Popularity from everything known before the held-back items: the training histories and the held-back
+        # users' earlier interactions; the same for every version judged, so counted once.
+        self.popularity = popularity_count(split=self.training, n_items=len(self.ids)) + \
+            popularity_count(split=self.split, n_items=len(self.ids))
         base_rows = [i for rows in base.values() for i in rows]
         self.reference_texts = [self.texts[i.item] for i in base_rows]
         self.train_labels = [i.type for i in base_rows]
@@ -105,14 +109,10 @@ class RecommenderData:
         return path, len(queries), {"text_col": "query", "label_col": "item", "kind": Task.KIND_PAIRS}
 
     def evaluate(self, *, version: AdapterVersion) -> dict[str, Any]:
-        from pipelines.recommender_eval import popularity_count, rankings_score
+        from pipelines.recommender_eval import rankings_score
 
         vectors = artifact_embed(folder=version.path, texts=self.texts, base_path=version.base.path)  # (n_items, dim)
-        # Popularity from everything known before the held-back items: the training histories and the held-back
-        # users' earlier interactions, the same for every version judged.
-        popularity = popularity_count(split=self.training, n_items=len(self.ids)) + \
-            popularity_count(split=self.split, n_items=len(self.ids))
-        scores = rankings_score(split=self.split, vectors=vectors, popularity=popularity, k=self.k)
+        scores = rankings_score(split=self.split, vectors=vectors, popularity=self.popularity, k=self.k)
         return {"ndcg_at_k": scores["ndcg"], "recall_at_k": scores["recall"], "hit_rate_at_k": scores["hit"],
                 "k": self.k, "n": len(self.split.test)}
 

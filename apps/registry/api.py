@@ -171,7 +171,7 @@ class OpsAlertList(APIView):
 
 
 class OpsAlertAcknowledge(APIView):
-    """Mark an alert as seen (once; a second time is a 400); an optional comment is appended to its message."""
+    """Mark an alert as seen (once; a second time is a 400); an optional comment is stored with it (acknowledged_comment)."""
 
     permission_classes = REGISTRY
 

@@ -24,7 +24,6 @@ from django.utils import timezone
 from apps.registry.models import OpsAlert, RetrainRun, Task
 from services.registry.versions import task_ensure, task_get
 from services.errors import SuiteError
-from services.registry.drift import label_drift  # noqa: F401 - part of this module's interface
 from services.registry.live import ops_push
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from apps.registry.models import Alias, RetrainRun, Task
 from apps.sentiment.models import Relabel
-from services.registry.retrain import RetrainBusy, label_drift, lock_claim
+from services.registry.drift import label_drift
+from services.registry.retrain import RetrainBusy, lock_claim
 from services.registry.versions import task_ensure
 from tests.apps.registry.test_train_and_serve import run_json
 from tests.services.conftest import sentiment_rows, tiny_base_write
