@@ -72,7 +72,7 @@ class RecommenderData:
     train_labels: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        from pipelines.recommender_eval import Split, interactions_read, popularity_count, split_leave_last_out
+        from services.recommender.evaluation import Split, interactions_read, popularity_count, split_leave_last_out
 
         self.ids, self.texts = catalogue_live()
         if not self.ids:
@@ -95,7 +95,7 @@ class RecommenderData:
         self.train_labels = [i.type for i in base_rows]
 
     def train_file(self, *, folder: Path) -> tuple[Path, int, dict[str, Any]]:
-        from pipelines.recommender_eval import pairs_make
+        from services.recommender.evaluation import pairs_make
 
         queries, items = pairs_make(split=self.training, texts=self.texts)
         if len(queries) < 4:
@@ -109,7 +109,7 @@ class RecommenderData:
         return path, len(queries), {"text_col": "query", "label_col": "item", "kind": Task.KIND_PAIRS}
 
     def evaluate(self, *, version: AdapterVersion) -> dict[str, Any]:
-        from pipelines.recommender_eval import rankings_score
+        from services.recommender.evaluation import rankings_score
 
         vectors = artifact_embed(folder=version.path, texts=self.texts, base_path=version.base.path)  # (n_items, dim)
         scores = rankings_score(split=self.split, vectors=vectors, popularity=self.popularity, k=self.k)

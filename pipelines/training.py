@@ -16,7 +16,7 @@ from apps.registry.models import Task
 from services.ml.data import dataset_read, pairs_read
 from services.ml.artifacts import artifact_save
 from services.ml.training import ClassifierConfig, PairConfig, classifier_train, pairs_train
-from services.registry.versions import base_get, registry_dir, version_register
+from services.registry.versions import base_get, staging_root, version_register  # staging_root: re-exported for callers
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,6 @@ class TrainRequest:
     kind: str | None = None  # "classifier" or "pairs"; None = the task's kind (classifier for new tasks)
     created_by: str = "pipeline:train_adapter"
     staging_prefix: str = ""  # the staged folder's name prefix (default "<task>-"); lets a retrain run find what a killed run left
-
-
-def staging_root() -> Path:
-    """Where artifacts are written before registration moves them into place (same file system: an atomic rename)."""
-    return registry_dir() / ".staging"
 
 
 def adapter_train(request: TrainRequest, *, progress: bool = True,

@@ -1,6 +1,6 @@
 """The recommender's arithmetic, Django-free: event weights, user profiles, scores and ranking metrics.
 
-The serving path (services.recommender.recommend) and the offline evaluation (pipelines.recommender_eval)
+The serving path (services.recommender.recommend) and the offline evaluation (services.recommender.evaluation)
 both call these, so the evaluated pipeline is the served one.
 """
 from __future__ import annotations

@@ -107,6 +107,11 @@ def registry_dir() -> Path:
     return Path(settings.REGISTRY_DIR)
 
 
+def staging_root() -> Path:
+    """Where artifacts are written before registration moves them into place (same file system: an atomic rename)."""
+    return registry_dir() / ".staging"
+
+
 def version_register(
     *,
     task_name: str,

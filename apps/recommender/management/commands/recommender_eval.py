@@ -4,7 +4,7 @@
 
 The last line printed is one JSON object: {"protocol", "k", "ndcg_at_k", "recall_at_k", "hit_rate_at_k",
 "popularity_ndcg_at_k", "popularity_recall_at_k", "n_users", "seconds"}; the line before it holds details (the
-untuned base model's score, pair counts, registration). See pipelines/recommender_eval.py for the steps.
+untuned base model's score, pair counts, registration). See services/recommender/evaluation.py for the steps.
 """
 from __future__ import annotations
 

@@ -1,0 +1,221 @@
+"""Offline evaluation of the recommender: fit the whole pipeline on a training split, rank, compare with popularity.
+
+    python manage.py recommender_eval --items items.csv --interactions interactions.csv [--protocol leave-last-out] [--k 10] [--register]
+
+1. Read the files (bad rows are skipped, as the import would report them).
+2. leave-last-out: each user's latest interaction with an item they had not met before is the test item; the
+   rest is training. Users with fewer than two distinct items are not tested (their history trains).
+3. Train a pairs LoRA adapter on the training part only: query = the text of a user's previous item,
+   positive = the next item's text (registry pair fine-tuning, on the default base).
+4. Embed every item with the tuned encoder, build each test user's profile from their training interactions
+   (services.recommender.ranking: the serving code), score all items they have not seen in training, take k.
+5. The popularity baseline ranks the same unseen items by training popularity in the same run.
+Only with `register` is the adapter registered (task `recommender`) and offered for promotion through the gate
+(ndcg_at_k): the serving champion is otherwise untouched. The split, pairs and ranking metrics are also what
+retraining the recommender judges a version with (services/recommender/retraining.py).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from services.errors import SuiteError
+from services.recommender import ranking
+from services.recommender.catalog import event_clean, item_clean, item_text
+from services.recommender.files import rows_read
+
+PROTOCOLS = ("leave-last-out",)
+MAX_PAIRS = 20000  # training pairs kept (the latest ones): bounds the fine-tuning time
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    items: Path
+    interactions: Path
+    protocol: str = "leave-last-out"  # the only protocol so far
+    k: int = 10  # cut-off of the ranking metrics
+    epochs: int | None = None  # overrides PairConfig's epoch bound
+    register: bool = False  # register the adapter and try to promote it (gate on ndcg_at_k)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise SuiteError(f"Unknown protocol {self.protocol!r}; use one of {', '.join(PROTOCOLS)}.", field="protocol")
+        if not 1 <= self.k <= 1000:
+            raise SuiteError("`k` must be from 1 to 1000.", field="k")
+
+
+@dataclass(frozen=True)
+class Split:
+    train: dict[str, list[ranking.Interaction]]  # user -> training interactions, oldest first
+    test: dict[str, int]  # user -> held-out item row
+
+
+def catalogue_read(*, path: Path) -> tuple[list[str], list[str]]:
+    """(external ids, item texts) of the good rows."""
+    ids, texts, seen = [], [], set()
+    for _, row in rows_read(path=path):
+        try:
+            item = item_clean(row)
+        except SuiteError:
+            continue
+        if isinstance(row, str) or item["external_id"] in seen:
+            continue
+        seen.add(item["external_id"])
+        ids.append(item["external_id"])
+        texts.append(item_text(title=item["title"], description=item["description"], category=item["category"], tags=item["tags"]))
+    return ids, texts
+
+
+def interactions_read(*, path: Path, rows_of: dict[str, int]) -> dict[str, list[ranking.Interaction]]:
+    """user -> interactions with known items, oldest first (file order breaks ties)."""
+    by_user: dict[str, list[tuple[float, int, ranking.Interaction]]] = defaultdict(list)
+    for line_no, row in rows_read(path=path):
+        if isinstance(row, str):
+            continue
+        try:
+            event = event_clean({**row, "event_id": row.get("event_id") or str(line_no)} if isinstance(row, dict) else row)
+        except SuiteError:
+            continue
+        item = rows_of.get(event["item_external_id"])
+        if item is None:
+            continue
+        at = event["timestamp"].timestamp() if row.get("timestamp") else float(line_no)
+        by_user[event["user_id"]].append((at, line_no, ranking.Interaction(item=item, type=event["type"], at=at)))
+    return {user: [i for *_, i in sorted(rows, key=lambda r: (r[0], r[1]))] for user, rows in by_user.items()}
+
+
+def split_leave_last_out(*, history: dict[str, list[ranking.Interaction]]) -> Split:
+    train, test = {}, {}
+    for user, rows in history.items():
+        last = rows[-1].item
+        before = [r for r in rows if r.item != last]
+        if before and all(r.item != last for r in rows[:-1]):
+            train[user], test[user] = rows[:-1], last
+        else:
+            train[user] = rows
+    return Split(train=train, test=test)
+
+
+def pairs_make(*, split: Split, texts: list[str]) -> tuple[list[str], list[str]]:
+    """(queries, positives): each training interaction's item text → the next distinct item's text."""
+    queries, items = [], []
+    for rows in split.train.values():
+        for before, after in zip(rows, rows[1:]):
+            if before.item != after.item:
+                queries.append(texts[before.item])
+                items.append(texts[after.item])
+    return queries[-MAX_PAIRS:], items[-MAX_PAIRS:]
+
+
+def rankings_score(*, split: Split, vectors: np.ndarray | None, popularity: np.ndarray, k: int) -> dict[str, float]:
+    """ndcg/recall/hit rate at k over the test users: by profile (+ popularity prior) or, without vectors, popularity alone."""
+    scaled = ranking.popularity_scaled(popularity)
+    ndcg, recall = [], []
+    for user, target in split.test.items():
+        rows = split.train[user]
+        seen = {r.item for r in rows}
+        if vectors is None:
+            scores = popularity.astype(np.float64).copy()
+        else:
+            weights = ranking.interactions_weights(rows)
+            profile = ranking.profile_build(vectors=vectors[[r.item for r in rows]], weights=weights)
+            cosine = vectors @ profile if profile is not None else np.zeros(len(vectors), dtype=np.float32)  # (n_items,)
+            scores = ranking.scores_combine(cosine=cosine, popularity=scaled).astype(np.float64)
+        scores[list(seen)] = -np.inf
+        order = np.lexsort((np.arange(len(scores)), -scores))[:k]  # best first, ties by row
+        ranked = [int(i) for i in order]
+        ndcg.append(ranking.ndcg_at_k(ranked=ranked, relevant={target}, k=k))
+        recall.append(ranking.recall_at_k(ranked=ranked, relevant={target}, k=k))
+    n = max(len(ndcg), 1)
+    return {"ndcg": round(sum(ndcg) / n, 5), "recall": round(sum(recall) / n, 5), "hit": round(sum(r > 0 for r in recall) / n, 5)}
+
+
+def popularity_count(*, split: Split, n_items: int) -> np.ndarray:
+    counts = np.zeros(n_items, dtype=np.float32)
+    for rows in split.train.values():
+        for r in rows:
+            counts[r.item] += ranking.EVENT_WEIGHTS.get(r.type, 1.0)
+    return counts
+
+
+def _embed(model: Any, tokenizer: Any, texts: list[str], *, strip_urls: bool, max_length: int) -> np.ndarray:
+    from services.ml.encoder import texts_prepare, texts_tokenize
+    from services.ml.loop import ids_embed
+
+    ids = texts_tokenize(tokenizer, texts_prepare(texts, strip_urls=strip_urls), max_length=max_length)
+    pad_id = tokenizer.pad_token_id or 0
+    return ids_embed(model, ids, pad_id=pad_id, device=torch.device("cpu"), dtype=torch.float32, normalize=True).numpy()
+
+
+def recommender_evaluate(request: EvalRequest, *, progress: bool = True) -> dict[str, Any]:
+    """Run the evaluation; returns the contract's keys plus `detail` (base model score, pairs, registration)."""
+    from services.ml.encoder import tokenizer_load
+    from services.ml.training import PairConfig, pairs_train
+    from services.registry.versions import base_get
+
+    started = time.monotonic()
+    ids, texts = catalogue_read(path=request.items)
+    if not ids:
+        raise SuiteError(f"{request.items}: no usable items.", field="items")
+    history = interactions_read(path=request.interactions, rows_of={external: row for row, external in enumerate(ids)})
+    split = split_leave_last_out(history=history)
+    if not split.test:
+        raise SuiteError("No user has two distinct items: nothing to hold out.", field="interactions")
+    queries, positives = pairs_make(split=split, texts=texts)
+    if len(queries) < 4:
+        raise SuiteError("Too few consecutive interactions to tune on (at least 4 pairs).", field="interactions")
+    base = base_get()
+    config = PairConfig(**({"epochs": request.epochs} if request.epochs else {}))
+    result = pairs_train(base_path=base.path, queries=queries, items=positives, config=config, progress=progress)
+    tokenizer = tokenizer_load(base.path)
+    tuned = _embed(result.model, tokenizer, texts, strip_urls=config.strip_urls, max_length=config.max_length)
+    with result.model.disable_adapter():
+        untuned = _embed(result.model, tokenizer, texts, strip_urls=config.strip_urls, max_length=config.max_length)
+    popularity = popularity_count(split=split, n_items=len(ids))
+    model_scores = rankings_score(split=split, vectors=tuned, popularity=popularity, k=request.k)
+    base_scores = rankings_score(split=split, vectors=untuned, popularity=popularity, k=request.k)
+    pop_scores = rankings_score(split=split, vectors=None, popularity=popularity, k=request.k)
+    detail: dict[str, Any] = {"base_ndcg_at_k": base_scores["ndcg"], "base_recall_at_k": base_scores["recall"],
+                              "n_pairs": len(queries), "n_items": len(ids), "pair_mrr": result.metrics.get("mrr")}
+    out = {"protocol": request.protocol, "k": request.k, "ndcg_at_k": model_scores["ndcg"], "recall_at_k": model_scores["recall"],
+           "hit_rate_at_k": model_scores["hit"], "popularity_ndcg_at_k": pop_scores["ndcg"],
+           "popularity_recall_at_k": pop_scores["recall"], "n_users": len(split.test)}
+    if request.register:
+        detail.update(_register(result=result, base=base, metrics={**result.metrics, **out}, source=request.interactions))
+    out["seconds"] = round(time.monotonic() - started, 2)
+    out["detail"] = detail
+    return out
+
+
+def _register(*, result: Any, base: Any, metrics: dict[str, Any], source: Path) -> dict[str, Any]:
+    """Register the adapter under task `recommender` (gate: ndcg_at_k) and ask the gate to promote it."""
+    from apps.registry.models import Task
+    from services.ml.artifacts import artifact_save
+    from services.registry.retrain import recommender_task_ensure
+    from services.registry.versions import staging_root, version_promote, version_register
+
+    recommender_task_ensure()
+    staging = staging_root()
+    staging.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix="recommender-", dir=staging))
+    try:
+        sha = artifact_save(result=result, folder=staged, source=source.name)
+        numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        version = version_register(task_name="recommender", kind=Task.KIND_PAIRS, base=base, staged_dir=staged, sha256=sha,
+                                   metrics=numeric, label_map=[], train_config=result.config.as_dict(),
+                                   data_fingerprint=result.fingerprint, data_source=str(source.resolve()),
+                                   created_by="pipeline:recommender_eval")
+    finally:
+        if staged.exists():
+            shutil.rmtree(staged, ignore_errors=True)
+    outcome = version_promote(task_name="recommender", version=version.version, actor="pipeline:recommender_eval")
+    champion = version.aliases.filter(name="champion").exists()
+    return {"version": version.version, "champion": champion, "promotion": outcome.reason if not champion or outcome.promoted else "first version"}
