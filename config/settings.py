@@ -297,4 +297,10 @@ SUPPORT_CONFIDENCE_THRESHOLD = _env_fraction("SUPPORT_CONFIDENCE_THRESHOLD", 0.4
 SUPPORT_INTENT_MIN_PROB = _env_fraction("SUPPORT_INTENT_MIN_PROB", 0.5)  # intent top probability below: out of scope
 SUPPORT_MESSAGE_MAX_CHARS = env_int("SUPPORT_MESSAGE_MAX_CHARS", 2000, minimum=1)
 SUPPORT_EMBED_TASK = os.environ.get("SUPPORT_EMBED_TASK", "")  # "" = the default base encoder; or a pairs task's champion
+# Vector indexes (services/vectors/index.py; the support KBs' and the recommender's): exact search below the
+# threshold (ms at that size), IVF with √n lists past it; nprobe lists visited per query (recall vs speed);
+# FAISS threads per search (one query at a time is the serving pattern: more threads cost more than they save).
+SUPPORT_IVF_THRESHOLD = env_int("SUPPORT_IVF_THRESHOLD", 20000, minimum=1)
+SUPPORT_IVF_NPROBE = env_int("SUPPORT_IVF_NPROBE", 16, minimum=1)
+SUPPORT_FAISS_THREADS = env_int("SUPPORT_FAISS_THREADS", 1, minimum=1)
 SUPPORT_CUSTOMER_RATE = os.environ.get("SUPPORT_CUSTOMER_RATE", "30/minute")  # DRF throttle for anonymous customers

@@ -38,10 +38,11 @@ def catalogue_ensure(*, n_items: int, n_users: int, quiet: bool) -> None:
     from django.utils import timezone
 
     from apps.recommender.models import Event, Item
-    from services.recommender.vectors import encoder_key, index_folder, index_install
-    from services.support.index import DenseIndex, EncoderTag
+    from services.recommender.vectors import encoder_tag, index_folder, index_install
+    from services.vectors import DenseIndex
 
-    name, sha = encoder_key()
+    tag = encoder_tag()
+    name = tag.name
     meta = index_folder() / "meta.json"
     fresh = (Item.objects.count() == n_items and Event.objects.values("user_id").distinct().count() == n_users and meta.is_file()
              and json.loads(meta.read_text())["encoder"] == name and json.loads(meta.read_text())["count"] == n_items)
@@ -64,10 +65,9 @@ def catalogue_ensure(*, n_items: int, n_users: int, quiet: bool) -> None:
             Event(event_id=f"e{j}", user_id=f"u{j // EVENTS_PER_USER}", item_external_id=f"item-{int(popular[j])}",
                   item_id=int(pks[int(popular[j])]), type=kinds[j % 5], timestamp=now - timedelta(hours=int(j % 150)))
             for j in range(n_users * EVENTS_PER_USER)], batch_size=5000)
-    dim = 384
-    vectors = rng.standard_normal((n_items, dim), dtype=np.float32)
+    vectors = rng.standard_normal((n_items, tag.dim), dtype=np.float32)  # the default base's width (384)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index_install(index=DenseIndex.build(tag=EncoderTag(name=name, sha256=sha, dim=dim), ids=pks, vectors=vectors))
+    index_install(index=DenseIndex.build(tag=tag, ids=pks, vectors=vectors))
     if not quiet:
         print(f"catalogue: {n_items} items, {n_users} users in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
@@ -187,12 +187,12 @@ def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_reques
             except subprocess.TimeoutExpired:
                 server.kill()
         listener.close()
-    from services.support.index import IVF_THRESHOLD
+    from services.vectors.index import ivf_threshold
 
     result = {"items": n_items, "users": n_users, "requests": n_requests, "concurrency": concurrency, "errors": errors,
               "p50_ms": _pct(latencies, 50), "p95_ms": _pct(latencies, 95), "p99_ms": _pct(latencies, 99),
               "mean_ms": round(statistics.fmean(latencies), 2), "rps": round(len(latencies) / wall, 1),
-              "raw_faiss_p99_ms": raw, "index": "ivf" if n_items >= IVF_THRESHOLD else "flat", "server": f"daphne x{servers} (one shared socket)",
+              "raw_faiss_p99_ms": raw, "index": "ivf" if n_items >= ivf_threshold() else "flat", "server": f"daphne x{servers} (one shared socket)",
               "vectors": "random unit vectors, dim 384"}
     if not quiet:
         print(f"GET /api/recommendations: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {result['rps']} req/s "

@@ -85,7 +85,7 @@ def faiss_search_ms(n: int, dim: int, *, quiet: bool) -> dict[str, float]:
     """Median time of one k=20 query at n random unit vectors: the KB's index type for that size, and exact."""
     import faiss
 
-    from services.support.index import DenseIndex, EncoderTag
+    from services.vectors import DenseIndex, EncoderTag
 
     rng = np.random.default_rng(n)
     vectors = rng.standard_normal((n, dim), dtype=np.float32)
@@ -114,7 +114,7 @@ def support_bench(*, n_passages: int, n_queries: int, quiet: bool) -> dict[str, 
 
     from services.registry.versions import base_default_ensure
     from services.support.answering import question_answer
-    from services.support.index import gpu_available
+    from services.vectors import gpu_available
     from services.support.knowledge import encoder_tag
     from services.support.retrieval import kb_search
 

@@ -18,10 +18,9 @@ from django.db.models import F
 from apps.support.models import Document, FaqEntry, KnowledgeBase, Passage
 from services.errors import NotFound, SuiteError
 from services.support.documents import DOC_SUFFIXES, FaqRow, document_split, faq_read, text_hash
-from services.support.index import DenseIndex, EncoderTag, folder_locked
+from services.vectors import DenseIndex, EncoderTag, encode, folder_locked, vectors_folder
 
 Progress = Callable[[int, int], None]  # (done, total)
-EMBED_BATCH = 128
 
 
 @dataclass
@@ -95,36 +94,25 @@ def items_texts(*, kb: KnowledgeBase, ids: Iterable[int] | None = None) -> tuple
 
 # --- the encoder ------------------------------------------------------------------------------------------
 
-def encoder_tag() -> EncoderTag:
-    """Which encoder embeds the KBs: the registry's default base, or SUPPORT_EMBED_TASK's champion adapter."""
-    from services.registry.versions import base_default_ensure, version_get
+def embed_task() -> str | None:
+    """The task whose champion embeds the KBs (SUPPORT_EMBED_TASK), None for the default base."""
+    return settings.SUPPORT_EMBED_TASK or None
 
-    task = settings.SUPPORT_EMBED_TASK
-    if not task:
-        base = base_default_ensure()
-        return EncoderTag(name=base.name, sha256=base.sha256, dim=base.embedding_size)
-    version = version_get(task_name=task)
-    return EncoderTag(name=f"{version.base.name}+{task}-v{version.version}", sha256=version.sha256,
-                      dim=version.base.embedding_size)
+
+def encoder_tag() -> EncoderTag:
+    """Which encoder embeds the KBs now: SUPPORT_EMBED_TASK's champion, else the registry's default base."""
+    return encode.encoder_tag_for(task=embed_task())
 
 
 def texts_vectors(*, texts: list[str], progress: Progress | None = None) -> np.ndarray:
-    """L2-normalised embeddings (n, dim), in batches so a progress bar can follow."""
-    from services.registry.serving import texts_embed
-
-    task = settings.SUPPORT_EMBED_TASK or None
-    parts = []
-    for start in range(0, len(texts), EMBED_BATCH):
-        parts.append(texts_embed(task=task, texts=texts[start:start + EMBED_BATCH]))
-        if progress:
-            progress(min(start + EMBED_BATCH, len(texts)), len(texts))
-    return np.concatenate(parts) if parts else np.zeros((0, encoder_tag().dim), dtype=np.float32)
+    """L2-normalised embeddings (n, dim) by the KBs' encoder, in batches so a progress bar can follow."""
+    return encode.texts_embed_for(task=embed_task(), texts=texts, progress=progress)
 
 
 # --- the dense index on disk ------------------------------------------------------------------------------
 
 def index_folder(kb: KnowledgeBase) -> Path:
-    return Path(settings.VAR_DIR) / "support" / kb.name
+    return vectors_folder("support", kb.name)
 
 
 def index_locked(kb: KnowledgeBase) -> AbstractContextManager[None]:
@@ -139,11 +127,9 @@ def index_build(*, kb: KnowledgeBase, progress: Progress | None = None) -> Dense
 
 
 def _index_build(*, kb: KnowledgeBase, progress: Progress | None) -> DenseIndex:
-    tag = encoder_tag()
     ids, texts = items_texts(kb=kb)
-    vectors = texts_vectors(texts=texts, progress=progress)
-    index = DenseIndex.build(tag=tag, ids=np.asarray(ids, dtype=np.int64), vectors=vectors)
-    index.save(folder=index_folder(kb))
+    index = encode.index_from_texts(folder=index_folder(kb), task=embed_task(), ids=ids, texts=texts, tag=encoder_tag(),
+                                    progress=progress)
     kb_touch(kb)
     return index
 

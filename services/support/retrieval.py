@@ -8,13 +8,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import numpy as np
-
 from apps.support.models import FaqEntry, KnowledgeBase, Passage
-from services.support.index import DenseIndex
 from services.support import knowledge
 from services.support.knowledge import faq_lexical_text, index_build, index_folder, item_id, passage_text
 from services.support.lexical import LexicalIndex, ranks_fuse
+from services.vectors import DenseIndex
 
 CANDIDATES = 20  # per ranking before fusion
 RERANK = 10  # fused candidates re-ordered by confidence
@@ -106,7 +104,3 @@ def kb_search(*, kb: KnowledgeBase) -> KbSearch:
 def searches_reset() -> None:
     with _lock:
         _searches.clear()
-
-
-def vectors_norm_check(vectors: np.ndarray) -> bool:
-    return bool(np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3))

@@ -1,13 +1,15 @@
 """Recommender fixtures: a tiny base encoder registered as default, a bag-of-words stand-in, an API client."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
 
 from services.recommender import recommend, vectors
-from tests.apps.support.conftest import bow_vectors
+from services.vectors import encode
+from tests.apps.support.conftest import BOW_DIM, bow_vectors
 from tests.apps.registry.test_train_and_serve import run_json
 from tests.services.conftest import tiny_base_write
 
@@ -44,7 +46,9 @@ def tiny_encoder(settings, tmp_path: Path) -> Path:  # noqa: ANN001
 @pytest.fixture
 def bow_encoder(tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Word-overlap vectors instead of the random tiny BERT (whose vectors are all nearly alike), so "similar" is checkable."""
-    monkeypatch.setattr(vectors, "texts_embed_for", lambda *, task, texts: bow_vectors(texts=list(texts)))
+    real_tag = encode.encoder_tag_for
+    monkeypatch.setattr(encode, "encoder_tag_for", lambda *, task: replace(real_tag(task=task), dim=BOW_DIM))  # names follow promotions
+    monkeypatch.setattr(encode, "texts_embed_for", lambda *, task, texts, progress=None: bow_vectors(texts=list(texts)))
 
 
 @pytest.fixture

@@ -1,13 +1,15 @@
 """The item index on disk: incremental updates, another process's writes kept, reload, rebuild on a new encoder."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
 from apps.recommender.models import Item
 from services.recommender import vectors
-from services.support.index import DenseIndex
+from services.vectors import DenseIndex
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +31,8 @@ def test_a_fresh_process_loads_the_saved_index_and_searches_the_same(catalogue: 
 
 
 def test_a_saved_index_of_another_encoder_is_rebuilt_from_the_catalogue(catalogue: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vectors, "encoder_key", lambda: ("recommender:v9", "f" * 64))
+    current = vectors.encoder_tag()
+    monkeypatch.setattr(vectors, "encoder_tag", lambda: replace(current, name="recommender:v9", sha256="f" * 64))
     vectors.index_forget()
     index = vectors.index_get()
     assert index.tag.name == "recommender:v9" and len(index) == Item.objects.count()

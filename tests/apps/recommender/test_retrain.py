@@ -69,4 +69,4 @@ def test_new_events_retrain_the_recommender_gated_on_held_back_users_and_the_cha
     assert Alias.objects.get(task__name="recommender", name="champion").version.version == 1
     assert Alias.objects.get(task__name="recommender", name="challenger").version.version == 2
     assert json.loads((vectors.index_folder() / "meta.json").read_text())["encoder"] == "recommender:v1"
-    assert vectors.encoder_key()[0] == "recommender:v1"
+    assert vectors.encoder_tag().name == "recommender:v1"

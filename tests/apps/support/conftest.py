@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.support import knowledge
-from services.support.index import EncoderTag
 from services.support.lexical import text_tokens
+from services.vectors import EncoderTag, encode
 from tests.apps.registry.test_train_and_serve import run_json
 from tests.services.conftest import tiny_base_write
 
@@ -84,8 +83,8 @@ def bow_encoder(tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     thresholds meaningless; word-overlap vectors make "similar" checkable. The registry wiring is tested with
     the tiny BERT (test_import, test_index_rebuild) and real semantics with MiniLM (the slow test).
     """
-    monkeypatch.setattr(knowledge, "encoder_tag", lambda: EncoderTag(name="bag-of-words-test", sha256="0" * 64, dim=BOW_DIM))
-    monkeypatch.setattr(knowledge, "texts_vectors", bow_vectors)
+    monkeypatch.setattr(encode, "encoder_tag_for", lambda *, task: EncoderTag(name="bag-of-words-test", sha256="0" * 64, dim=BOW_DIM))
+    monkeypatch.setattr(encode, "texts_embed_for", lambda *, task, texts, progress=None: bow_vectors(texts=list(texts)))
 
 
 @pytest.fixture

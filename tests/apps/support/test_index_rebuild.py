@@ -10,8 +10,8 @@ import pytest
 from django.core.management.base import CommandError
 
 from apps.support.models import KnowledgeBase
-from services.support.index import DenseIndex
 from services.support.knowledge import encoder_tag, index_folder
+from services.vectors import DenseIndex
 from tests.apps.support.conftest import run_json
 from tests.conftest import ROOT
 

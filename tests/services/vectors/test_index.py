@@ -5,8 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.support import index as index_module
-from services.support.index import DenseIndex, EncoderTag
+from services.vectors import DenseIndex, EncoderTag
 
 TAG = EncoderTag(name="enc", sha256="a" * 64, dim=16)
 
@@ -38,8 +37,8 @@ def test_a_saved_index_reloads_only_for_the_encoder_that_built_it(tmp_path: Path
     assert DenseIndex.load(folder=tmp_path / "nothing", expected=TAG) is None
 
 
-def test_past_the_threshold_the_index_is_ivf_and_still_updates_in_place(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(index_module, "IVF_THRESHOLD", 1000)
+def test_past_the_threshold_the_index_is_ivf_and_still_updates_in_place(tmp_path: Path, settings) -> None:  # noqa: ANN001
+    settings.SUPPORT_IVF_THRESHOLD = 1000  # read at build time
     vectors = unit(1600, 2)
     index = DenseIndex.build(tag=TAG, ids=np.arange(1600), vectors=vectors)
     assert index.kind == "ivf"

@@ -1,11 +1,12 @@
-"""Dense vector index of one knowledge base: FAISS with our own ids, persisted on disk, tagged with its encoder.
+"""Dense vector index: FAISS with our own ids, persisted on disk, tagged with its encoder.
 
-Django-free. Ids are stable row keys (see services.support.knowledge.doc_id), so an entry can be added,
-replaced or removed without a full rebuild. The index type follows the corpus size at (re)build time:
-exact inner product (IndexFlatIP inside an IndexIDMap2) below `IVF_THRESHOLD` vectors, IVF past it
-(inverted lists support add_with_ids and remove_ids, so updates stay incremental). Vectors are
-L2-normalised, so inner product = cosine similarity. On a CUDA machine with faiss-gpu the index is
-copied to the GPU for search; the CPU copy is what is saved.
+Django-free (the tunables are read from django.conf.settings when Django is configured, else their defaults).
+Ids are stable row keys (a KB item id, an item pk), so an entry can be added, replaced or removed without a
+full rebuild. The index type follows the corpus size at (re)build time: exact inner product (IndexFlatIP
+inside an IndexIDMap2) below SUPPORT_IVF_THRESHOLD vectors, IVF past it (inverted lists support add_with_ids
+and remove_ids, so updates stay incremental). Vectors are L2-normalised, so inner product = cosine
+similarity. On a CUDA machine with faiss-gpu the index is copied to the GPU for search; the CPU copy is
+what is saved.
 """
 from __future__ import annotations
 
@@ -24,12 +25,36 @@ import numpy as np
 
 from services.errors import SuiteError
 
-IVF_THRESHOLD = int(os.environ.get("SUPPORT_IVF_THRESHOLD", "20000"))  # below: exact search is fast enough (ms)
-IVF_NPROBE = int(os.environ.get("SUPPORT_IVF_NPROBE", "16"))  # lists visited per query: recall vs speed
+# Defaults of the tunables (config/settings.py validates the environment's values; these serve without Django).
+IVF_THRESHOLD = 20000  # below: exact search is fast enough (ms)
+IVF_NPROBE = 16  # lists visited per query: recall vs speed
 # One query at a time is the serving pattern: OpenMP threads cost more than they save there (and spin on a busy CPU).
-SEARCH_THREADS = int(os.environ.get("SUPPORT_FAISS_THREADS", "1"))
+SEARCH_THREADS = 1
 _threads_set = False
 
+
+def _tunable(name: str, default: int) -> int:
+    """settings.<name> when Django is configured (read at call time, so tests may override it), else `default`."""
+    try:
+        from django.conf import settings
+    except ImportError:  # a plain shell without Django
+        return default
+    return int(getattr(settings, name, default)) if settings.configured else default
+
+
+def ivf_threshold() -> int:
+    """Vectors from which a (re)build makes an IVF index rather than an exact one (SUPPORT_IVF_THRESHOLD)."""
+    return _tunable("SUPPORT_IVF_THRESHOLD", IVF_THRESHOLD)
+
+
+def ivf_nprobe() -> int:
+    """Inverted lists an IVF search visits (SUPPORT_IVF_NPROBE)."""
+    return _tunable("SUPPORT_IVF_NPROBE", IVF_NPROBE)
+
+
+def search_threads() -> int:
+    """OpenMP threads FAISS searches with, set once per process (SUPPORT_FAISS_THREADS)."""
+    return _tunable("SUPPORT_FAISS_THREADS", SEARCH_THREADS)
 
 
 @contextmanager
@@ -43,11 +68,14 @@ def folder_locked(folder: Path) -> Iterator[None]:
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
+
 @dataclass(frozen=True)
 class EncoderTag:
-    name: str
-    sha256: str
-    dim: int
+    """Which encoder made an index's vectors: a saved index is used only by the same name, hash and dimension."""
+
+    name: str  # "base:<name>" or "<task>:v<N>" (services.vectors.encode.encoder_tag_for)
+    sha256: str  # of the base's weights, or of the adapter version
+    dim: int  # vector width
 
 
 def gpu_available() -> bool:
@@ -69,13 +97,13 @@ class DenseIndex:
         """A fresh index sized for `len(ids)` vectors: exact when small, IVF when large."""
         vectors = _check(vectors, tag.dim)
         n = len(ids)
-        if n >= IVF_THRESHOLD:
+        if n >= ivf_threshold():
             nlist = max(1, int(math.sqrt(n)))  # the usual sqrt(n) lists: 1M vectors → 1000 lists of ~1000
             quantizer = faiss.IndexFlatIP(tag.dim)
             index = faiss.IndexIVFFlat(quantizer, tag.dim, nlist, faiss.METRIC_INNER_PRODUCT)
             sample = np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False)  # k-means needs ~40 per list
             index.train(vectors[np.sort(sample)])
-            index.nprobe = IVF_NPROBE
+            index.nprobe = ivf_nprobe()
             index.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct() by our ids (lexical-only hits)
         else:
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(tag.dim))
@@ -114,7 +142,7 @@ class DenseIndex:
         """(ids (n, k), scores (n, k)); missing slots have id -1."""
         global _threads_set
         if not _threads_set:
-            faiss.omp_set_num_threads(SEARCH_THREADS)
+            faiss.omp_set_num_threads(search_threads())
             _threads_set = True
         vectors = _check(vectors, self.tag.dim)
         if len(self) == 0:
@@ -172,7 +200,7 @@ class DenseIndex:
             return None
         index = faiss.read_index(str(index_file))
         if isinstance(index, faiss.IndexIVF):
-            index.nprobe = IVF_NPROBE
+            index.nprobe = ivf_nprobe()
             index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(tag=tag, index=index)
 

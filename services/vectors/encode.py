@@ -1,0 +1,89 @@
+"""Text vectors for a task: the task's champion adapter, else the default base; and indexes built from them.
+
+This is the one place that decides which encoder embeds texts for a task (support's knowledge bases, the
+recommender's catalogue, retraining's drift check) and the tag that says so in a saved index's meta.json.
+Callers reach these functions through this module's attributes (`encode.texts_embed_for`), so a test's stand-in
+encoder, set here, is the one every room uses.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from services.errors import NotFound
+from services.vectors.index import DenseIndex, EncoderTag
+
+Progress = Callable[[int, int], None]  # (done, total)
+EMBED_BATCH = 128  # texts per call: bounded memory, and a progress bar can follow
+
+
+def vectors_folder(*parts: str) -> Path:
+    """A folder for vector indexes under VAR_DIR (e.g. ("support", kb) or ("recommender", "index"))."""
+    return Path(settings.VAR_DIR).joinpath(*parts)
+
+
+def encoder_tag_for(*, task: str | None) -> EncoderTag:
+    """The tag of the encoder texts_embed_for(task=task) uses now: `<task>:v<N>` (its champion) or `base:<name>`.
+
+    1. The task's champion, when the task is given and has one: its version's hash and its base's width.
+    2. Otherwise the default base (registered on first use): its weights' hash (its path when unhashed).
+    No model is loaded: the dimension is the base's registered `embedding_size`.
+    """
+    from services.registry.versions import base_default_ensure, version_get
+
+    if task:
+        try:
+            version = version_get(task_name=task)
+        except NotFound:
+            pass
+        else:
+            return EncoderTag(name=f"{task}:v{version.version}", sha256=version.sha256, dim=version.base.embedding_size)
+    base = base_default_ensure()
+    return EncoderTag(name=f"base:{base.name}", sha256=base.sha256 or base.path, dim=base.embedding_size)
+
+
+def texts_embed_for(*, task: str | None, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+    """L2-normalised float32 vectors (n, dim) of `texts`: the task's champion, else the default base.
+
+    1. Embed EMBED_BATCH texts at a time through the registry's serving runtime (micro-batched, cached models).
+    2. A task without a champion (or task None) is served by the default base.
+    3. Report (done, total) after each batch.
+    """
+    texts = list(texts)
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        parts.append(_embed(task=task, texts=texts[start:start + EMBED_BATCH]))
+        if progress:
+            progress(min(start + EMBED_BATCH, len(texts)), len(texts))
+    if not parts:
+        return np.zeros((0, encoder_tag_for(task=task).dim), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def _embed(*, task: str | None, texts: list[str]) -> np.ndarray:
+    from services.registry.serving import texts_embed
+
+    if task:
+        try:
+            return texts_embed(task=task, texts=texts)
+        except NotFound:  # no champion yet: the base, as encoder_tag_for says
+            pass
+    return texts_embed(task=None, texts=texts)
+
+
+def index_from_texts(*, folder: Path, task: str | None, ids: Sequence[int], texts: Sequence[str],
+                     tag: EncoderTag | None = None, progress: Progress | None = None) -> DenseIndex:
+    """A fresh index of (ids, texts) embedded for `task`, saved in `folder` (the full rebuild).
+
+    1. The tag: given (the one the caller checked a saved index against), else the task's encoder now.
+    2. Embed the texts in batches, reporting progress.
+    3. Build it (exact or IVF by size) and save it atomically; the caller holds the folder's lock if it needs one.
+    """
+    tag = tag or encoder_tag_for(task=task)
+    vectors = texts_embed_for(task=task, texts=texts, progress=progress) if len(texts) else np.zeros((0, tag.dim), dtype=np.float32)
+    index = DenseIndex.build(tag=tag, ids=np.asarray(ids, dtype=np.int64), vectors=vectors)
+    index.save(folder=folder)
+    return index
