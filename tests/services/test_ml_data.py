@@ -30,51 +30,51 @@ def test_it_reads_custom_column_names_and_a_byte_order_mark(tmp_path: Path) -> N
 
 def test_it_names_the_file_and_line_of_bytes_that_are_not_utf8(tmp_path: Path) -> None:
     path = _write(tmp_path, "latin.csv", b"text,label\nfine,1\nalso fine,0\nna\xefve caf\xe9,1\n")
-    with pytest.raises(DatasetError, match=r"latin\.csv, line 4: bytes that are not UTF-8"):
+    with pytest.raises(DatasetError, match=r"latin\.csv:4: bytes that are not UTF-8"):
         dataset_read(path=path)
 
 
 def test_it_names_the_missing_column_and_the_columns_present(tmp_path: Path) -> None:
     path = _write(tmp_path, "cols.csv", "sentence,label\na,1\n")
-    with pytest.raises(DatasetError, match=r"cols\.csv, line 1: no column 'text' in the header \(columns present: sentence, label\)"):
+    with pytest.raises(DatasetError, match=r"cols\.csv:1: no column 'text' in the header \(columns present: sentence, label\)"):
         dataset_read(path=path)
     jsonl = _write(tmp_path, "cols.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "sentiment": 0}\n')
-    with pytest.raises(DatasetError, match=r"cols\.jsonl, line 2: no key 'label' \(keys present: text, sentiment\)"):
+    with pytest.raises(DatasetError, match=r"cols\.jsonl:2: no key 'label' \(keys present: text, sentiment\)"):
         dataset_read(path=jsonl)
 
 
 def test_it_refuses_an_empty_file_and_a_file_without_rows(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"empty\.csv is empty"):
+    with pytest.raises(DatasetError, match=r"empty\.csv: empty file"):
         dataset_read(path=_write(tmp_path, "empty.csv", ""))
-    with pytest.raises(DatasetError, match=r"header\.csv has a header but no rows"):
+    with pytest.raises(DatasetError, match=r"header\.csv: a header but no rows"):
         dataset_read(path=_write(tmp_path, "header.csv", "text,label\n"))
-    with pytest.raises(DatasetError, match=r"blank\.jsonl is empty"):
+    with pytest.raises(DatasetError, match=r"blank\.jsonl: empty file"):
         dataset_read(path=_write(tmp_path, "blank.jsonl", "\n\n"))
 
 
 def test_it_names_the_line_of_an_empty_text(tmp_path: Path) -> None:
     path = _write(tmp_path, "gaps.csv", "text,label\na,1\nb,0\n  ,1\n")
-    with pytest.raises(DatasetError, match=r"gaps\.csv, line 4: empty 'text'"):
+    with pytest.raises(DatasetError, match=r"gaps\.csv:4: empty 'text'"):
         dataset_read(path=path)
 
 
 def test_it_counts_lines_of_multiline_quoted_fields(tmp_path: Path) -> None:
     path = _write(tmp_path, "multi.csv", 'text,label\n"two\nlines",1\nb,0\n"",1\n')
-    with pytest.raises(DatasetError, match=r"multi\.csv, line 5: empty 'text'"):
+    with pytest.raises(DatasetError, match=r"multi\.csv:5: empty 'text'"):
         dataset_read(path=path)
 
 
 def test_it_names_the_line_of_a_malformed_json_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "bad.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": 0\n')
-    with pytest.raises(DatasetError, match=r"bad\.jsonl, line 2: not valid JSON"):
+    with pytest.raises(DatasetError, match=r"bad\.jsonl:2: not valid JSON"):
         dataset_read(path=path)
-    with pytest.raises(DatasetError, match=r"list\.jsonl, line 1: expected a JSON object, found list"):
+    with pytest.raises(DatasetError, match=r"list\.jsonl:1: expected a JSON object, found list"):
         dataset_read(path=_write(tmp_path, "list.jsonl", '["a", 1]\n'))
 
 
 def test_it_names_a_label_seen_only_once_and_its_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "rare.csv", "text,label\na,pos\nb,neg\nc,pos\nd,meh\ne,neg\n")
-    with pytest.raises(DatasetError, match=r"rare\.csv, line 5: label 'meh' occurs only once"):
+    with pytest.raises(DatasetError, match=r"rare\.csv:5: label 'meh' occurs only once"):
         dataset_read(path=path)
 
 
@@ -95,7 +95,7 @@ def test_it_reads_pairs_and_names_the_line_of_an_empty_item(tmp_path: Path) -> N
     path = _write(tmp_path, "pairs.jsonl", '{"query": "red shoes", "item": "Shoe A"}\n{"query": "blue hat", "item": "Hat B"}\n')
     data = pairs_read(path=path)
     assert data.queries == ["red shoes", "blue hat"] and data.items == ["Shoe A", "Hat B"]
-    with pytest.raises(DatasetError, match=r"pairs\.csv, line 3: empty 'item'"):
+    with pytest.raises(DatasetError, match=r"pairs\.csv:3: empty 'item'"):
         pairs_read(path=_write(tmp_path, "pairs.csv", "query,item\nred shoes,Shoe A\nblue hat,\n"))
 
 
