@@ -1,14 +1,12 @@
 """Read FAQ files and split documents into passages (Django-free).
 
-FAQ: CSV or JSONL with `question` and `answer`, optional `intent`, `url`, `title`.
+FAQ: a tabular file (CSV, TSV, JSON Lines; services.tabular) with `question` and `answer`, optional `intent`, `url`, `title`.
 Documents: Markdown (split at headings), HTML (split at h1-h3), PDF (one passage per page part), plain text
 (split at blank lines); long sections are cut into windows of about `PASSAGE_WORDS` words.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -16,8 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from services.errors import SuiteError
+from services.tabular import KEEP, table_open
 
-FAQ_SUFFIXES = {".csv", ".jsonl"}
 DOC_SUFFIXES = {".md", ".markdown", ".html", ".htm", ".pdf", ".txt", ".text"}
 PASSAGE_WORDS = 180  # a passage is about one answer's worth of text: short enough to cite, long enough to match
 FAQ_FIELDS = ("question", "answer", "intent", "url", "title")
@@ -61,51 +59,24 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _faq_row(raw: dict, where: str) -> FaqRow:
-    if not isinstance(raw, dict):
-        raise ValueError("expected an object with question and answer")
-    values = {name: str(raw.get(name) or "").strip() for name in FAQ_FIELDS}
-    missing = [name for name in ("question", "answer") if not values[name]]
+def _faq_row(values: dict) -> FaqRow:
+    texts = {name: str(values.get(name) or "").strip() for name in FAQ_FIELDS}
+    missing = [name for name in ("question", "answer") if not texts[name]]
     if missing:
         raise ValueError(f"empty or missing {' and '.join(missing)}")
-    return FaqRow(**values)
+    return FaqRow(**texts)
 
 
 def faq_read(*, path: Path) -> ReadResult:
-    """FAQ rows from a CSV or JSONL file; bad rows are reported as "file:line: reason" and skipped."""
-    suffix = path.suffix.lower()
-    if suffix not in FAQ_SUFFIXES:
-        raise SuiteError(f"{path.name}: unsupported FAQ file type {suffix or '(none)'}; use .csv or .jsonl.", field="faq")
-    try:
-        content = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise SuiteError(f"{path.name}:{line}: not UTF-8 text.", field="faq") from None
+    """FAQ rows from a tabular file (services.tabular's rules); bad rows are reported as "file:line: reason" and skipped."""
+    table = table_open(path=path, policy=KEEP, required=("question", "answer"), field="faq", kind="FAQ file")
     result = ReadResult()
-    if suffix == ".jsonl":
-        for number, line in enumerate(content.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                result.rows.append(_faq_row(json.loads(line), f"{path.name}:{number}"))
-            except (json.JSONDecodeError, ValueError) as exc:
-                result.errors.append(f"{path.name}:{number}: {exc}")
-        return result
-    reader = csv.DictReader(io.StringIO(content, newline=""))
-    header = [name.strip().lower() for name in reader.fieldnames or []]
-    if "question" not in header or "answer" not in header:
-        raise SuiteError(f"{path.name}:1: the header must name `question` and `answer` (found {', '.join(header) or 'nothing'}).",
-                         field="faq")
-    reader.fieldnames = header
-    for raw in reader:
-        number = reader.line_num
-        if None in raw:  # more cells than the header names
-            result.errors.append(f"{path.name}:{number}: {len(header) + len(raw[None])} cells, the header has {len(header)}")
-            continue
+    for row in table:
         try:
-            result.rows.append(_faq_row(raw, f"{path.name}:{number}"))
+            result.rows.append(_faq_row(row.values))
         except ValueError as exc:
-            result.errors.append(f"{path.name}:{number}: {exc}")
+            table.refuse(row.line, str(exc))
+    result.errors = table.errors
     return result
 
 
