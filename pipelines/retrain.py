@@ -1,9 +1,10 @@
 """Periodic re-fine-tuning: a task's feedback becomes a challenger, judged on a fixed held-back set, gated, promoted.
 
-    python manage.py retrain --task sentiment [--force]
+    python manage.py retrain --task TASK [--force]   (TASK: a name a RETRAIN_PLUGINS plug-in declares)
 
 The same job runs as the Celery task `training.retrain` (beat: the `retrain <task>` schedules, `training` queue).
-What a run trains on and how it is judged, per kind of task: pipelines/retrain_data.py.
+The loop is the same for every task: what a run trains on, how it is judged and what follows a promotion come
+from the task's plug-in (services/registry/retraining.py, listed in the RETRAIN_PLUGINS setting).
 """
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
 from apps.registry.models import RetrainRun, Task
-from pipelines.retrain_data import RetrainData, embed_for, retrain_data
 from pipelines.training import TrainRequest, adapter_train, staging_root
 from services.registry.drift import label_drift, texts_drift
+from services.registry.live import ops_push
 from services.registry.retrain import (feedback_collect, feedback_since, incoming_texts, lock_held, min_examples_for,
                                        retrain_task_get, run_failed_alert, run_payload, run_phase_set)
-from services.registry.live import ops_push
+from services.registry.retraining import RetrainData, retrainer_get
 from services.registry.versions import version_get, version_promote
 
 logger = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ def retrain_run(*, task: str, force: bool = False) -> RetrainRun:
     4. Train a new version on base data + all feedback (progress on the run row); it is registered as challenger.
     5. Evaluate it and the champion on the task's fixed held-back set; gate on those numbers; promote or keep it
        as challenger with the gate's reason. A promotion is served at once by this process (and within seconds by
-       every other); the recommender's catalogue is re-embedded by the new champion here, not in a request.
+       every other), then the plug-in's `promoted` hook runs here, not in a request (e.g. a catalogue re-embedded).
     """
     task_row = retrain_task_get(name=task)
     with lock_held(task=task_row):
@@ -103,7 +105,7 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:
     feedback = [e for e in feedback_collect(task=task_row.name) if e.created_at <= until]
     since = feedback_since(task=task_row)
     new = [e for e in feedback if since is None or e.created_at > since]
-    data = retrain_data(task=task_row, feedback=feedback, until=until)
+    data = retrainer_get(task_row.name).data(task_row=task_row, feedback=feedback, until=until)
     run.n_new_examples, run.examples_until = len(new), until
     run.drift = _drift(task_row=task_row, new_labels=[e.label for e in new], data=data, since=since)
     RetrainRun.objects.filter(pk=run.pk).update(n_new_examples=run.n_new_examples, examples_until=until, drift=run.drift)
@@ -153,11 +155,20 @@ def _step_reporter(run: RetrainRun) -> Any:
 
 
 def _served(task_row: Task) -> None:
-    """This process serves the new champion from its next call; the recommender's index is re-embedded by it now."""
+    """This process serves the new champion from its next call; then the task's plug-in does what follows a promotion."""
     from services.registry.serving import serving_refresh
 
     serving_refresh(task=task_row.name)
-    if task_row.kind == Task.KIND_PAIRS and task_row.name == "recommender":
-        from services.recommender.vectors import index_rebuild
+    retrainer_get(task_row.name).promoted(task_row=task_row)
 
-        index_rebuild()
+
+def embed_for(task: str) -> tuple[Any, str]:
+    """(embed function, encoder name) for drift: the task's champion, or the default base while it has none."""
+    from services.errors import NotFound
+    from services.registry.serving import texts_embed
+
+    try:
+        champion = version_get(task_name=task)
+    except NotFound:
+        return (lambda texts: np.asarray(texts_embed(task=None, texts=texts))), "base"
+    return (lambda texts: np.asarray(texts_embed(task=task, texts=texts))), f"{task} v{champion.version}"

@@ -199,7 +199,7 @@ def _register(*, result: Any, base: Any, metrics: dict[str, Any], source: Path) 
     """Register the adapter under task `recommender` (gate: ndcg_at_k) and ask the gate to promote it."""
     from apps.registry.models import Task
     from services.ml.artifacts import artifact_save
-    from services.registry.retrain import recommender_task_ensure
+    from services.recommender.retraining import recommender_task_ensure
     from services.registry.versions import staging_root, version_promote, version_register
 
     recommender_task_ensure()

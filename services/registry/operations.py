@@ -19,7 +19,8 @@ from django.utils import timezone
 from apps.registry.models import Alias, AliasEvent, OpsAlert, RetrainRun, Task
 from services.errors import NotFound, ServiceUnavailable, SuiteError
 from services.registry.live import ops_push
-from services.registry.retrain import RETRAIN_TASKS, min_examples_for
+from services.registry.retrain import min_examples_for
+from services.registry.retraining import retrainers
 from services.registry.versions import task_get
 
 if TYPE_CHECKING:
@@ -188,9 +189,10 @@ def retrain_enqueue(*, task: str, force: bool = False) -> str:
     from celery import current_app
     from kombu.exceptions import OperationalError
 
-    if task not in RETRAIN_TASKS:
+    retrainable = retrainers()
+    if task not in retrainable:
         task_get(name=task)  # NotFound for a task that does not exist at all
-        raise SuiteError(f"Task {task!r} has no feedback source to retrain from (retrainable: {', '.join(RETRAIN_TASKS)}).",
+        raise SuiteError(f"Task {task!r} has no feedback source to retrain from (retrainable: {', '.join(retrainable)}).",
                          field="task")
     try:
         result = current_app.send_task(RETRAIN_CELERY_TASK, kwargs={"task": task, "force": force}, queue="training",

@@ -1,17 +1,16 @@
-"""Re-fine-tuning's rules: feedback and incoming data per task, the per-task lock, the run's phase and summary.
+"""Re-fine-tuning's rules: the per-task lock, the run's phase and summary, the schedules, the task's files.
 
-The run itself is pipelines/retrain.py.
+The run itself is pipelines/retrain.py; what each task trains on comes from its plug-in
+(services/registry/retraining.py, registered in RETRAIN_PLUGINS).
 One run per task at a time: the Task row carries a lock (holder token + expiry) claimed with a conditional
 update; a heartbeat thread pushes the expiry forward while training, so a crashed holder's lock simply lapses.
 """
 from __future__ import annotations
 
-import csv
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.registry.models import OpsAlert, RetrainRun, Task
-from services.registry.versions import task_ensure, task_get
 from services.errors import SuiteError
 from services.registry.live import ops_push
-
-@dataclass(frozen=True)
-class Example:
-    text: str
-    label: str
-    source: str  # who or what gave it ("analyst:ann", "agent_marked_wrong", ...)
-    created_at: datetime
+from services.registry.retraining import Example, retrainer_get, retrainers
+from services.registry.versions import task_get
 
 
 class RetrainBusy(SuiteError):
@@ -41,69 +34,12 @@ class RetrainBusy(SuiteError):
     code = "busy"
 
 
-# --- feedback per task -----------------------------------------------------------------------------------
-
-def _sentiment_feedback() -> list[Example]:
-    from apps.sentiment.models import Relabel
-
-    return [Example(r.text, r.label, r.source, r.created_at)
-            for r in Relabel.objects.filter(task="sentiment").order_by("created_at", "id")]
-
-
-def _intent_feedback() -> list[Example]:
-    from apps.support.models import TrainingExample
-
-    rows = TrainingExample.objects.filter(task="intent").exclude(label="").order_by("created_at", "id")
-    return [Example(r.text, r.label, r.source, r.created_at) for r in rows]
-
-
-def _recommender_feedback() -> list[Example]:
-    """Each interaction the shop sent: the item it was with, its type as the "label", counted by when it arrived."""
-    from apps.recommender.models import Event
-
-    rows = Event.objects.order_by("received_at", "id").values_list("item_external_id", "type", "user_id", "received_at")
-    return [Example(item, kind, f"user:{user}", at) for item, kind, user, at in rows.iterator()]
-
-
-FEEDBACK: dict[str, Callable[[], list[Example]]] = {"sentiment": _sentiment_feedback, "intent": _intent_feedback,
-                                                     "recommender": _recommender_feedback}
-
-INCOMING_MAX = 2000  # newest incoming texts looked at for drift
-
-
-def _sentiment_incoming(since: datetime | None) -> list[str]:
-    from apps.sentiment.models import ScoredNews
-
-    rows = ScoredNews.objects.filter(stored_at__gt=since) if since else ScoredNews.objects.all()
-    return list(rows.order_by("-stored_at").values_list("headline", flat=True)[:INCOMING_MAX])
-
-
-def _intent_incoming(since: datetime | None) -> list[str]:
-    from apps.support.models import Message
-
-    rows = Message.objects.filter(sender=Message.CUSTOMER)
-    rows = rows.filter(created_at__gt=since) if since else rows
-    return list(rows.order_by("-created_at").values_list("text", flat=True)[:INCOMING_MAX])
-
-
-def _recommender_incoming(since: datetime | None) -> list[str]:
-    from apps.recommender.models import Event, Item
-    from services.recommender.catalog import item_text
-
-    events = Event.objects.filter(received_at__gt=since) if since else Event.objects.all()
-    pks = events.exclude(item=None).order_by("-received_at").values_list("item_id", flat=True)[:INCOMING_MAX]
-    items = Item.objects.filter(pk__in=list(pks))
-    return [item_text(title=i.title, description=i.description, category=i.category, tags=i.tags) for i in items]
-
-
-# What each task's model sees in production (headlines scored, customer questions, items interacted with): the
-# embedding drift compares these, since the last completed run, with the training data.
-INCOMING: dict[str, Callable[[datetime | None], list[str]]] = {"sentiment": _sentiment_incoming, "intent": _intent_incoming,
-                                                               "recommender": _recommender_incoming}
-
+# --- what the plug-ins give the run (services/registry/retraining.py) --------------------------------------
 
 def incoming_texts(*, task: str, since: datetime | None) -> list[str]:
-    return INCOMING[task](since) if task in INCOMING else []
+    """What `task`'s model saw in production since `since` (for embedding drift); none for a task without a plug-in."""
+    plugins = retrainers()
+    return plugins[task].incoming(since) if task in plugins else []
 
 
 def min_examples_for(task: Task) -> int:
@@ -113,10 +49,7 @@ def min_examples_for(task: Task) -> int:
 
 def feedback_collect(*, task: str) -> list[Example]:
     """Every labelled feedback example of `task`, oldest first (the newest label of a text wins when training)."""
-    if task not in FEEDBACK:
-        raise SuiteError(f"Task {task!r} has no feedback source to retrain from (known: {', '.join(sorted(FEEDBACK))}).",
-                         field="task")
-    return FEEDBACK[task]()
+    return retrainer_get(task).feedback()
 
 
 # --- the lock --------------------------------------------------------------------------------------------
@@ -171,19 +104,6 @@ def feedback_since(*, task: Task) -> datetime | None:
     return last.examples_until if last else None
 
 
-def training_file_write(*, base_texts: list[str], base_labels: list[str], feedback: list[Example], folder: Path) -> tuple[Path, int]:
-    """Base data plus feedback as one `text,label` CSV; a relabelled text keeps only its newest label."""
-    rows: dict[str, str] = dict(zip(base_texts, base_labels))
-    for example in feedback:
-        rows[example.text] = example.label
-    path = folder / "retrain.csv"
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows.items())
-    return path, len(rows)
-
-
 def retrain_summary(run: RetrainRun) -> dict[str, Any]:
     """The command's last line: {"task", "ran", "version", "promoted", "reason", "metrics", "champion_metrics"}."""
     return {"task": run.task.name, "ran": run.version_id is not None, "version": run.version.version if run.version else None,
@@ -196,21 +116,11 @@ def retrain_busy_summary(*, task: str, reason: str) -> dict[str, Any]:
 
 
 def retrain_task_get(*, name: str) -> Task:
-    """The task's row; the suite's own retrainable tasks are created on first use (recommender: gated on ndcg_at_k)."""
-    if name not in RETRAIN_TASKS:
+    """The task's row; a task with a retraining plug-in is created on first use, with the plug-in's gate."""
+    plugins = retrainers()
+    if name not in plugins:
         return task_get(name=name)
-    if name == "recommender":
-        return recommender_task_ensure()
-    return task_ensure(name=name)
-
-
-def recommender_task_ensure() -> Task:
-    """The `recommender` task (pairs), gated on its ranking metric rather than the classifiers' macro-F1."""
-    task = task_ensure(name="recommender", kind=Task.KIND_PAIRS)
-    if task.gate_metric == "macro_f1":  # the model default: never chosen for this task
-        Task.objects.filter(pk=task.pk).update(gate_metric="ndcg_at_k", gate_guard_metric="recall_at_k")
-        task.refresh_from_db()
-    return task
+    return plugins[name].task_ensure()
 
 
 def task_data_set(*, task: str, base_data: str | None = None, held_back: str | None = None) -> Task:
@@ -227,9 +137,6 @@ def task_data_set(*, task: str, base_data: str | None = None, held_back: str | N
     return row
 
 
-RETRAIN_TASKS = ["sentiment", "intent", "recommender"]  # the tasks with a feedback source (FEEDBACK) and so a schedule
-
-
 def retrain_schedules_ensure() -> list[str]:
     """Create the hourly `training.retrain` beat schedule of each task, unless it exists (an admin's edits are kept).
 
@@ -242,13 +149,14 @@ def retrain_schedules_ensure() -> list[str]:
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
-    for task in RETRAIN_TASKS:
+    tasks = list(retrainers())
+    for task in tasks:
         PeriodicTask.objects.get_or_create(
             name=f"retrain {task}",
             defaults={"task": "training.retrain", "interval": hourly, "kwargs": json.dumps({"task": task}), "queue": "training",
                       "description": f"Re-fine-tune {task} from new feedback when enough new examples exist."},
         )
-    return [f"retrain {task}" for task in RETRAIN_TASKS]
+    return [f"retrain {task}" for task in tasks]
 
 
 # --- where a run is: stored on the row, pushed live -------------------------------------------------------
