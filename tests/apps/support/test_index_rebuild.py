@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 @pytest.mark.django_db
 def test_a_rebuild_indexes_every_item_and_refuses_to_run_twice_at_once(tiny_kb) -> None:  # noqa: ANN001
     result = run_json("support_index_rebuild", kb="default")
-    assert result["items"] == 4 + 4 and result["kind"] == "flat" and result["encoder"] == "tiny-bert"
+    assert result["items"] == 4 + 4 and result["kind"] == "flat" and result["encoder"] == "base:tiny-bert"  # services.vectors names: base:<name> or <task>:v<N>
     kb = KnowledgeBase.objects.get(name="default")
     assert kb.index_state == "ready" and kb.index_progress == 1.0
     KnowledgeBase.objects.filter(pk=kb.pk).update(index_state="building")
