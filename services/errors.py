@@ -24,3 +24,10 @@ class ServiceUnavailable(SuiteError):
 
     status_code = 503
     code = "service_unavailable"
+
+
+class Conflict(SuiteError):
+    """Someone else changed the thing first (another agent took the conversation, a job was already claimed)."""
+
+    status_code = 409
+    code = "conflict"

@@ -9,10 +9,12 @@ import string
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Case, CharField, F, Q, Value, When
+from django.utils import timezone
 
 from apps.support.models import (CannedResponse, Conversation, Feedback, KnowledgeBase, KnowledgeGap, Message,
                                  TrainingExample)
-from services.errors import NotFound, SuiteError
+from services.errors import Conflict, NotFound, SuiteError
 from services.support.answering import Answer, question_answer, text_check
 from services.support.knowledge import faq_add
 from services.support.masking import text_mask
@@ -47,39 +49,53 @@ def message_receive(*, kb: KnowledgeBase, token: str | None, text: object) -> Ex
     """A customer's message: store it (masked), answer it or hand it off, and record a knowledge gap on handoff.
 
     1. Check the text (empty, overlong, binary → SuiteError naming `text`).
-    2. Find the conversation by its token, or start one (a resolved one reopens).
-    3. Answer with the production path; below threshold / out of scope / empty KB → the queue.
-    4. While an agent holds the conversation the bot only suggests.
+    2. Answer with the production path; below threshold / out of scope / empty KB → the queue. No transaction is
+       held meanwhile: answering takes a while, and an agent may take the conversation over during it.
+    3. Find the conversation by its token, or start one.
+    4. Claim the bot's turn with one conditional update (a resolved conversation reopens); when an agent holds the
+       conversation, or took it over since step 3, the claim fails and the bot only suggests.
     """
     text = text_check(text=text)
     answer = question_answer(kb=kb, text=text)
+    conversation = None
+    if token:
+        conversation = conversation_get(token=token)
+        if conversation.kb_id != kb.pk:
+            raise SuiteError("This conversation belongs to another knowledge base.", field="kb")
     with transaction.atomic():
-        if token:
-            conversation = conversation_get(token=token)
-            if conversation.kb_id != kb.pk:
-                raise SuiteError("This conversation belongs to another knowledge base.", field="kb")
-        else:
+        if conversation is None:
             conversation = Conversation.objects.create(kb=kb)
-        if conversation.state == Conversation.RESOLVED:
-            conversation.state = Conversation.BOT
+        bot_turn = _bot_turn_claim(conversation=conversation, answer=answer)
+        conversation.refresh_from_db()
         question = Message.objects.create(conversation=conversation, sender=Message.CUSTOMER, text=text_mask(text=text),
                                           intent=answer.intent, confidence=answer.confidence)
         reply = None
-        if conversation.state == Conversation.AGENT:
-            _suggestion_store(conversation=conversation, question=question, answer=answer)
-        else:
+        if bot_turn:
             reply = Message.objects.create(conversation=conversation, sender=Message.BOT, text=answer.reply, reply_to=question,
                                            intent=answer.intent, confidence=answer.confidence, handoff=answer.handoff,
                                            citations=[] if answer.handoff else answer.citations)
-            if answer.handoff:
-                conversation.state = Conversation.QUEUED
-                _suggestion_store(conversation=conversation, question=question, answer=answer)
+        if not bot_turn or answer.handoff:
+            _suggestion_store(conversation=conversation, question=question, answer=answer)
         if answer.handoff:
             KnowledgeGap.objects.create(kb=kb, question=question.text, reason=answer.reason, confidence=answer.confidence,
                                         message=question)
-        conversation.last_intent, conversation.last_confidence = answer.intent, answer.confidence
-        conversation.save()
     return Exchange(conversation=conversation, question=question, reply=reply, answer=answer)
+
+
+def _bot_turn_claim(*, conversation: Conversation, answer: Answer) -> bool:
+    """Whether the bot may reply; the claim and the state it leaves (queued on handoff) are one conditional update."""
+    now = timezone.now()
+    if answer.handoff:
+        state = Value(Conversation.QUEUED)
+    else:
+        state = Case(When(state=Conversation.RESOLVED, then=Value(Conversation.BOT)), default=F("state"),
+                     output_field=CharField())
+    seen = {"last_intent": answer.intent, "last_confidence": answer.confidence, "updated_at": now}
+    rows = Conversation.objects.filter(pk=conversation.pk)
+    if rows.exclude(state=Conversation.AGENT).update(state=state, **seen) == 1:
+        return True
+    rows.update(**seen)
+    return False
 
 
 # --- agents -------------------------------------------------------------------------------------------------
@@ -92,10 +108,20 @@ def _state_move(*, conversation: Conversation, to: str, agent=None) -> Conversat
 
 
 def conversation_take_over(*, conversation: Conversation, agent) -> Conversation:  # noqa: ANN001
-    """The agent holds the conversation: the bot stops replying (it still suggests)."""
-    if conversation.state == Conversation.AGENT and conversation.agent_id not in (None, agent.pk):
-        raise SuiteError(f"{conversation.agent.get_username()} already holds this conversation.", field="conversation")
-    return _state_move(conversation=conversation, to=Conversation.AGENT, agent=agent)
+    """The agent holds the conversation: the bot stops replying (it still suggests).
+
+    1. Claim it with one conditional update: it must be free or already held by this agent, so of two agents
+       taking over at once exactly one wins, and a bot answer being written meanwhile sees the take-over.
+    2. Read it back; when another agent holds it → Conflict (409) naming them.
+    """
+    free = ~Q(state=Conversation.AGENT) | Q(agent__isnull=True) | Q(agent=agent)
+    claimed = Conversation.objects.filter(free, pk=conversation.pk).update(state=Conversation.AGENT, agent=agent,
+                                                                            updated_at=timezone.now())
+    conversation.refresh_from_db()
+    if claimed != 1:
+        holder = conversation.agent.get_username() if conversation.agent else "Another agent"
+        raise Conflict(f"{holder} already holds this conversation.", field="conversation")
+    return conversation
 
 
 def conversation_hand_back(*, conversation: Conversation) -> Conversation:
