@@ -188,9 +188,14 @@ def test_a_schedule_patch_edits_the_periodic_task_and_bad_values_are_refused_nam
     assert json.loads(stored.kwargs) == {"task": "sentiment"} and (stored.interval.every, stored.interval.period) == (6, "days")
 
     for bad, field in (({"every": 0}, "every"), ({"every": "often"}, "every"), ({"period": "fortnights"}, "period"),
-                       ({"enabled": "perhaps"}, "enabled"), ({"evry": 2}, "evry"), ({}, "non_field_errors")):
+                       ({"enabled": "perhaps"}, "enabled"), ({"evry": 2}, "evry"), ({}, None)):
         response = client.patch(url, bad, content_type="application/json")
-        assert response.status_code == 400 and field in response.json(), (bad, response.content)
+        body = response.json()
+        assert response.status_code == 400 and body["error"] == "invalid" and body.get("field") == field, (bad, response.content)
+        if field is None:  # nothing sent: the object's own error, no field at fault
+            assert "Send any of enabled, every, period, force." in body["detail"] and "errors" not in body
+        else:
+            assert body["detail"].startswith(f"{field}: ") and body["errors"][0] == {"field": field, "detail": body["detail"]}
     stored.refresh_from_db()
     assert (stored.interval.every, stored.interval.period, stored.enabled) == (6, "days", False)  # nothing changed
 
@@ -219,7 +224,9 @@ def test_an_admin_sets_a_tasks_minimum_of_new_examples_or_clears_it(client, role
     assert 'class="min-examples">5<' in client.get("/registry/operations/").content.decode()
     for bad in (0, -3, "many", 2.5):
         response = client.patch("/api/registry/tasks/sentiment", {"retrain_min_examples": bad}, content_type="application/json")
-        assert response.status_code == 400 and "retrain_min_examples" in response.json(), bad
+        body = response.json()
+        assert response.status_code == 400 and body["error"] == "invalid" and body["field"] == "retrain_min_examples", bad
+        assert body["detail"].startswith("retrain_min_examples: ") and [e["field"] for e in body["errors"]] == ["retrain_min_examples"]
     assert client.patch("/api/registry/tasks/sentiment", {}, content_type="application/json").status_code == 400
     assert Task.objects.get(name="sentiment").retrain_min_examples == 5
     response = client.patch("/api/registry/tasks/sentiment", {"retrain_min_examples": None}, content_type="application/json")

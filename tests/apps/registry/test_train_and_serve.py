@@ -127,7 +127,8 @@ def test_the_registry_api_and_page_show_versions_and_move_aliases(tiny_registry:
     response = client.post("/api/registry/tasks/sentiment/promote", {"version": 2, "force": True, "reason": "api test"},
                            content_type="application/json")
     assert response.status_code == 200 and response.json()["promoted"] is True
-    assert client.post("/api/registry/tasks/sentiment/promote", {"version": "two"}, content_type="application/json").status_code == 400
+    refused = client.post("/api/registry/tasks/sentiment/promote", {"version": "two"}, content_type="application/json")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid" and refused.json()["field"] == "version"
     assert client.post("/api/registry/tasks/nosuch/rollback", {}, content_type="application/json").status_code == 404
     assert client.post("/api/registry/tasks/sentiment/rollback", {}, content_type="application/json").json()["version"] == 1
     events = client.get("/api/registry/tasks/sentiment/events").json()

@@ -54,8 +54,8 @@ def test_headlines_filter_by_ticker_source_and_range_and_can_be_relabelled(clien
     assert response.status_code == 201 and response.json()["previous_label"] == "negative"
     relabel = Relabel.objects.get()
     assert relabel.source == "analyst:analyst" and relabel.label == "neutral" and relabel.task == "sentiment"
-    assert client.post(f"/api/sentiment/headlines/{blog[0]['id']}/relabel", {"label": "meh"},
-                       content_type="application/json").status_code == 400
+    refused = client.post(f"/api/sentiment/headlines/{blog[0]['id']}/relabel", {"label": "meh"}, content_type="application/json")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid" and refused.json()["field"] == "label"
 
 
 def test_analysts_manage_the_watchlist_rules_and_acknowledge_alerts(client, role_users) -> None:  # noqa: ANN001
