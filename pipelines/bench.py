@@ -10,10 +10,11 @@ The last line printed is one JSON object (the contract other tools read).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+
+from services.output import json_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = recommender_bench(n_items=args.items, n_users=args.users, n_requests=args.requests,
                                    concurrency=args.concurrency, servers=args.servers, quiet=args.json)
-    print(json.dumps(result))
+    print(json_line(result))
     return 0
 
 

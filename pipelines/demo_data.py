@@ -15,6 +15,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from services.output import json_line
+
 COMPANIES = {  # symbol -> (name, aliases the watchlist matches)
     "AAPL": ("Apple Inc.", ["Apple"]),
     "MSFT": ("Microsoft Corporation", ["Microsoft"]),
@@ -98,7 +100,7 @@ def main(argv: list[str]) -> int:
             csv.writer(f).writerows([("text", "label"), *train_rows()])
     else:
         out.write_text("".join(json.dumps(m) + "\n" for m in news_messages()), encoding="utf-8")
-    print(json.dumps({"file": str(out), "kind": argv[0]}))
+    print(json_line({"file": str(out), "kind": argv[0]}))
     return 0
 
 

@@ -9,7 +9,6 @@ Run several processes with the same group to share the partitions.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from services.ml.runtime import ClassifyOutput
+from services.output import json_line
 from services.sentiment.bus import DEFAULT_GROUP, Topics, kafka_require, producer_make, servers, topics_default
 from services.sentiment.messages import MalformedMessage, NewsItem, news_decode
 from services.sentiment.scoring import probs_score
@@ -212,11 +212,5 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     return stats
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, set):
-        return sorted(value)
-    raise TypeError(type(value).__name__)
-
-
 def stats_json(stats: ConsumeStats) -> str:
-    return json.dumps(stats.as_dict(), default=_json_default)
+    return json_line(stats.as_dict())

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from services.output import json_line
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT.parent / "shared" / "devdata" / "twitter_financial_news_sentiment"
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not DATA_DIR.is_dir():
         print(f"skipped: {DATA_DIR} is absent (development data is never part of the repository)")
-        print(json.dumps({"skipped": True}))
+        print(json_line({"skipped": True}))
         return 0
     work = Path(tempfile.mkdtemp(prefix="quality-retrain-"))
     os.environ.update({"SUITE_VAR_DIR": str(work), "DATABASE_URL": f"sqlite:///{work / 'db.sqlite3'}",
@@ -99,7 +100,7 @@ def main(argv: list[str]) -> int:
         run = out[name]
         print(f"{name}: v{run['version']} macro_f1 {run['metrics'].get('macro_f1')} vs champion "
               f"{run['champion_metrics'].get('macro_f1')} → {'promoted' if run['promoted'] else 'kept as challenger'} ({run['reason']})")
-    print(json.dumps(out))
+    print(json_line(out))
     return 0
 
 

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from services.output import json_line
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT.parent / "shared" / "devdata" / "twitter_financial_news_sentiment"
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         adapter = artifact_evaluate(folder=folder, texts=valid.texts, labels=valid.labels)
         scoring_seconds = round(time.monotonic() - started, 1)
-    print(json.dumps({
+    print(json_line({
         "baseline_accuracy": baseline["accuracy"], "baseline_macro_f1": baseline["macro_f1"],
         "baseline_C": baseline["C"], "adapter_accuracy": adapter["accuracy"], "adapter_macro_f1": adapter["macro_f1"],
         "train_seconds": result.seconds, "baseline_seconds": baseline["seconds"], "scoring_seconds": scoring_seconds,

@@ -6,8 +6,6 @@ Clients send it as `Authorization: Token <token>`. The last line printed is JSON
 """
 from __future__ import annotations
 
-import json
-
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
@@ -15,6 +13,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from apps.accounts.roles import ROLES
+from services.output import json_line
 
 
 class Command(BaseCommand):
@@ -34,4 +33,4 @@ class Command(BaseCommand):
             if opts["rotate"]:
                 Token.objects.filter(user=user).delete()
             token, created = Token.objects.get_or_create(user=user)
-        self.stdout.write(json.dumps({"client": user.username, "token": token.key, "created": created}))
+        self.stdout.write(json_line({"client": user.username, "token": token.key, "created": created}))

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 
 from django.contrib.auth import get_user_model
@@ -15,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from apps.accounts.roles import ROLES, role_get
+from services.output import json_line
 
 
 class Command(BaseCommand):
@@ -51,4 +51,4 @@ class Command(BaseCommand):
             user.is_superuser = role.key == "admin"
             user.save()
             user.groups.set([Group.objects.get(name=role.group)])
-        self.stdout.write(json.dumps({"username": user.username, "role": role.key, "created": created}))
+        self.stdout.write(json_line({"username": user.username, "role": role.key, "created": created}))

@@ -21,6 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from pipelines.demo_data import COMPANIES, news_messages, train_rows
+from services.output import json_line
 
 DEMO = Path(settings.BASE_DIR) / "deploy" / "demo"
 
@@ -58,7 +59,7 @@ class Command(BaseCommand):
         call_command("recommender_import", items=str(reco / "items.jsonl"), interactions=str(reco / "interactions.jsonl"))
         done["recommender"] = str(reco)
         done["retrain"] = self._retrain_files(work, reco=reco)
-        self.stdout.write(json.dumps(done))
+        self.stdout.write(json_line(done))
 
     def _retrain_files(self, work: Path, *, reco: Path) -> list[str]:
         """Give `sentiment` and `recommender` their base data and fixed held-back sets, so scheduled retraining runs.

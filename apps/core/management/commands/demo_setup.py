@@ -11,6 +11,8 @@ import json
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from services.output import json_line
+
 DEMO_USERS = [
     ("agent", "support_agent", "agent-demo-pass"),
     ("analyst", "risk_analyst", "analyst-demo-pass"),
@@ -30,7 +32,7 @@ class Command(BaseCommand):
         for username, role, password in DEMO_USERS:
             self.stdout.write(f"  {role:14} {username} / {password}")
         self.stdout.write(f"  API token (demo-shop-backend): {token}")
-        self.stdout.write(json.dumps({"users": [{"username": u, "role": r, "password": p} for u, r, p in DEMO_USERS], "api_token": token}))
+        self.stdout.write(json_line({"users": [{"username": u, "role": r, "password": p} for u, r, p in DEMO_USERS], "api_token": token}))
 
 
 class _Null:

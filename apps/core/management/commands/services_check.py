@@ -4,12 +4,11 @@
 """
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from services.health import kafka_check, redis_check
+from services.output import json_line
 
 
 class Command(BaseCommand):
@@ -29,4 +28,4 @@ class Command(BaseCommand):
             self.stdout.write(check.message)
         if failed:
             raise CommandError(" ".join(c.message for c in failed))
-        self.stdout.write(json.dumps({c.name.lower(): c.ok for c in checks}))
+        self.stdout.write(json_line({c.name.lower(): c.ok for c in checks}))

@@ -8,13 +8,13 @@ untuned base model's score, pair counts, registration). See services/recommender
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.recommender_eval import PROTOCOLS, EvalRequest, recommender_evaluate
 from services.errors import SuiteError
+from services.output import json_line
 
 
 class Command(BaseCommand):
@@ -38,5 +38,5 @@ class Command(BaseCommand):
         except SuiteError as exc:
             raise CommandError(exc.message) from None
         detail = result.pop("detail")
-        self.stdout.write(json.dumps({"detail": detail}))
-        self.stdout.write(json.dumps(result))
+        self.stdout.write(json_line({"detail": detail}))
+        self.stdout.write(json_line(result))

@@ -8,7 +8,6 @@ ones are imported. The last line printed is one JSON object: {"items": {...}, "i
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from services.errors import SuiteError
+from services.output import json_line
 from services.recommender.importing import files_import
 
 
@@ -52,4 +52,4 @@ class Command(BaseCommand):
         for part in report.values():
             for error in part["errors"]:
                 self.stderr.write(error)
-        self.stdout.write(json.dumps(report))
+        self.stdout.write(json_line(report))

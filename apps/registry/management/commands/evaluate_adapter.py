@@ -6,8 +6,6 @@ The last line printed is one JSON object: {"task", "version", "accuracy", "macro
 """
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import CommandError
 
 from apps.core.commands import OwnVersionOption
@@ -15,6 +13,7 @@ from apps.core.commands import OwnVersionOption
 from services.errors import SuiteError
 from services.ml.artifacts import artifact_evaluate, artifact_verify
 from services.ml.data import dataset_read
+from services.output import json_line
 from services.registry.versions import version_get
 
 
@@ -38,5 +37,5 @@ class Command(OwnVersionOption):
             metrics = artifact_evaluate(folder=version.path, texts=data.texts, labels=data.labels, base_path=version.base.path)
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(json.dumps({"task": opts["task"], "version": version.version, "accuracy": metrics["accuracy"],
+        self.stdout.write(json_line({"task": opts["task"], "version": version.version, "accuracy": metrics["accuracy"],
                                       "macro_f1": metrics["macro_f1"], "n": metrics["n"]}))

@@ -4,11 +4,10 @@
 """
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from services.errors import SuiteError
+from services.output import json_line
 from services.registry.versions import base_register
 
 
@@ -26,5 +25,5 @@ class Command(BaseCommand):
             base = base_register(name=opts["name"], path=opts["path"], licence=opts["licence"], default=opts["default"])
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(json.dumps({"name": base.name, "path": base.path, "sha256": base.sha256,
+        self.stdout.write(json_line({"name": base.name, "path": base.path, "sha256": base.sha256,
                                       "embedding_size": base.embedding_size, "default": base.is_default}))

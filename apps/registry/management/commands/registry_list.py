@@ -4,11 +4,10 @@
 """
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand
 
 from apps.registry.models import Alias, Task
+from services.output import json_line
 
 
 class Command(BaseCommand):
@@ -27,6 +26,6 @@ class Command(BaseCommand):
             versions = [{"version": v.version, "metrics": v.metrics, "created_by": v.created_by} for v in task.versions.all()]
             for v in versions:
                 tags = [name for name, num in aliases.items() if num == v["version"]]
-                self.stdout.write(f"{task.name:14} v{v['version']:<4} {' '.join(tags):20} {json.dumps(v['metrics'])}")
+                self.stdout.write(f"{task.name:14} v{v['version']:<4} {' '.join(tags):20} {json_line(v['metrics'])}")
             out.append({"task": task.name, **aliases, "versions": versions})
-        self.stdout.write(json.dumps(out))
+        self.stdout.write(json_line(out))

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 from dataclasses import asdict
 
 from django.core.management.base import CommandError
@@ -13,6 +12,7 @@ from django.core.management.base import CommandError
 from apps.core.commands import OwnVersionOption
 
 from services.errors import SuiteError
+from services.output import json_line
 from services.registry.versions import version_promote
 
 
@@ -33,6 +33,6 @@ class Command(OwnVersionOption):
                                       force=opts["force"], reason=opts["reason"])
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(json.dumps({"task": opts["task"], **asdict(outcome)}))
+        self.stdout.write(json_line({"task": opts["task"], **asdict(outcome)}))
         if not outcome.promoted:
             raise CommandError(outcome.reason)

@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import getpass
-import json
 from dataclasses import asdict
 
 from django.core.management.base import BaseCommand, CommandError
 
 from services.errors import SuiteError
+from services.output import json_line
 from services.registry.versions import version_rollback
 
 
@@ -28,4 +28,4 @@ class Command(BaseCommand):
                                        reason=opts["reason"])
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(json.dumps({"task": opts["task"], **asdict(outcome)}))
+        self.stdout.write(json_line({"task": opts["task"], **asdict(outcome)}))

@@ -7,13 +7,12 @@ The last line printed is one JSON object: {"task", "ran", "version", "promoted",
 """
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import CommandError
 
 from apps.core.commands import OwnVersionOption
 
 from services.errors import SuiteError
+from services.output import json_line
 from services.registry.retrain import RetrainBusy, retrain_busy_summary, retrain_summary, task_data_set
 
 
@@ -37,4 +36,4 @@ class Command(OwnVersionOption):
             summary = retrain_busy_summary(task=opts["task"], reason=exc.message)
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(json.dumps(summary))
+        self.stdout.write(json_line(summary))

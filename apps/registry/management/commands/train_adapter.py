@@ -6,12 +6,11 @@ The last line printed is one JSON object: {"task", "version", "accuracy", "macro
 """
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.training import TrainRequest, adapter_train
 from services.errors import SuiteError
+from services.output import json_line
 
 
 class Command(BaseCommand):
@@ -36,4 +35,4 @@ class Command(BaseCommand):
             summary = adapter_train(request, progress=True)
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(json.dumps(summary))
+        self.stdout.write(json_line(summary))

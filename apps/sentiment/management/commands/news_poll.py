@@ -7,7 +7,6 @@ With --once the last line printed is one JSON object per run: {"feeds": [{"feed"
 """
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from dataclasses import asdict
@@ -16,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.news_feeds import feed_add, feeds_poll
 from services.errors import SuiteError
+from services.output import json_line
 from services.sentiment.bus import topics_default, topics_ensure
 
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         try:
             if opts["add"]:
                 feed = feed_add(url=opts["add"], source=opts["source"] or "")
-                self.stdout.write(json.dumps({"feed": feed.url, "source": feed.source}))
+                self.stdout.write(json_line({"feed": feed.url, "source": feed.source}))
                 return
             if opts["interval"] < 1:
                 raise CommandError("--interval must be at least 1 second.")
@@ -44,4 +44,4 @@ class Command(BaseCommand):
             results = feeds_poll(topics=topics, once=opts["once"], interval_s=opts["interval"], stop=stop)
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(json.dumps({"feeds": [asdict(r) for r in results]}))
+        self.stdout.write(json_line({"feeds": [asdict(r) for r in results]}))

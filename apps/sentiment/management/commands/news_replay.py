@@ -6,12 +6,11 @@ The last line printed is one JSON object: {"file", "sent", "invalid", "topic", "
 """
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.news_replay import news_replay
 from services.errors import SuiteError
+from services.output import json_line
 from services.sentiment.bus import topics_default, topics_ensure
 
 
@@ -32,4 +31,4 @@ class Command(BaseCommand):
             summary = news_replay(path=opts["file"], rate=opts["rate"], topics=topics, send_invalid=opts["send_invalid"])
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(json.dumps(summary))
+        self.stdout.write(json_line(summary))

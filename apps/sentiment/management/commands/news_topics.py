@@ -4,11 +4,10 @@
 """
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from services.errors import SuiteError
+from services.output import json_line
 from services.sentiment.bus import PARTITIONS, topics_default, topics_ensure
 
 
@@ -24,4 +23,4 @@ class Command(BaseCommand):
             created = topics_ensure(topics=topics, partitions=opts["partitions"])
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(json.dumps({"topics": topics.all(), "created": created}))
+        self.stdout.write(json_line({"topics": topics.all(), "created": created}))

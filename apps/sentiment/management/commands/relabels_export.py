@@ -5,10 +5,9 @@
 """
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand
 
+from services.output import json_line
 from services.sentiment.watchlist import relabels_export
 
 
@@ -19,4 +18,4 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="CSV file to write")
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
-        self.stdout.write(json.dumps({"file": opts["out"], "rows": relabels_export(path=opts["out"])}))
+        self.stdout.write(json_line({"file": opts["out"], "rows": relabels_export(path=opts["out"])}))

@@ -7,13 +7,13 @@ The last line printed is one JSON object: {"recall_at_1", "recall_at_3", "mrr", 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.support_eval import support_evaluate
 from services.errors import SuiteError
+from services.output import json_line
 
 
 class Command(BaseCommand):
@@ -30,4 +30,4 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         for error in result.pop("errors"):
             self.stderr.write(error)
-        self.stdout.write(json.dumps(result))
+        self.stdout.write(json_line(result))

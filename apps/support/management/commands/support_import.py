@@ -9,7 +9,6 @@ JSON object: {"kb", "added", "updated", "unchanged", "removed", "errors"}.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from services.errors import SuiteError
+from services.output import json_line
 from services.support.knowledge import kb_import
 
 
@@ -50,4 +50,4 @@ class Command(BaseCommand):
                 bar.close()
         for error in report.errors:
             self.stderr.write(error)
-        self.stdout.write(json.dumps({"kb": opts["kb"], **report.as_dict()}))
+        self.stdout.write(json_line({"kb": opts["kb"], **report.as_dict()}))

@@ -7,11 +7,10 @@ The last line printed is one JSON object.
 """
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from services.errors import SuiteError
+from services.output import json_line
 
 
 class Command(BaseCommand):
@@ -25,11 +24,11 @@ class Command(BaseCommand):
         if opts["run_async"]:
             from apps.support.tasks import index_rebuild
 
-            self.stdout.write(json.dumps({"kb": opts["kb"], "task_id": index_rebuild.delay(opts["kb"]).id}))
+            self.stdout.write(json_line({"kb": opts["kb"], "task_id": index_rebuild.delay(opts["kb"]).id}))
             return
         from pipelines.support_index import kb_index_rebuild
 
         try:
-            self.stdout.write(json.dumps(kb_index_rebuild(kb_name=opts["kb"])))
+            self.stdout.write(json_line(kb_index_rebuild(kb_name=opts["kb"])))
         except SuiteError as exc:
             raise CommandError(exc.message) from None

@@ -9,12 +9,12 @@ The last line printed is one JSON object: {"out", "rows", "rejected"}.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
 from apps.support.models import TrainingExample
+from services.output import json_line
 
 
 class Command(BaseCommand):
@@ -32,4 +32,4 @@ class Command(BaseCommand):
             writer.writerow(["text", "label", "source", "created_at"])
             for example in labelled:
                 writer.writerow([example.text, example.label, example.source, example.created_at.isoformat()])
-        self.stdout.write(json.dumps({"out": opts["out"], "rows": labelled.count(), "rejected": examples.filter(label="").count()}))
+        self.stdout.write(json_line({"out": opts["out"], "rows": labelled.count(), "rejected": examples.filter(label="").count()}))
