@@ -1,4 +1,4 @@
-"""Replay a CSV or JSONL file of headlines into `news.raw` (demos and load tests).
+"""Replay a tabular file of headlines (CSV, TSV or JSON Lines: services.tabular) into `news.raw` (demos and load tests).
 
     python manage.py news_replay --file headlines.csv [--rate 50] [--send-invalid]
 
@@ -9,11 +9,9 @@ before anything is sent; errors name the line.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 from services.errors import SuiteError
 from services.sentiment.bus import Topics, producer_make, topics_default
 from services.sentiment.messages import MalformedMessage, news_parse
+from services.tabular import KEEP, table_open
 
 MAX_REPORTED = 5  # line errors listed in one message
 
@@ -31,11 +30,11 @@ class ReplayLine:
     line: int
     value: dict[str, Any] | None  # the message to send
     raw: str  # the line as read (sent as-is when invalid and --send-invalid)
-    error: str = ""
+    error: str = ""  # "file:line: what is wrong"
 
 
 def _row_complete(row: dict[str, Any], *, source: str) -> dict[str, Any]:
-    row = {k.strip().lower(): v for k, v in row.items() if k is not None}
+    row = dict(row)  # names are already stripped and lowercased by the reader
     if not row.get("headline") and row.get("text"):
         row["headline"] = row.pop("text")
     row.setdefault("source", source)
@@ -50,6 +49,7 @@ def _row_complete(row: dict[str, Any], *, source: str) -> dict[str, Any]:
     kept["published_at"] = row.get("published_at") or None
     return kept
 
+
 def _check(row: dict[str, Any]) -> str:
     try:
         news_parse({**row, "published_at": row["published_at"] or datetime.now(timezone.utc).isoformat()})
@@ -58,40 +58,19 @@ def _check(row: dict[str, Any]) -> str:
     return ""
 
 
-def replay_lines(path: Path) -> Iterator[ReplayLine]:
-    """Each record of a CSV or JSONL file with its line number, completed and checked."""
-    if not path.is_file():
-        raise SuiteError(f"{path}: no such file.", field="file")
-    source = path.stem
-    try:
-        if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            with path.open(encoding="utf-8") as f:
-                for number, text in enumerate(f, start=1):
-                    if not text.strip():
-                        continue
-                    try:
-                        data = json.loads(text)
-                    except json.JSONDecodeError as exc:
-                        yield ReplayLine(number, None, text.rstrip("\n"), f"not JSON ({exc.msg})")
-                        continue
-                    if not isinstance(data, dict):
-                        yield ReplayLine(number, None, text.rstrip("\n"), "not a JSON object")
-                        continue
-                    row = _row_complete(data, source=source)
-                    yield ReplayLine(number, row, text.rstrip("\n"), _check(row))
-        elif path.suffix.lower() in (".csv", ".tsv"):
-            with path.open(encoding="utf-8", newline="") as f:
-                reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-                names = {n.strip().lower() for n in reader.fieldnames or []}
-                if not names & {"headline", "text"}:
-                    raise SuiteError(f"{path}: line 1 has no `headline` (or `text`) column; found {sorted(names)}.", field="file")
-                for row in reader:
-                    completed = _row_complete(row, source=source)
-                    yield ReplayLine(reader.line_num, completed, json.dumps(row), _check(completed))
+def replay_lines(path: Path) -> list[ReplayLine]:
+    """Each record of a tabular file (services.tabular, KEEP policy) with its line number, completed and checked."""
+    table = table_open(path=path, policy=KEEP, required=(("headline", "text"),), field="file")
+    lines = []
+    for row in table:
+        completed = _row_complete(row.values, source=path.stem)
+        error = _check(completed)
+        if error:
+            table.refuse(row.line, error, text=json.dumps(row.values))
         else:
-            raise SuiteError(f"{path}: use a .csv, .tsv or .jsonl file.", field="file")
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).", field="file") from None
+            lines.append(ReplayLine(row.line, completed, json.dumps(row.values)))
+    lines += [ReplayLine(bad.line, None, bad.text, str(bad)) for bad in table.refused]
+    return sorted(lines, key=lambda line: line.line)
 
 
 def news_replay(*, path: str | Path, rate: float | None = None, topics: Topics | None = None,
@@ -103,10 +82,10 @@ def news_replay(*, path: str | Path, rate: float | None = None, topics: Topics |
     """
     path = Path(path)
     topics = topics or topics_default()
-    lines = list(replay_lines(path))
+    lines = replay_lines(path)
     bad = [line for line in lines if line.error]
     if bad and not send_invalid:
-        listed = "; ".join(f"line {line.line}: {line.error}" for line in bad[:MAX_REPORTED])
+        listed = "; ".join(line.error for line in bad[:MAX_REPORTED])
         more = f" (and {len(bad) - MAX_REPORTED} more)" if len(bad) > MAX_REPORTED else ""
         raise SuiteError(f"{path}: {len(bad)} invalid record(s), nothing sent. {listed}{more}", field="file")
     producer = producer_make()

@@ -33,8 +33,10 @@ LABELS = {"0": "negative", "1": "positive", "2": "neutral"}
 
 
 def rows_read(path: Path) -> list[tuple[str, str]]:
-    with path.open(encoding="utf-8") as f:
-        return [(row["text"], LABELS[row["label"]]) for row in csv.DictReader(f)]
+    from services.ml.data import dataset_read  # the shared reader's rules (services.tabular)
+
+    data = dataset_read(path=path)
+    return [(text, LABELS[label]) for text, label in zip(data.texts, data.labels)]
 
 
 def csv_write(path: Path, rows: list[tuple[str, str]]) -> Path:

@@ -2,15 +2,13 @@
 
     python manage.py support_eval --data questions.csv [--kb default]
 
-Data: CSV or JSONL with `question` and a gold `answer` (the exact answer text of an FAQ entry) and/or a gold
-`intent`. Result (the command's last line): {"recall_at_1", "recall_at_3", "mrr", "intent_accuracy",
-"handoff_rate", "n"}; a metric is null when the data has no gold for it. MRR looks at the top EVAL_K answers.
+Data: a tabular file (CSV, TSV, JSON Lines: services.tabular) with `question` and a gold `answer` (the exact answer
+text of an FAQ entry) and/or a gold `intent`. Result (the command's last line): {"recall_at_1", "recall_at_3", "mrr",
+"intent_accuracy", "handoff_rate", "n"}; a metric is null when the data has no gold for it. MRR looks at the top
+EVAL_K answers.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 from services.errors import SuiteError
 from services.support.answering import question_answer
 from services.support.knowledge import kb_get
+from services.tabular import KEEP, table_open
 
 EVAL_K = 10
 
@@ -31,38 +30,16 @@ class EvalRow:
 
 
 def eval_rows_read(*, path: Path) -> tuple[list[EvalRow], list[str]]:
-    """(rows, errors "file:line: reason"); rows without a question or without any gold are reported."""
-    if path.suffix.lower() not in (".csv", ".jsonl"):
-        raise SuiteError(f"{path.name}: unsupported file type; use .csv or .jsonl.", field="data")
-    if not path.is_file():
-        raise SuiteError(f"{path} does not exist.", field="data")
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise SuiteError(f"{path.name}: not UTF-8 text.", field="data") from None
-    raw: list[tuple[int, object]] = []
-    errors: list[str] = []
-    if path.suffix.lower() == ".jsonl":
-        for number, line in enumerate(content.splitlines(), start=1):
-            if line.strip():
-                try:
-                    raw.append((number, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    errors.append(f"{path.name}:{number}: not JSON ({exc.msg})")
-    else:
-        reader = csv.DictReader(io.StringIO(content, newline=""))
-        reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
-        if "question" not in reader.fieldnames:
-            raise SuiteError(f"{path.name}:1: the header must name `question`.", field="data")
-        raw = [(reader.line_num, row) for row in reader]
+    """(rows, errors "file:line: reason") by the shared reader (KEEP); rows without a question or gold are refused."""
+    table = table_open(path=path, policy=KEEP, required=("question",), field="data")
     rows = []
-    for number, item in raw:
-        values = {k: str(item.get(k) or "").strip() for k in ("question", "answer", "intent")} if isinstance(item, dict) else {}
-        if not values.get("question") or not (values.get("answer") or values.get("intent")):
-            errors.append(f"{path.name}:{number}: needs a question and a gold answer or intent")
+    for row in table:
+        values = {k: str(row.values.get(k) or "").strip() for k in ("question", "answer", "intent")}
+        if not values["question"] or not (values["answer"] or values["intent"]):
+            table.refuse(row.line, "needs a question and a gold answer or intent")
             continue
-        rows.append(EvalRow(line=number, **values))
-    return rows, errors
+        rows.append(EvalRow(line=row.line, **values))
+    return rows, table.errors
 
 
 def support_evaluate(*, data: Path, kb_name: str = "default", progress: Callable[[int, int], None] | None = None) -> dict:

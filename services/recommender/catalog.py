@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils.dateparse import parse_datetime
 
 from apps.recommender.models import Event, Item
 from services.errors import SuiteError
+from services.timeparse import time_parse
 
 ITEM_FIELDS = ("id", "title", "description", "category", "tags", "price", "in_stock", "updated_at")
 EVENT_TYPES = {t for t, _ in Event.TYPES}
@@ -60,12 +60,10 @@ def _when(value: object, name: str, *, required: bool) -> datetime | None:
         if required:
             raise SuiteError(f"`{name}` is required.", field=name)
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
-    parsed = parse_datetime(str(value)) if isinstance(value, str) else None
-    if parsed is None:
-        raise SuiteError(f"`{name}` must be an ISO 8601 date-time or epoch seconds.", field=name)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        return time_parse(value)  # ISO 8601, or Unix seconds as a number or as text ("1700000000")
+    except ValueError:
+        raise SuiteError(f"`{name}` must be an ISO 8601 date-time or epoch seconds.", field=name) from None
 
 
 def item_clean(data: object, *, external_id: str | None = None) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Any
 
 from services.errors import SuiteError
 from services.recommender import catalog
-from services.recommender.files import lines_count, rows_read
 from services.recommender.vectors import index_update
+from services.tabular import KEEP, table_open
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 2000
@@ -16,7 +16,9 @@ CHUNK = 2000
 
 def _rows_import(*, path: Path, clean: Callable[[object], dict[str, Any]], store: Callable[[list[dict[str, Any]]], catalog.WriteReport],
                  stage: str, progress: Progress | None) -> catalog.WriteReport:
-    total = max(lines_count(path=path) - (0 if path.suffix.lower() in {".jsonl", ".ndjson", ".json"} else 1), 0)
+    """Read `path` by services.tabular's rules (KEEP: good rows stored in chunks, every refused row in `errors`)."""
+    table = table_open(path=path, policy=KEEP, field="path")
+    total = table.lines_total()
     report, batch, done = catalog.WriteReport(), [], 0
 
     def flush() -> None:
@@ -28,24 +30,23 @@ def _rows_import(*, path: Path, clean: Callable[[object], dict[str, Any]], store
             report.reembed += part.reembed
             batch.clear()
 
-    for line_no, row in rows_read(path=path):
+    for row in table:
         done += 1
-        if isinstance(row, str):
-            report.errors.append(f"{path.name}:{line_no}: {row}")
-            continue
-        if stage == "interactions" and isinstance(row, dict) and not row.get("event_id"):
-            row = {**row, "event_id": f"{path.name}:{line_no}"}  # re-importing the same file stores nothing twice
+        values = row.values
+        if stage == "interactions" and not values.get("event_id"):
+            values = {**values, "event_id": f"{path.name}:{row.line}"}  # re-importing the same file stores nothing twice
         try:
-            batch.append(clean(row))
+            batch.append(clean(values))
         except SuiteError as exc:
-            report.errors.append(f"{path.name}:{line_no}: {exc.message}")
+            table.refuse(row.line, exc.message)
         if len(batch) >= CHUNK:
             flush()
             if progress:
                 progress(stage, done, total)
     flush()
+    report.errors = table.errors  # the reader's refusals and the cleaners', in the order they were met
     if progress:
-        progress(stage, done, max(total, done))
+        progress(stage, max(total, done), max(total, done))
     return report
 
 

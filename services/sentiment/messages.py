@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from services.errors import SuiteError
+from services.timeparse import time_parse
 
 MAX_ID = 200
 MAX_HEADLINE = 2000
@@ -33,21 +34,15 @@ class NewsItem:
 
 
 def published_parse(value: Any) -> datetime:
-    """An ISO 8601 string or Unix seconds → an aware datetime (naive ones are taken as UTC)."""
-    if isinstance(value, bool):
-        raise MalformedMessage("`published_at` must be an ISO 8601 time or Unix seconds.", field="published_at")
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
-    if not isinstance(value, str) or not value.strip():
-        raise MalformedMessage("`published_at` must be an ISO 8601 time or Unix seconds.", field="published_at")
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
+    """An ISO 8601 string or Unix seconds (a number or its text) → an aware datetime (naive ones are taken as UTC)."""
     try:
-        parsed = datetime.fromisoformat(text)
+        return time_parse(value)
     except ValueError:
-        raise MalformedMessage(f"`published_at` {value!r} is not an ISO 8601 time.", field="published_at") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        if isinstance(value, str) and value.strip():
+            raise MalformedMessage(f"`published_at` {value!r} is not an ISO 8601 time or Unix seconds.",
+                                   field="published_at") from None
+        raise MalformedMessage("`published_at` must be an ISO 8601 time or Unix seconds.",
+                               field="published_at") from None
 
 
 def _text(data: dict[str, Any], key: str, *, required: bool, limit: int = 10000) -> str:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import csv
 import random
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from apps.recommender.models import Event
 from apps.registry.models import AdapterVersion
 from tests.apps.recommender.conftest import run_json
 from tests.services.conftest import CLASS_WORDS, FILLER
@@ -15,9 +17,11 @@ KEYS = {"protocol", "k", "ndcg_at_k", "recall_at_k", "hit_rate_at_k", "popularit
         "n_users", "seconds"}
 
 
-def taste_files(folder: Path, *, users: int = 60, per_category: int = 15, seed: int = 0) -> tuple[Path, Path]:
+def taste_files(folder: Path, *, users: int = 60, per_category: int = 15, seed: int = 0,
+                unix_seconds: bool = False) -> tuple[Path, Path]:
     """Items of three categories (texts from each category's words, in the tiny model's vocabulary); each user
-    interacts with six items of one category only, so the next item is predictable from the text of the previous."""
+    interacts with six items of one category only, so the next item is predictable from the text of the previous.
+    With `unix_seconds`, timestamps are written as Unix seconds (as many public data sets have them)."""
     rng = random.Random(seed)
     items_path, events_path = folder / "items.csv", folder / "interactions.csv"
     by_category: dict[str, list[str]] = {}
@@ -35,7 +39,10 @@ def taste_files(folder: Path, *, users: int = 60, per_category: int = 15, seed: 
         for u in range(users):
             category = list(CLASS_WORDS)[u % 3]
             for day, item in enumerate(rng.sample(by_category[category], 6)):
-                writer.writerow([f"u{u}", item, rng.choice(["view", "click", "purchase"]), f"2026-10-{day + 1:02d}T12:00:00Z"])
+                at = f"2026-10-{day + 1:02d}T12:00:00Z"
+                if unix_seconds:
+                    at = str(int(datetime.fromisoformat(at).timestamp()))
+                writer.writerow([f"u{u}", item, rng.choice(["view", "click", "purchase"]), at])
     return items_path, events_path
 
 
@@ -58,3 +65,14 @@ def test_register_adds_a_version_gated_on_ndcg(tiny_encoder: Path, tmp_path: Pat
                       no_progress=True)
     version = AdapterVersion.objects.get(task__name="recommender")
     assert version.metrics["ndcg_at_k"] == result["ndcg_at_k"] and version.task.gate_metric == "ndcg_at_k"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_interactions_timed_in_unix_seconds_import_and_evaluate(tiny_encoder: Path, tmp_path: Path) -> None:
+    items, interactions = taste_files(tmp_path, users=30, unix_seconds=True)
+    assert interactions.read_text(encoding="utf-8").splitlines()[1].endswith(",1790856000")  # 2026-10-01T12:00:00Z
+    report = run_json("recommender_import", items=str(items), interactions=str(interactions), no_progress=True)
+    assert report["interactions"]["errors"] == [] and report["interactions"]["added"] == 30 * 6
+    assert Event.objects.order_by("timestamp").first().timestamp.isoformat() == "2026-10-01T12:00:00+00:00"
+    result = run_json("recommender_eval", items=str(items), interactions=str(interactions), k=5, epochs=1, no_progress=True)
+    assert result["n_users"] == 30  # every user's last item is held out: the times ordered each history

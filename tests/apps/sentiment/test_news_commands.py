@@ -38,7 +38,7 @@ def test_replay_refuses_a_file_with_bad_lines_naming_each_line_and_sends_nothing
     with pytest.raises(CommandError) as caught:
         call_command("news_replay", file=str(bad), stdout=StringIO())
     message = str(caught.value)
-    assert "bad.jsonl" in message and "line 2: not JSON" in message and "line 3: `headline`" in message
+    assert "bad.jsonl:2: not valid JSON" in message and "bad.jsonl:3: `headline`" in message
     assert "nothing sent" in message
     with pytest.raises(CommandError, match="no such file"):
         call_command("news_replay", file=str(tmp_path / "missing.csv"), stdout=StringIO())
