@@ -142,6 +142,8 @@ TEMPLATES = [
 VAR_DIR = Path(os.environ.get("SUITE_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 REGISTRY_DIR = Path(os.environ.get("SUITE_REGISTRY_DIR", VAR_DIR / "registry"))  # adapter artifacts, one folder per version
+# Largest CSV/TSV/JSON Lines file any import reads (services.tabular): a guard against a wrong file, not a quota.
+TABULAR_MAX_BYTES = env_int("TABULAR_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 _default_db = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 try:
     DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_db, conn_max_age=60)}
