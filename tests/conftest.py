@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import WebhookServer, wait_until, webhook_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,15 +49,12 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
          "--concurrency=8", "--pool=threads", "-n", f"test-worker-{os.getpid()}@%h", "-l", "INFO"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited with {proc.returncode}; see {log.name}")
-        if app.control.ping(timeout=1.0):
-            break
-    else:
+    try:
+        wait_until(lambda: app.control.ping(timeout=1.0), timeout=60, proc=proc, interval=0,  # ping itself waits 1 s
+                   message=f"the celery worker did not answer a ping; see {log.name}")
+    except AssertionError:
         proc.kill()
-        raise RuntimeError(f"celery worker did not answer a ping within 60 s; see {log.name}")
+        raise
     yield proc
     proc.terminate()
     try:
@@ -64,3 +62,13 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture
+def webhook_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookServer]:
+    """A local webhook receiver, with the channel's retry backoff shortened so retries take milliseconds."""
+    from services.sentiment.channels import WebhookChannel
+
+    monkeypatch.setattr(WebhookChannel, "backoff_s", 0.05)  # the real backoff doubles from 0.5 s
+    with webhook_serve() as server:
+        yield server

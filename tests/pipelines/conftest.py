@@ -44,11 +44,12 @@ def news_message(i: int, **fields: Any) -> dict[str, Any]:
             "headline": f"$ACME {' '.join(words)} item {i}", **fields}
 
 
-def messages_produce(topic: str, values: list[dict[str, Any] | bytes]) -> None:
+def messages_produce(topic: str, values: list[dict[str, Any] | bytes], *, partitions: int | None = None) -> None:
+    """Send `values` keyed by their source; with `partitions`, spread them round-robin over that many partitions."""
     producer = producer_make()
-    for value in values:
+    for i, value in enumerate(values):
         key = value.get("source", "x") if isinstance(value, dict) else "raw"
-        producer.send(topic, key=key, value=value)
+        producer.send(topic, key=key, value=value, partition=None if partitions is None else i % partitions)
     producer.flush(timeout=30)
     producer.close()
 

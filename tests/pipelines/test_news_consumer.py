@@ -7,8 +7,8 @@ from django.conf import settings
 from apps.sentiment.models import OVERALL, Bucket, NewsTicker, ScoredNews
 from pipelines.news_consumer import ConsumeStats, batch_process, news_consume
 from services.sentiment.bus import lag_get, producer_make
+from tests.helpers import wait_until
 from tests.pipelines.conftest import messages_produce, news_message, topic_read, words_classify
-from tests.services.sentiment.webhook_server import webhook_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,24 +81,37 @@ def test_two_consumers_in_one_group_share_the_partitions_and_store_each_message_
     from concurrent.futures import ThreadPoolExecutor
 
     from django.db import connection
-
-    messages_produce(news_topics.raw, [news_message(i) for i in range(30)])
+    from kafka.admin import KafkaAdminClient
 
     def worker() -> ConsumeStats:
         try:
-            return news_consume(group="g-shared", topics=news_topics, batch_size=4, idle_exit_seconds=8,
+            return news_consume(group="g-shared", topics=news_topics, batch_size=4, idle_exit_seconds=15,
                                 classify=words_classify, after_store=None)
         finally:
             connection.close()
 
+    def both_members_assigned() -> bool:
+        group = admin.describe_groups(["g-shared"])["g-shared"]
+        return group.get("group_state") == "Stable" and len(group.get("members") or []) == 2
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, client_id="test-shared")
     with ThreadPoolExecutor(2) as pool:
-        results = [f.result() for f in [pool.submit(worker), pool.submit(worker)]]
+        futures = [pool.submit(worker), pool.submit(worker)]
+        try:
+            # Produced only once the group holds both members: the first to join would otherwise take everything.
+            wait_until(both_members_assigned, timeout=60, interval=0.5, message="the two consumers never formed one group")
+        finally:
+            admin.close()
+        messages_produce(news_topics.raw, [news_message(i) for i in range(30)], partitions=3)
+        results = [f.result() for f in futures]
+    assert all(r.consumed > 0 and r.stored > 0 for r in results), results  # each member held partitions and used them
+    assert sum(r.consumed for r in results) == 30 and sum(r.duplicates for r in results) == 0
     assert sum(r.stored for r in results) == 30
     assert ScoredNews.objects.count() == 30
     assert lag_get(group="g-shared", topic=news_topics.raw)["total"] == 0
 
 
-def test_consumed_news_updates_aggregates_raises_an_alert_and_the_webhook_receives_it(news_topics, webhook_server) -> None:  # noqa: ANN001, F811
+def test_consumed_news_updates_aggregates_raises_an_alert_and_the_webhook_receives_it(news_topics, webhook_server) -> None:  # noqa: ANN001
     from apps.sentiment.models import Alert, Delivery
     from pipelines.news_consumer import after_store_default
     from services.sentiment.watchlist import rule_save, ticker_save
@@ -117,9 +130,8 @@ def test_consumed_news_updates_aggregates_raises_an_alert_and_the_webhook_receiv
     assert Delivery.objects.get(alert=alert, channel="webhook").status == Delivery.SENT
 
 
-def test_a_slow_webhook_does_not_hold_up_ingestion(news_topics, webhook_server) -> None:  # noqa: ANN001, F811
+def test_a_slow_webhook_does_not_hold_up_ingestion(news_topics, webhook_server) -> None:  # noqa: ANN001
     import threading
-    import time
 
     from django.db import connection
 
@@ -141,9 +153,7 @@ def test_a_slow_webhook_does_not_hold_up_ingestion(news_topics, webhook_server) 
 
     worker = threading.Thread(target=run)
     worker.start()
-    deadline = time.monotonic() + 60
-    while ScoredNews.objects.count() < 9 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: ScoredNews.objects.count() >= 9, timeout=60, message="the consumer did not store the 9 headlines")
     assert ScoredNews.objects.count() == 9  # every batch stored while the first alert's webhook still hangs
     assert not Delivery.objects.filter(channel="webhook").exists()
     webhook_server.hold.set()

@@ -8,7 +8,6 @@ import pytest
 from apps.sentiment.models import Alert, AlertRule, Delivery
 from services.sentiment.channels import CHANNELS, Channel, alert_deliver
 from services.sentiment.watchlist import rule_save, ticker_save
-from tests.services.sentiment.webhook_server import webhook_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +23,7 @@ def test_every_channel_is_a_subclass_of_one_base_with_notify() -> None:
     assert all(issubclass(c, Channel) and "notify" in vars(c) for c in CHANNELS.values())
 
 
-def test_the_webhook_is_retried_with_backoff_until_the_receiver_accepts_it(webhook_server, settings) -> None:  # noqa: ANN001, F811
+def test_the_webhook_is_retried_with_backoff_until_the_receiver_accepts_it(webhook_server, settings) -> None:  # noqa: ANN001
     settings.SENTIMENT_WEBHOOK_RETRIES = 3
     ticker_save(symbol="ACME")
     rule = rule_save(symbol="ACME", kind="zscore", channels=["webhook"], webhook_url=webhook_server.url)
@@ -39,7 +38,7 @@ def test_the_webhook_is_retried_with_backoff_until_the_receiver_accepts_it(webho
     assert body["json"]["alert"]["symbol"] == "ACME" and body["json"]["alert"]["value"] == pytest.approx(-3.1)
 
 
-def test_a_webhook_that_keeps_failing_is_recorded_as_a_permanent_failure(webhook_server, settings) -> None:  # noqa: ANN001, F811
+def test_a_webhook_that_keeps_failing_is_recorded_as_a_permanent_failure(webhook_server, settings) -> None:  # noqa: ANN001
     settings.SENTIMENT_WEBHOOK_RETRIES = 2
     ticker_save(symbol="ACME")
     rule = rule_save(symbol="ACME", kind="zscore", channels=["webhook", "email"], webhook_url=webhook_server.url)
@@ -53,7 +52,7 @@ def test_a_webhook_that_keeps_failing_is_recorded_as_a_permanent_failure(webhook
     assert no_address.status == Delivery.FAILED and "recipients" in no_address.error
 
 
-def test_a_refusing_receiver_is_not_retried(webhook_server) -> None:  # noqa: ANN001, F811
+def test_a_refusing_receiver_is_not_retried(webhook_server) -> None:  # noqa: ANN001
     ticker_save(symbol="ACME")
     rule = rule_save(symbol="ACME", kind="zscore", channels=["webhook"], webhook_url=webhook_server.url)
     webhook_server.statuses = [404]
