@@ -50,3 +50,10 @@ def test_past_the_threshold_the_index_is_ivf_and_still_updates_in_place(tmp_path
     assert index.scores_for(vector=vectors[43], ids=[42])[42] > 0.999
     index.save(folder=tmp_path)
     assert DenseIndex.load(folder=tmp_path, expected=TAG).kind == "ivf"
+
+
+def test_a_reloaded_ivf_index_visits_as_many_lists_as_the_setting_says(tmp_path: Path, settings) -> None:  # noqa: ANN001
+    settings.SUPPORT_IVF_THRESHOLD = 100
+    DenseIndex.build(tag=TAG, ids=np.arange(400), vectors=unit(400, 3)).save(folder=tmp_path)
+    settings.SUPPORT_IVF_NPROBE = 3  # read when loading, not at import
+    assert DenseIndex.load(folder=tmp_path, expected=TAG).index.nprobe == 3
