@@ -2,7 +2,7 @@
 
     python manage.py recommender_eval --items items.csv --interactions interactions.csv [--protocol leave-last-out] [--k 10] [--register]
 
-1. Read the files (bad rows are skipped, as the import would report them).
+1. Read the files (services.tabular; bad rows are skipped, counted and listed in `detail`, as the import lists them).
 2. leave-last-out: each user's latest interaction with an item they had not met before is the test item; the
    rest is training. Users with fewer than two distinct items are not tested (their history trains).
 3. Train a pairs LoRA adapter on the training part only: query = the text of a user's previous item,
@@ -30,10 +30,11 @@ import torch
 from services.errors import SuiteError
 from services.recommender import ranking
 from services.recommender.catalog import event_clean, item_clean, item_text
-from services.recommender.files import rows_read
+from services.tabular import KEEP, table_open
 
 PROTOCOLS = ("leave-last-out",)
 MAX_PAIRS = 20000  # training pairs kept (the latest ones): bounds the fine-tuning time
+SKIPPED_LISTED = 100  # refused rows listed in `detail` (all are counted): a big file's typos stay readable
 
 
 @dataclass(frozen=True)
@@ -58,37 +59,46 @@ class Split:
     test: dict[str, int]  # user -> held-out item row
 
 
-def catalogue_read(*, path: Path) -> tuple[list[str], list[str]]:
-    """(external ids, item texts) of the good rows."""
-    ids, texts, seen = [], [], set()
-    for _, row in rows_read(path=path):
+def catalogue_read(*, path: Path, skipped: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """(external ids, item texts) of the good rows (services.tabular, KEEP); refused rows are added to `skipped`."""
+    table = table_open(path=path, policy=KEEP, field="items")
+    ids, texts, first_line = [], [], {}
+    for row in table:
         try:
-            item = item_clean(row)
-        except SuiteError:
+            item = item_clean(row.values)
+        except SuiteError as exc:
+            table.refuse(row.line, exc.message)
             continue
-        if isinstance(row, str) or item["external_id"] in seen:
+        if item["external_id"] in first_line:
+            table.refuse(row.line, f"item {item['external_id']!r} again (line {first_line[item['external_id']]} is used)")
             continue
-        seen.add(item["external_id"])
+        first_line[item["external_id"]] = row.line
         ids.append(item["external_id"])
         texts.append(item_text(title=item["title"], description=item["description"], category=item["category"], tags=item["tags"]))
+    if skipped is not None:
+        skipped += table.errors
     return ids, texts
 
 
-def interactions_read(*, path: Path, rows_of: dict[str, int]) -> dict[str, list[ranking.Interaction]]:
-    """user -> interactions with known items, oldest first (file order breaks ties)."""
+def interactions_read(*, path: Path, rows_of: dict[str, int], skipped: list[str] | None = None
+                      ) -> dict[str, list[ranking.Interaction]]:
+    """user -> interactions with known items, oldest first (file order breaks ties); refused rows go to `skipped`."""
+    table = table_open(path=path, policy=KEEP, field="interactions")
     by_user: dict[str, list[tuple[float, int, ranking.Interaction]]] = defaultdict(list)
-    for line_no, row in rows_read(path=path):
-        if isinstance(row, str):
-            continue
+    for row in table:
         try:
-            event = event_clean({**row, "event_id": row.get("event_id") or str(line_no)} if isinstance(row, dict) else row)
-        except SuiteError:
+            event = event_clean({**row.values, "event_id": row.values.get("event_id") or str(row.line)})
+        except SuiteError as exc:
+            table.refuse(row.line, exc.message)
             continue
         item = rows_of.get(event["item_external_id"])
         if item is None:
+            table.refuse(row.line, f"item {event['item_external_id']!r} is not in the catalogue")
             continue
-        at = event["timestamp"].timestamp() if row.get("timestamp") else float(line_no)
-        by_user[event["user_id"]].append((at, line_no, ranking.Interaction(item=item, type=event["type"], at=at)))
+        at = event["timestamp"].timestamp() if row.values.get("timestamp") else float(row.line)
+        by_user[event["user_id"]].append((at, row.line, ranking.Interaction(item=item, type=event["type"], at=at)))
+    if skipped is not None:
+        skipped += table.errors
     return {user: [i for *_, i in sorted(rows, key=lambda r: (r[0], r[1]))] for user, rows in by_user.items()}
 
 
@@ -155,6 +165,10 @@ def _embed(model: Any, tokenizer: Any, texts: list[str], *, strip_urls: bool, ma
     return ids_embed(model, ids, pad_id=pad_id, device=torch.device("cpu"), dtype=torch.float32, normalize=True).numpy()
 
 
+def _first_skipped(skipped: list[str]) -> str:
+    return f" ({len(skipped)} rows skipped; the first: {skipped[0]})" if skipped else ""
+
+
 def recommender_evaluate(request: EvalRequest, *, progress: bool = True) -> dict[str, Any]:
     """Run the evaluation; returns the contract's keys plus `detail` (base model score, pairs, registration)."""
     from services.ml.encoder import tokenizer_load
@@ -162,13 +176,15 @@ def recommender_evaluate(request: EvalRequest, *, progress: bool = True) -> dict
     from services.registry.versions import base_get
 
     started = time.monotonic()
-    ids, texts = catalogue_read(path=request.items)
+    skipped: list[str] = []  # every refused row, "file:line: reason": reported in `detail`, never dropped silently
+    ids, texts = catalogue_read(path=request.items, skipped=skipped)
     if not ids:
-        raise SuiteError(f"{request.items}: no usable items.", field="items")
-    history = interactions_read(path=request.interactions, rows_of={external: row for row, external in enumerate(ids)})
+        raise SuiteError(f"{request.items}: no usable items{_first_skipped(skipped)}.", field="items")
+    history = interactions_read(path=request.interactions, rows_of={external: row for row, external in enumerate(ids)},
+                                skipped=skipped)
     split = split_leave_last_out(history=history)
     if not split.test:
-        raise SuiteError("No user has two distinct items: nothing to hold out.", field="interactions")
+        raise SuiteError(f"No user has two distinct items: nothing to hold out{_first_skipped(skipped)}.", field="interactions")
     queries, positives = pairs_make(split=split, texts=texts)
     if len(queries) < 4:
         raise SuiteError("Too few consecutive interactions to tune on (at least 4 pairs).", field="interactions")
@@ -184,7 +200,8 @@ def recommender_evaluate(request: EvalRequest, *, progress: bool = True) -> dict
     base_scores = rankings_score(split=split, vectors=untuned, popularity=popularity, k=request.k)
     pop_scores = rankings_score(split=split, vectors=None, popularity=popularity, k=request.k)
     detail: dict[str, Any] = {"base_ndcg_at_k": base_scores["ndcg"], "base_recall_at_k": base_scores["recall"],
-                              "n_pairs": len(queries), "n_items": len(ids), "pair_mrr": result.metrics.get("mrr")}
+                              "n_pairs": len(queries), "n_items": len(ids), "pair_mrr": result.metrics.get("mrr"),
+                              "skipped": len(skipped), "skipped_rows": skipped[:SKIPPED_LISTED]}
     out = {"protocol": request.protocol, "k": request.k, "ndcg_at_k": model_scores["ndcg"], "recall_at_k": model_scores["recall"],
            "hit_rate_at_k": model_scores["hit"], "popularity_ndcg_at_k": pop_scores["ndcg"],
            "popularity_recall_at_k": pop_scores["recall"], "n_users": len(split.test)}

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 from datetime import datetime
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from apps.recommender.models import Event
 from apps.registry.models import AdapterVersion
@@ -74,5 +77,15 @@ def test_interactions_timed_in_unix_seconds_import_and_evaluate(tiny_encoder: Pa
     report = run_json("recommender_import", items=str(items), interactions=str(interactions), no_progress=True)
     assert report["interactions"]["errors"] == [] and report["interactions"]["added"] == 30 * 6
     assert Event.objects.order_by("timestamp").first().timestamp.isoformat() == "2026-10-01T12:00:00+00:00"
-    result = run_json("recommender_eval", items=str(items), interactions=str(interactions), k=5, epochs=1, no_progress=True)
+    with interactions.open("a", encoding="utf-8") as f:  # rows the evaluation skips, and must say so
+        f.write("u0,no-such-item,view,1790856000\nu1,x,view,next tuesday\n")
+    out = StringIO()
+    call_command("recommender_eval", items=str(items), interactions=str(interactions), k=5, epochs=1, no_progress=True,
+                 stdout=out)
+    detail, result = (json.loads(line) for line in out.getvalue().strip().splitlines()[-2:])
     assert result["n_users"] == 30  # every user's last item is held out: the times ordered each history
+    assert detail["detail"]["skipped"] == 2
+    assert detail["detail"]["skipped_rows"] == [
+        "interactions.csv:182: item 'no-such-item' is not in the catalogue",
+        "interactions.csv:183: `timestamp` must be an ISO 8601 date-time or epoch seconds.",
+    ]
