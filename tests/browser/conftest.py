@@ -5,7 +5,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.helpers import wait_until
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -42,18 +42,19 @@ def asgi_server(transactional_db) -> Iterator[str]:  # noqa: ANN001
     proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             urllib.request.urlopen(url + "/accounts/login/", timeout=2)
-            break
         except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"daphne exited with {proc.returncode}; see {log_path}") from None
-            time.sleep(0.3)
-    else:
+            return False
+        return True
+
+    try:
+        wait_until(answers, timeout=60, proc=proc, interval=0.3, message=f"daphne did not answer; see {log_path}")
+    except AssertionError:
         proc.kill()
-        raise RuntimeError(f"daphne did not answer within 60 s; see {log_path}")
+        raise
     yield url
     proc.terminate()
     try:

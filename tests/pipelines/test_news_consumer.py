@@ -99,7 +99,8 @@ def test_two_consumers_in_one_group_share_the_partitions_and_store_each_message_
         futures = [pool.submit(worker), pool.submit(worker)]
         try:
             # Produced only once the group holds both members: the first to join would otherwise take everything.
-            wait_until(both_members_assigned, timeout=60, interval=0.5, message="the two consumers never formed one group")
+            wait_until(both_members_assigned, timeout=60, interval=0.5,
+                       message="the two consumers never formed one group")
         finally:
             admin.close()
         messages_produce(news_topics.raw, [news_message(i) for i in range(30)], partitions=3)

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from io import StringIO
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from django.core.management import call_command
 
 from apps.sentiment.models import Feed
 from pipelines.news_feeds import feeds_poll
+from tests.helpers import QuietHandler, http_serve
 from tests.pipelines.conftest import topic_read
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,18 +37,12 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2
 def feed_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A local HTTP server for the files in tmp_path: (base URL, folder)."""
 
-    class Quiet(SimpleHTTPRequestHandler):
+    class Files(QuietHandler, SimpleHTTPRequestHandler):
         def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
             super().__init__(*args, directory=str(tmp_path), **kwargs)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", tmp_path
-    httpd.shutdown()
-    httpd.server_close()
+    with http_serve(Files) as base:
+        yield base, tmp_path
 
 
 def test_feed_entries_are_sent_once_and_only_new_ones_later(feed_server, news_topics) -> None:  # noqa: ANN001

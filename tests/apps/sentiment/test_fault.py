@@ -16,6 +16,7 @@ from django.db import connection
 from apps.sentiment.models import OVERALL, Bucket, ScoredNews
 from services.sentiment.bus import producer_make
 from tests.conftest import ROOT
+from tests.helpers import wait_until
 from tests.pipelines.conftest import topic_read
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -40,12 +41,6 @@ def phase(text: str) -> None:
 
 def stored() -> int:
     return ScoredNews.objects.count()
-
-
-def wait_until(predicate, timeout_s: float, proc: subprocess.Popen | None = None) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while not predicate() and time.monotonic() < deadline and (proc is None or proc.poll() is None):
-        time.sleep(0.2)
 
 
 def broker(action: str) -> None:
@@ -74,7 +69,7 @@ def test_sigkilled_consumers_and_a_broker_restart_lose_and_duplicate_nothing(app
     log = tmp_path / "consumers.log"
     first = consumer_start(env, log, idle_exit=False)
     phase('first = consumer_start(env, log, idle_exit=False)')
-    wait_until(lambda: stored() >= well_formed // 5, 240, first)
+    wait_until(lambda: stored() >= well_formed // 5, timeout=240, proc=first, message="the first consumer stalled")
     first.send_signal(signal.SIGKILL)  # mid-stream, no chance to finish its batch or commit
     first.wait(timeout=30)
     phase('first.wait(timeout=30)')
@@ -82,12 +77,14 @@ def test_sigkilled_consumers_and_a_broker_restart_lose_and_duplicate_nothing(app
     assert killed_at < well_formed, "the first consumer finished before it could be killed; raise SENTIMENT_FAULT_N"
 
     second = consumer_start(env, log, idle_exit=False)
-    wait_until(lambda: stored() >= killed_at + well_formed // 5, 240, second)
+    wait_until(lambda: stored() >= killed_at + well_formed // 5, timeout=240, proc=second,
+               message="the second consumer stalled")
     broker("stop")
     phase('broker("stop")')
     broker("start")
     phase('broker("start")')
-    wait_until(lambda: stored() >= killed_at + 2 * well_formed // 5, 240, second)
+    wait_until(lambda: stored() >= killed_at + 2 * well_formed // 5, timeout=240, proc=second,
+               message="the second consumer stalled after the broker restart")
     second.send_signal(signal.SIGKILL)
     second.wait(timeout=30)
     phase('second.wait(timeout=30)')

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from services.support.knowledge import encoder_tag, index_folder
 from services.vectors import DenseIndex
 from tests.apps.support.conftest import run_json
 from tests.conftest import ROOT
+from tests.helpers import wait_until
 
 
 @pytest.mark.django_db
@@ -36,9 +36,8 @@ def test_the_rebuild_runs_as_a_celery_task_with_progress(tiny_kb, celery_worker_
     shutil.rmtree(worker_folder, ignore_errors=True)
     result = index_rebuild.delay("default").get(timeout=180)
     assert result["items"] == 8
-    deadline = time.monotonic() + 30
-    while KnowledgeBase.objects.get(pk=kb.pk).index_state != "ready" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: KnowledgeBase.objects.get(pk=kb.pk).index_state == "ready", timeout=30,
+               message="the knowledge base never became ready")
     assert KnowledgeBase.objects.get(pk=kb.pk).index_progress == 1.0
     assert len(DenseIndex.load(folder=worker_folder, expected=encoder_tag())) == 8
     shutil.rmtree(worker_folder, ignore_errors=True)
@@ -53,9 +52,8 @@ def test_an_agent_starts_a_rebuild_from_the_console_and_follows_its_progress(tin
     assert kbs == [{"name": "default", "state": "empty", "progress": 0.0, "message": "", "faqs": 4, "passages": 4}]
     response = client.post("/api/support/console/kbs/default/rebuild")
     assert response.status_code == 202 and response.json()["task_id"]
-    deadline = time.monotonic() + 120
-    while client.get("/api/support/console/kbs").json()[0]["state"] != "ready" and time.monotonic() < deadline:
-        time.sleep(0.3)
+    wait_until(lambda: client.get("/api/support/console/kbs").json()[0]["state"] == "ready", timeout=120, interval=0.3,
+               message="the console never showed the knowledge base ready")
     assert client.get("/api/support/console/kbs").json()[0] == {
         "name": "default", "state": "ready", "progress": 1.0, "message": "8 items, flat", "faqs": 4, "passages": 4}
     assert client.post("/api/support/console/kbs/nosuch/rebuild").status_code == 404

@@ -117,7 +117,8 @@ def test_of_two_agents_taking_over_at_once_exactly_one_wins(users: tuple) -> Non
 
 
 def test_a_second_agent_taking_over_gets_409_naming_the_holder(role_users, client) -> None:  # noqa: ANN001
-    conversation = Conversation.objects.create(kb=KnowledgeBase.objects.create(name="default"), state=Conversation.QUEUED)
+    kb = KnowledgeBase.objects.create(name="default")
+    conversation = Conversation.objects.create(kb=kb, state=Conversation.QUEUED)
     base = f"/api/support/console/conversations/{conversation.pk}/take-over"
     client.force_login(role_users["support_agent"])
     assert client.post(base).json()["state"] == "agent"
@@ -126,6 +127,7 @@ def test_a_second_agent_taking_over_gets_409_naming_the_holder(role_users, clien
     refused = client.post(base)
     assert refused.status_code == 409
     body = refused.json()
-    assert (body["error"], body["detail"], body["field"]) == ("conflict", "agent already holds this conversation.", "conversation")
+    assert (body["error"], body["field"]) == ("conflict", "conversation")
+    assert body["detail"] == "agent already holds this conversation."
     conversation.refresh_from_db()
     assert conversation.agent == role_users["support_agent"]
