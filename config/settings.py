@@ -6,7 +6,9 @@ A bad value fails loudly with ImproperlyConfigured naming the variable.
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,6 +47,26 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
         raise ImproperlyConfigured(f"Environment variable {name}={raw!r} is not an integer.") from None
     if value < minimum:
         raise ImproperlyConfigured(f"Environment variable {name}={value} must be at least {minimum}.")
+    return value
+
+
+def env_int_optional(name: str, *, minimum: int = 0) -> int | None:
+    """An integer, or None when the variable is unset or empty (the library's own default applies)."""
+    if not os.environ.get(name):
+        return None
+    return env_int(name, 0, minimum=minimum)
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"Environment variable {name}={raw!r} is not a number.") from None
+    if not value >= minimum:  # also refuses nan
+        raise ImproperlyConfigured(f"Environment variable {name}={raw!r} must be a number of at least {minimum:g}.")
     return value
 
 
@@ -168,6 +190,9 @@ for _server in KAFKA_BOOTSTRAP_SERVERS.split(","):
 
 # Market sentiment: topics are <prefix>.raw / .scored / .dlq; tests and benchmarks use their own prefix.
 NEWS_TOPIC_PREFIX = os.environ.get("NEWS_TOPIC_PREFIX", "news")
+if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", NEWS_TOPIC_PREFIX):
+    raise ImproperlyConfigured(f"Environment variable NEWS_TOPIC_PREFIX={NEWS_TOPIC_PREFIX!r} must be letters, digits, '.', '_' or '-' (a Kafka topic name).")
+NEWS_TOPIC_PARTITIONS = env_int("NEWS_TOPIC_PARTITIONS", 6, minimum=1)  # partitions of a new topic: how many consumers can share the work
 SENTIMENT_WEBHOOK_RETRIES = env_int("SENTIMENT_WEBHOOK_RETRIES", 3, minimum=0)  # retries after the first attempt
 
 CACHES = {
@@ -221,6 +246,14 @@ RETRAIN_PLUGINS = [
     "services.support.retraining.IntentRetrainer",
     "services.recommender.retraining.RecommenderRetrainer",
 ]
+
+# --- Inference (services/registry/serving.py, services/ml/device.py) ------------------------------
+SUITE_RESOLVE_TTL_S = env_float("SUITE_RESOLVE_TTL_S", 2.0)  # seconds: how soon a promotion reaches a running process
+# Micro-batching: longest wait for company, in milliseconds. Short, because requests that arrive while a forward pass
+# runs are grouped anyway; a lone request should not pay for waiting (5 ms cost a third of batch-1 throughput on CPU).
+SUITE_BATCH_WAIT_MS = env_float("SUITE_BATCH_WAIT_MS", 1.0)
+SUITE_BATCH_MAX = env_int("SUITE_BATCH_MAX", 64, minimum=1)  # most texts in one forward pass
+SUITE_TORCH_THREADS = env_int_optional("SUITE_TORCH_THREADS", minimum=1)  # CPU threads torch may use; None: torch's default
 
 # --- Auth --------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -281,12 +314,15 @@ X_FRAME_OPTIONS = "DENY"
 
 EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 
+LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    raise ImproperlyConfigured(f"Environment variable DJANGO_LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"kafka": {"level": "WARNING"}, "faiss": {"level": "WARNING"}},  # faiss logs its loader at INFO on import
 }
 
@@ -313,3 +349,5 @@ SUPPORT_IVF_THRESHOLD = env_int("SUPPORT_IVF_THRESHOLD", 20000, minimum=1)
 SUPPORT_IVF_NPROBE = env_int("SUPPORT_IVF_NPROBE", 16, minimum=1)
 SUPPORT_FAISS_THREADS = env_int("SUPPORT_FAISS_THREADS", 1, minimum=1)
 SUPPORT_CUSTOMER_RATE = os.environ.get("SUPPORT_CUSTOMER_RATE", "30/minute")  # DRF throttle for anonymous customers
+if not re.fullmatch(r"\s*\d+\s*/[smhd].*", SUPPORT_CUSTOMER_RATE):  # what DRF's parse_rate reads: N/<s|m|h|d...>
+    raise ImproperlyConfigured(f"Environment variable SUPPORT_CUSTOMER_RATE={SUPPORT_CUSTOMER_RATE!r} must be N/second, N/minute, N/hour or N/day.")

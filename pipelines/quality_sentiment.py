@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from services.ml.artifacts import artifact_evaluate, artifact_save
     from services.ml.data import dataset_read
-    from services.ml.device import device_pick
+    from services.ml.device import device_pick, threads_apply
     from services.ml.encoder import default_base_path
     from services.ml.training import ClassifierConfig, classifier_train
 
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     train = dataset_read(path=DATA_DIR / "sent_train.csv")
     valid = dataset_read(path=DATA_DIR / "sent_valid.csv")
     config = ClassifierConfig.from_dict(json.loads(args.config))
+    threads = os.environ.get("SUITE_TORCH_THREADS", "").strip()  # this script runs without Django settings: pass it in
+    threads_apply(threads=int(threads) if threads else None)
     device, _ = device_pick()
     import torch
 

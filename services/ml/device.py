@@ -1,7 +1,6 @@
 """Where tensors run: CUDA with bf16/fp16 when present, else the CPU in float32."""
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 
@@ -9,27 +8,35 @@ import torch
 
 from services.errors import SuiteError
 
-THREADS_ENV = "SUITE_TORCH_THREADS"
 _threads_lock = threading.Lock()
 _threads_applied = False
 
 
-def threads_apply() -> None:
-    """Apply the CPU thread count from SUITE_TORCH_THREADS once per process (unset: torch's default)."""
+def threads_configured() -> int | None:
+    """The SUITE_TORCH_THREADS setting, or None (torch's default) where Django's settings are not configured.
+
+    services/ml stays free of Django (it runs from a shell and in plain unit tests), so the settings are looked up
+    here, at call time, and only when a Django process configured them; config/settings.py has validated the value.
+    """
+    from django.conf import settings
+
+    if not settings.configured:
+        return None
+    return getattr(settings, "SUITE_TORCH_THREADS", None)
+
+
+def threads_apply(*, threads: int | None = None) -> None:
+    """Apply the CPU thread count once per process: `threads`, else the SUITE_TORCH_THREADS setting, else torch's default."""
     global _threads_applied
     with _threads_lock:
         if _threads_applied:
             return
         _threads_applied = True
-        raw = os.environ.get(THREADS_ENV, "").strip()
-        if not raw:
+        threads = threads if threads is not None else threads_configured()
+        if threads is None:
             return
-        try:
-            threads = int(raw)
-        except ValueError:
-            raise SuiteError(f"{THREADS_ENV}={raw!r} is not a whole number; set it to the CPU threads torch may use, e.g. 4.") from None
         if threads < 1:
-            raise SuiteError(f"{THREADS_ENV}={raw!r} must be at least 1.")
+            raise SuiteError(f"SUITE_TORCH_THREADS={threads} must be at least 1.")
         torch.set_num_threads(threads)
 
 
@@ -38,7 +45,7 @@ def device_pick() -> tuple[torch.device, torch.dtype]:
     """The device and the compute dtype for autocast.
 
     1. CUDA when available: bf16 where supported, else fp16 (weights stay float32, autocast does the rest).
-    2. Otherwise the CPU in float32, with the thread count from SUITE_TORCH_THREADS applied once.
+    2. Otherwise the CPU in float32, with the thread count (SUITE_TORCH_THREADS) applied once.
     """
     threads_apply()
     if torch.cuda.is_available():

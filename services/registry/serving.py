@@ -5,23 +5,19 @@ functions, so both paths run the same code and give the same scores.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
 
 import numpy as np
+from django.conf import settings
 
 from apps.registry.models import AdapterVersion
 from services.ml.runtime import KIND_CLASSIFY, KIND_EMBED, AdapterRef, ClassifyOutput, InferenceRuntime, MicroBatcher
 from services.registry.versions import base_default_ensure, version_get
 
-RESOLVE_TTL_S = float(os.environ.get("SUITE_RESOLVE_TTL_S", "2.0"))  # how soon a promotion reaches a running process
-# Micro-batching: longest wait for company. Short, because requests that arrive while a forward pass runs are
-# grouped anyway; a lone request should not pay for waiting (5 ms cost a third of batch-1 throughput on CPU).
-MAX_WAIT_MS = float(os.environ.get("SUITE_BATCH_WAIT_MS", "1"))
-MAX_BATCH = int(os.environ.get("SUITE_BATCH_MAX", "64"))  # micro-batching: most texts in one forward pass
-
+# SUITE_RESOLVE_TTL_S, SUITE_BATCH_WAIT_MS and SUITE_BATCH_MAX are settings (config/settings.py validates them),
+# read when a runtime is made, not at import: a bad value names its variable, and tests may override them.
 _lock = threading.Lock()
 _batchers: dict[str, MicroBatcher] = {}  # base model path -> its batcher (which holds its runtime)
 _task_base: dict[str, tuple[str, float]] = {}  # task -> (base path of its champion, when looked up)
@@ -38,7 +34,7 @@ def _base_path_for(task: str | None) -> str:
         return base_default_ensure().path
     now = time.monotonic()
     cached = _task_base.get(task)
-    if cached and now - cached[1] < RESOLVE_TTL_S:
+    if cached and now - cached[1] < settings.SUITE_RESOLVE_TTL_S:
         return cached[0]
     path = version_get(task_name=task).base.path
     _task_base[task] = (path, now)
@@ -51,8 +47,11 @@ def batcher_get(*, task: str | None) -> MicroBatcher:
     with _lock:
         batcher = _batchers.get(base_path)
         if batcher is None:
-            runtime = InferenceRuntime(base_path=base_path, resolver=champion_ref, resolve_ttl_s=RESOLVE_TTL_S, max_batch=MAX_BATCH)
-            batcher = _batchers[base_path] = MicroBatcher(runtime=runtime, max_wait_ms=MAX_WAIT_MS, max_batch=MAX_BATCH)
+            max_batch = settings.SUITE_BATCH_MAX
+            runtime = InferenceRuntime(base_path=base_path, resolver=champion_ref, resolve_ttl_s=settings.SUITE_RESOLVE_TTL_S,
+                                       max_batch=max_batch)
+            batcher = _batchers[base_path] = MicroBatcher(runtime=runtime, max_wait_ms=settings.SUITE_BATCH_WAIT_MS,
+                                                          max_batch=max_batch)
         return batcher
 
 
@@ -78,7 +77,7 @@ def serving_reset() -> None:
 def serving_refresh(*, task: str | None = None) -> None:
     """Forget this process's cached champion of `task` (None: of every task): the next call asks the registry.
 
-    Other processes pick a promotion up within RESOLVE_TTL_S by themselves; the process that promoted calls this so
+    Other processes pick a promotion up within SUITE_RESOLVE_TTL_S by themselves; the process that promoted calls this so
     that its own next call (e.g. re-embedding the catalogue right after) already uses the new champion.
     """
     with _lock:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,6 @@ from django.conf import settings
 from services.errors import ServiceUnavailable
 from services.health import kafka_check, service_require
 
-PARTITIONS = int(os.environ.get("NEWS_TOPIC_PARTITIONS", "6"))  # how many consumers can share the work
 DEFAULT_GROUP = "news-consumer"
 
 
@@ -43,11 +41,15 @@ def kafka_require() -> None:
     service_require(kafka_check(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS))
 
 
-def topics_ensure(*, topics: Topics, partitions: int = PARTITIONS) -> list[str]:
-    """Create the topics that do not exist yet (partitioned); returns the ones created. Safe to run any time."""
+def topics_ensure(*, topics: Topics, partitions: int | None = None) -> list[str]:
+    """Create the topics that do not exist yet (partitioned); returns the ones created. Safe to run any time.
+
+    `partitions` (how many consumers can share the work) defaults to the NEWS_TOPIC_PARTITIONS setting.
+    """
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    partitions = settings.NEWS_TOPIC_PARTITIONS if partitions is None else partitions
     kafka_require()
     admin = KafkaAdminClient(bootstrap_servers=servers(), client_id="news-topics")
     try:

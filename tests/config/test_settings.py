@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -41,6 +42,15 @@ def test_database_url_switches_to_postgresql() -> None:
         ({"KAFKA_BOOTSTRAP_SERVERS": "localhost"}, "KAFKA_BOOTSTRAP_SERVERS"),
         ({"DJANGO_PROFILE": "production"}, "DJANGO_SECRET_KEY"),
         ({"DJANGO_PROFILE": "staging"}, "DJANGO_PROFILE"),
+        ({"SUITE_BATCH_MAX": "abc"}, "SUITE_BATCH_MAX"),
+        ({"SUITE_BATCH_MAX": "0"}, "SUITE_BATCH_MAX"),
+        ({"SUITE_BATCH_WAIT_MS": "soon"}, "SUITE_BATCH_WAIT_MS"),
+        ({"SUITE_RESOLVE_TTL_S": "-1"}, "SUITE_RESOLVE_TTL_S"),
+        ({"SUITE_TORCH_THREADS": "many"}, "SUITE_TORCH_THREADS"),
+        ({"NEWS_TOPIC_PARTITIONS": "0"}, "NEWS_TOPIC_PARTITIONS"),
+        ({"NEWS_TOPIC_PREFIX": "news raw"}, "NEWS_TOPIC_PREFIX"),
+        ({"DJANGO_LOG_LEVEL": "loud"}, "DJANGO_LOG_LEVEL"),
+        ({"SUPPORT_CUSTOMER_RATE": "lots"}, "SUPPORT_CUSTOMER_RATE"),
     ],
 )
 def test_a_bad_setting_fails_loudly_naming_the_variable(env: dict[str, str], names: str) -> None:
@@ -57,3 +67,28 @@ def test_the_production_profile_passes_check_deploy_without_warnings() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_serving_topic_and_thread_tunables_are_settings_read_from_the_environment() -> None:
+    code = ("from django.conf import settings; print(settings.SUITE_BATCH_MAX, settings.SUITE_BATCH_WAIT_MS, "
+            "settings.SUITE_RESOLVE_TTL_S, settings.NEWS_TOPIC_PARTITIONS, settings.SUITE_TORCH_THREADS)")
+    result = run_manage("shell", "--no-imports", "-c", code, SUITE_BATCH_MAX="8", SUITE_BATCH_WAIT_MS="2.5", SUITE_RESOLVE_TTL_S="0",
+                        NEWS_TOPIC_PARTITIONS="3", SUITE_TORCH_THREADS="2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["8", "2.5", "0.0", "3", "2"]
+    unset = dict.fromkeys(("SUITE_BATCH_MAX", "SUITE_BATCH_WAIT_MS", "SUITE_RESOLVE_TTL_S", "NEWS_TOPIC_PARTITIONS", "SUITE_TORCH_THREADS"), "")
+    defaults = run_manage("shell", "--no-imports", "-c", code, **unset)
+    assert defaults.returncode == 0, defaults.stderr
+    assert defaults.stdout.split() == ["64", "1.0", "2.0", "6", "None"]  # empty: the default (torch's own thread count)
+
+
+def test_no_service_reads_the_environment_itself() -> None:
+    offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "services").rglob("*.py") if "os.environ" in path.read_text()]
+    assert offenders == []
+
+
+def test_the_readme_lists_every_variable_the_settings_read() -> None:
+    source = (ROOT / "config" / "settings.py").read_text()
+    read = set(re.findall(r"(?:env_\w+|_env_fraction|os\.environ\.get)\(\s*\"([A-Z][A-Z0-9_]+)\"", source))
+    table = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", (ROOT / "README.md").read_text(), flags=re.M))
+    assert len(read) > 30 and read - table == set()
