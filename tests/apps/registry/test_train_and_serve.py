@@ -96,7 +96,7 @@ def test_it_refuses_an_artifact_whose_hash_differs(tiny_registry: dict[str, Path
     [
         (b"", "empty"),
         (b"headline,other\nshares soar,x\nshares slump,y\n", "sentiment"),
-        (b"headline,sentiment\nshares soar,bullish\nshares \xff\xfe slump,bearish\n", "line 3"),
+        (b"headline,sentiment\nshares soar,bullish\nshares \xff\xfe slump,bearish\n", "bad.csv:3: bytes that are not UTF-8"),
         (b"headline,sentiment\na,bullish\nb,bullish\nc,bearish\n", "bearish"),
     ],
     ids=["empty-file", "missing-column", "non-utf8", "label-seen-once"],
