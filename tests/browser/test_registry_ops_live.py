@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.apps.registry.test_retrain import csv_write, rows, run_json
+from tests.apps.registry.test_retrain import csv_write, rows
+from tests.helpers import run_json
 from tests.browser.conftest import SCREENSHOTS, login
 from tests.services.conftest import tiny_base_write
 

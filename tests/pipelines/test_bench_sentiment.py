@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apps.registry.test_train_and_serve import run_json
+from tests.helpers import run_json
 from tests.services.conftest import tiny_base_write
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apps.registry.test_train_and_serve import run_json
+from tests.helpers import run_json
 from tests.services.conftest import tiny_base_write
 
 pytestmark = pytest.mark.django_db(transaction=True)

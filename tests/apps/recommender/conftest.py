@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from services.recommender import recommend, vectors
 from services.vectors import encode
 from tests.apps.support.conftest import BOW_DIM, bow_vectors
-from tests.apps.registry.test_train_and_serve import run_json
+from tests.helpers import run_json
 from tests.services.conftest import tiny_base_write
 
 CATALOGUE = [

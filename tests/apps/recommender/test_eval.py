@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from apps.recommender.models import Event
 from apps.registry.models import AdapterVersion
-from tests.apps.recommender.conftest import run_json
+from tests.helpers import run_json
 from tests.services.conftest import CLASS_WORDS, FILLER
 
 KEYS = {"protocol", "k", "ndcg_at_k", "recall_at_k", "hit_rate_at_k", "popularity_ndcg_at_k", "popularity_recall_at_k",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apps.recommender.conftest import run_json
+from tests.helpers import run_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from apps.recommender.models import Event, Item
-from tests.apps.recommender.conftest import run_json
+from tests.helpers import run_json
 
 pytestmark = pytest.mark.django_db
 

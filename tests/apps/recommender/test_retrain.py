@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from apps.registry.models import Alias, RetrainRun
-from tests.apps.recommender.conftest import run_json
 from tests.apps.recommender.test_eval import taste_files
+from tests.helpers import run_json
 from tests.services.conftest import CLASS_WORDS
 
 

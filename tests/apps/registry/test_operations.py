@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from apps.registry.models import OpsAlert, RetrainRun, Task
 from services.registry.versions import task_ensure
-from tests.apps.registry.test_retrain import csv_write, rows, run_json
+from tests.apps.registry.test_retrain import csv_write, rows
+from tests.helpers import run_json
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,7 +13,7 @@ from apps.sentiment.models import Relabel
 from services.registry.drift import label_drift
 from services.registry.retrain import RetrainBusy, lock_claim
 from services.registry.versions import task_ensure
-from tests.apps.registry.test_train_and_serve import run_json
+from tests.helpers import run_json
 from tests.services.conftest import sentiment_rows, tiny_base_write
 
 # The tiny data speaks of bullish/bearish headlines; the sentiment app's labels are positive/negative.

@@ -13,13 +13,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.registry.models import AdapterVersion
+from tests.helpers import run_json
 from tests.services.conftest import sentiment_rows, tiny_base_write
-
-
-def run_json(*args: str, **opts: object) -> dict:
-    out = StringIO()
-    call_command(*args, stdout=out, **opts)
-    return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
 def write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.sentiment.bus import Topics, topics_ensure
-from tests.apps.registry.test_train_and_serve import run_json
+from tests.helpers import run_json
 from tests.services.conftest import sentiment_rows, tiny_base_write
 
 

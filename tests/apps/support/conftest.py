@@ -9,7 +9,7 @@ import pytest
 
 from services.support.lexical import text_tokens
 from services.vectors import EncoderTag, encode
-from tests.apps.registry.test_train_and_serve import run_json
+from tests.helpers import run_json
 from tests.services.conftest import tiny_base_write
 
 FAQ_CSV = """question,answer,intent,url,title

@@ -10,7 +10,7 @@ import pytest
 from apps.support.models import Conversation, KnowledgeGap, Message
 from services.support.answering import question_answer
 from services.support.knowledge import kb_ensure
-from tests.apps.support.conftest import run_json
+from tests.helpers import run_json
 from tests.services.conftest import sentiment_rows
 
 pytestmark = pytest.mark.django_db

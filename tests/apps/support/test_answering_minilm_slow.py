@@ -5,7 +5,7 @@ import pytest
 
 from services.support.answering import question_answer
 from services.support.knowledge import kb_ensure
-from tests.apps.support.conftest import run_json
+from tests.helpers import run_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from apps.support.models import CannedResponse, Conversation, FaqEntry, KnowledgeGap, Message, TrainingExample
-from tests.apps.support.conftest import run_json
+from tests.helpers import run_json
 
 pytestmark = pytest.mark.django_db
 

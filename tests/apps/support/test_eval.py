@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management.base import CommandError
 
-from tests.apps.support.conftest import run_json
+from tests.helpers import run_json
 
 pytestmark = pytest.mark.django_db
 

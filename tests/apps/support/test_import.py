@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from apps.support.models import Document, FaqEntry, KnowledgeBase, Passage
 from services.support.knowledge import encoder_tag, index_folder, item_delete, item_id
 from services.vectors import DenseIndex
-from tests.apps.support.conftest import run_json
+from tests.helpers import run_json
 
 pytestmark = pytest.mark.django_db
 

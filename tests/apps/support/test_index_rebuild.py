@@ -11,9 +11,8 @@ from django.core.management.base import CommandError
 from apps.support.models import KnowledgeBase
 from services.support.knowledge import encoder_tag, index_folder
 from services.vectors import DenseIndex
-from tests.apps.support.conftest import run_json
 from tests.conftest import ROOT
-from tests.helpers import wait_until
+from tests.helpers import run_json, wait_until
 
 
 @pytest.mark.django_db
