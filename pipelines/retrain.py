@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -27,6 +26,7 @@ from services.registry.retrain import (feedback_collect, feedback_since, incomin
                                        retrain_task_get, run_failed_alert, run_payload, run_phase_set)
 from services.registry.retraining import RetrainData, retrainer_get
 from services.registry.versions import version_get, version_promote
+from services.vectors import encode  # through the module, so a test's stand-in encoder is the one used here
 
 logger = logging.getLogger(__name__)
 ACTOR = "pipeline:retrain"
@@ -87,9 +87,9 @@ def _drift(*, task_row: Task, new_labels: list[str], data: RetrainData, since: A
     """Label drift of the new feedback, embedding drift of what the model saw since the last run (never fails a run)."""
     drift = label_drift(new=new_labels, train=data.train_labels)
     try:
-        embed, encoder = embed_for(task_row.name)
         drift["embedding"] = texts_drift(new=incoming_texts(task=task_row.name, since=since), reference=data.reference_texts,
-                                         embed=embed, encoder=encoder)
+                                         embed=lambda texts: encode.texts_embed_for(task=task_row.name, texts=texts),
+                                         encoder=_encoder_label(encode.encoder_tag_for(task=task_row.name).name))
     except Exception as exc:  # noqa: BLE001 - drift is information; a run must not fail for it
         logger.warning("embedding drift of %s not measured: %s", task_row.name, exc)
         drift["embedding"] = {"note": f"not measured: {exc}"}
@@ -162,13 +162,9 @@ def _served(task_row: Task) -> None:
     retrainer_get(task_row.name).promoted(task_row=task_row)
 
 
-def embed_for(task: str) -> tuple[Any, str]:
-    """(embed function, encoder name) for drift: the task's champion, or the default base while it has none."""
-    from services.errors import NotFound
-    from services.registry.serving import texts_embed
 
-    try:
-        champion = version_get(task_name=task)
-    except NotFound:
-        return (lambda texts: np.asarray(texts_embed(task=None, texts=texts))), "base"
-    return (lambda texts: np.asarray(texts_embed(task=task, texts=texts))), f"{task} v{champion.version}"
+def _encoder_label(tag_name: str) -> str:
+    """How a run's drift names the encoder, as runs always have: "<task> v<N>" (champion) or "base"."""
+    if tag_name.startswith("base:"):
+        return "base"
+    return tag_name.replace(":v", " v")
