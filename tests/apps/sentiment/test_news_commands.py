@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from io import StringIO
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from django.db import connection
 
 from apps.sentiment.models import OVERALL, Bucket, ScoredNews
 from tests.conftest import ROOT
+from tests.helpers import run_json, wait_until
 from tests.pipelines.conftest import topic_read
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,9 +47,7 @@ def test_replay_refuses_a_file_with_bad_lines_naming_each_line_and_sends_nothing
 def test_replayed_headlines_are_consumed_scored_by_the_champion_and_sigterm_exits_cleanly(
         app_topics, tiny_sentiment_model: Path, tmp_path: Path) -> None:  # noqa: ANN001
     data = headlines_csv(tmp_path / "headlines.csv", 18)
-    out = StringIO()
-    call_command("news_replay", file=str(data), rate=200, stdout=out)
-    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    summary = run_json("news_replay", file=str(data), rate=200)
     assert summary["sent"] == 18 and summary["invalid"] == 0 and summary["topic"] == app_topics.raw
 
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
@@ -57,10 +55,9 @@ def test_replayed_headlines_are_consumed_scored_by_the_champion_and_sigterm_exit
     proc = subprocess.Popen([sys.executable, "manage.py", "news_consume", "--group", "g-cmd", "--batch-size", "8"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while ScoredNews.objects.count() < 18 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-        assert ScoredNews.objects.count() == 18, proc.stderr.read() if proc.poll() is not None else "timed out"
+        wait_until(lambda: ScoredNews.objects.count() >= 18, timeout=120, interval=0.5, proc=proc,
+                   message=lambda: proc.stderr.read()[-2000:] if proc.poll() is not None else "18 headlines not stored")
+        assert ScoredNews.objects.count() == 18
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
