@@ -42,7 +42,7 @@ Required = Sequence[str | tuple[str, ...]]  # each entry a column name, or alter
 
 
 class TabularError(SuiteError):
-    """A tabular file, or one of its rows under the STOP policy, that cannot be used; the message names file and line."""
+    """A tabular file, or one of its rows under STOP, that cannot be used; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Table:
         limit = max_bytes if max_bytes is not None else max_bytes_setting()
         size = self.path.stat().st_size
         if size > limit:
-            self.fail(None, f"{size} bytes, more than TABULAR_MAX_BYTES ({limit}); split the file or raise the setting.")
+            self.fail(None, f"{size} bytes, more than TABULAR_MAX_BYTES ({limit}); split the file or raise the limit.")
         self.delimiter = DELIMITERS.get(suffix)  # None: JSON Lines
 
     @property
@@ -136,7 +136,8 @@ class Table:
                 try:
                     yield number, raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    self.fail(number, f"bytes that are not UTF-8 ({raw[exc.start:exc.start + 4]!r}); save the file as UTF-8.")
+                    bad = raw[exc.start:exc.start + 4]
+                    self.fail(number, f"bytes that are not UTF-8 ({bad!r}); save the file as UTF-8.")
 
     def _header(self, line: int, cells: list[str]) -> list[str]:
         names = [cell.strip().lower() for cell in cells]
@@ -146,7 +147,8 @@ class Table:
                 self.fail(line, f"column {name!r} appears twice in the header.")
         for wanted in self.required:
             if not any(name in present for name in wanted):
-                self.fail(line, f"no column {_described(wanted)} in the header (columns present: {', '.join(present) or 'none'}).")
+                listed = ", ".join(present) or "none"
+                self.fail(line, f"no column {_described(wanted)} in the header (columns present: {listed}).")
         return names
 
     def _csv_rows(self) -> Iterator[Row]:
@@ -180,7 +182,8 @@ class Table:
                 header = self.columns = self._header(start, cells)
                 continue
             if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header):]):
-                self.refuse(start, f"{len(cells)} cells, the header has {len(header)}", text="".join(consumed).rstrip("\r\n"))
+                text = "".join(consumed).rstrip("\r\n")
+                self.refuse(start, f"{len(cells)} cells, the header has {len(header)}", text=text)
                 continue
             cells = [*cells[:len(header)], *[""] * (len(header) - len(cells))]
             yield Row(line=start, values={name: cell.strip() for name, cell in zip(header, cells) if name})
@@ -218,7 +221,8 @@ class Table:
                 values[name] = value
         for wanted in self.required:
             if not any(name in values for name in wanted):
-                self.refuse(line, f"no key {_described(wanted)} (keys present: {', '.join(values) or 'none'})", text=text.rstrip("\r\n"))
+                listed = ", ".join(values) or "none"
+                self.refuse(line, f"no key {_described(wanted)} (keys present: {listed})", text=text.rstrip("\r\n"))
                 return None
         return values
 

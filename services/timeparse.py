@@ -1,4 +1,4 @@
-"""One rule for times in files, messages and API bodies: ISO 8601, or Unix seconds as a number or as text (Django-free)."""
+"""One rule for times in files, messages and API bodies: ISO 8601, or Unix seconds as a number or text (Django-free)."""
 from __future__ import annotations
 
 import math

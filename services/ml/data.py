@@ -74,7 +74,8 @@ def dataset_read(*, path: str | Path, text_col: str = "text", label_col: str = "
             field="file",
         )
     if len(counts) < 2:
-        raise DatasetError(f"{file.name}: only one label ({labels[0]!r}); a classifier needs at least two.", field="file")
+        raise DatasetError(f"{file.name}: only one label ({labels[0]!r}); a classifier needs at least two.",
+                           field="file")
     return LabelledData(texts=texts, labels=labels, path=str(file))
 
 

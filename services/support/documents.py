@@ -1,6 +1,7 @@
 """Read FAQ files and split documents into passages (Django-free).
 
-FAQ: a tabular file (CSV, TSV, JSON Lines; services.tabular) with `question` and `answer`, optional `intent`, `url`, `title`.
+FAQ: a tabular file (CSV, TSV, JSON Lines: services.tabular) with `question`, `answer`, optional `intent`, `url`,
+`title`.
 Documents: Markdown (split at headings), HTML (split at h1-h3), PDF (one passage per page part), plain text
 (split at blank lines); long sections are cut into windows of about `PASSAGE_WORDS` words.
 """
@@ -68,7 +69,7 @@ def _faq_row(values: dict) -> FaqRow:
 
 
 def faq_read(*, path: Path) -> ReadResult:
-    """FAQ rows from a tabular file (services.tabular's rules); bad rows are reported as "file:line: reason" and skipped."""
+    """FAQ rows from a tabular file (services.tabular); bad rows are skipped and reported as "file:line: reason"."""
     table = table_open(path=path, policy=KEEP, required=("question", "answer"), field="faq", kind="FAQ file")
     result = ReadResult()
     for row in table:
