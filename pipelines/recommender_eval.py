@@ -1,6 +1,7 @@
 """Offline evaluation of the recommender (the command's entry; the work is services/recommender/evaluation.py).
 
-    python manage.py recommender_eval --items items.csv --interactions interactions.csv [--protocol leave-last-out] [--k 10] [--register]
+    python manage.py recommender_eval --items items.csv --interactions interactions.csv \
+        [--protocol leave-last-out] [--k 10] [--register]
 """
 from __future__ import annotations
 

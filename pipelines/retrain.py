@@ -87,7 +87,8 @@ def _drift(*, task_row: Task, new_labels: list[str], data: RetrainData, since: A
     """Label drift of the new feedback, embedding drift of what the model saw since the last run (never fails a run)."""
     drift = label_drift(new=new_labels, train=data.train_labels)
     try:
-        drift["embedding"] = texts_drift(new=incoming_texts(task=task_row.name, since=since), reference=data.reference_texts,
+        drift["embedding"] = texts_drift(new=incoming_texts(task=task_row.name, since=since),
+                                         reference=data.reference_texts,
                                          embed=lambda texts: encode.texts_embed_for(task=task_row.name, texts=texts),
                                          encoder=_encoder_label(encode.encoder_tag_for(task=task_row.name).name))
     except Exception as exc:  # noqa: BLE001 - drift is information; a run must not fail for it
@@ -108,11 +109,13 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:
     data = retrainer_get(task_row.name).data(task_row=task_row, feedback=feedback, until=until)
     run.n_new_examples, run.examples_until = len(new), until
     run.drift = _drift(task_row=task_row, new_labels=[e.label for e in new], data=data, since=since)
-    RetrainRun.objects.filter(pk=run.pk).update(n_new_examples=run.n_new_examples, examples_until=until, drift=run.drift)
+    RetrainRun.objects.filter(pk=run.pk).update(n_new_examples=run.n_new_examples, examples_until=until,
+                                                drift=run.drift)
     minimum = min_examples_for(task_row)
     if len(new) < minimum and not force:
         return _finish(run, status=RetrainRun.SKIPPED,
-                       reason=f"too few new examples: {len(new)} < {minimum} (the task's minimum); use --force to train anyway")
+                       reason=f"too few new examples: {len(new)} < {minimum} (the task's minimum); "
+                              "use --force to train anyway")
 
     with tempfile.TemporaryDirectory(prefix=f"retrain-{task_row.name}-") as folder:
         path, run.n_examples, overrides = data.train_file(folder=Path(folder))
@@ -134,7 +137,8 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:
     run.champion_metrics = data.evaluate(version=champion)
     run_phase_set(run, phase="gating")
     outcome = version_promote(task_name=task_row.name, version=version.version, actor=ACTOR,
-                              reason=f"retrain run {run.pk} on the held-back set", judged_on=(run.metrics, run.champion_metrics))
+                              reason=f"retrain run {run.pk} on the held-back set",
+                              judged_on=(run.metrics, run.champion_metrics))
     if outcome.promoted:
         _served(task_row)
     status = RetrainRun.PROMOTED if outcome.promoted else RetrainRun.REJECTED
@@ -155,7 +159,7 @@ def _step_reporter(run: RetrainRun) -> Any:
 
 
 def _served(task_row: Task) -> None:
-    """This process serves the new champion from its next call; then the task's plug-in does what follows a promotion."""
+    """This process serves the new champion from its next call; then the task's plug-in does what follows."""
     from services.registry.serving import serving_refresh
 
     serving_refresh(task=task_row.name)

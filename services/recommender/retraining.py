@@ -34,7 +34,8 @@ class RecommenderRetrainer(Retrainer):
 
     def feedback(self) -> list[Example]:
         """Each interaction the shop sent: the item it was with, its type as the "label", counted by when it arrived."""
-        rows = Event.objects.order_by("received_at", "id").values_list("item_external_id", "type", "user_id", "received_at")
+        rows = (Event.objects.order_by("received_at", "id")
+                .values_list("item_external_id", "type", "user_id", "received_at"))
         return [Example(item, kind, f"user:{user}", at) for item, kind, user, at in rows.iterator()]
 
     def incoming(self, since: datetime | None) -> list[str]:

@@ -59,7 +59,7 @@ class Retrainer:
     gate_guard_metric: ClassVar[str | None] = None
 
     def task_ensure(self) -> Task:
-        """The task's row, created on first use; a plug-in's own gate replaces the model default (never an admin's edit)."""
+        """The task's row, created on first use; the plug-in's gate replaces the model default, not an admin's edit."""
         task = task_ensure(name=self.name, kind=self.kind)
         if self.gate_metric and task.gate_metric == Task._meta.get_field("gate_metric").default:
             fields = {"gate_metric": self.gate_metric}
@@ -87,7 +87,8 @@ class Retrainer:
 
 # --- text classifiers: the shared part -------------------------------------------------------------------
 
-def training_file_write(*, base_texts: list[str], base_labels: list[str], feedback: list[Example], folder: Path) -> tuple[Path, int]:
+def training_file_write(*, base_texts: list[str], base_labels: list[str], feedback: list[Example],
+                        folder: Path) -> tuple[Path, int]:
     """Base data plus feedback as one `text,label` CSV; a relabelled text keeps only its newest label."""
     rows: dict[str, str] = dict(zip(base_texts, base_labels))
     for example in feedback:

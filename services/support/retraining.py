@@ -1,4 +1,4 @@
-"""Retraining plug-in of the `intent` task: agents' labelled training examples are its feedback, customers' messages its traffic."""
+"""Retraining plug-in of the `intent` task: labelled support feedback trains it, customers' messages are its traffic."""
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,4 @@
-"""A fourth retrainable task is one plug-in plus its line in RETRAIN_PLUGINS: the real loop trains, judges and promotes it."""
+"""A fourth retrainable task is one plug-in plus its line in RETRAIN_PLUGINS: the real loop trains and promotes it."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -88,7 +88,8 @@ def test_a_fake_fourth_task_written_as_one_plugin_is_trained_judged_gated_promot
     TONE_SEEN.extend(sentiment_rows(60, seed=11)[0])
     run = retrain_run(task="tone")
     assert run.status == RetrainRun.PROMOTED and run.promoted is True and run.version.version == 2, run.reason
-    assert run.n_new_examples == 30 and run.n_examples == len(set(base_texts) | set(feedback_texts)) and run.phase == "done"
+    assert run.n_new_examples == 30 and run.phase == "done"
+    assert run.n_examples == len(set(base_texts) | set(feedback_texts))
     assert run.metrics["n"] == run.champion_metrics["n"] == 60  # both judged on the plug-in's held-back set
     assert run.metrics["macro_f1"] > run.champion_metrics["macro_f1"]
     assert run.drift["embedding"]["encoder"] == "tone v1" and run.drift["embedding"]["n_new"] == 60
@@ -99,17 +100,20 @@ def test_a_fake_fourth_task_written_as_one_plugin_is_trained_judged_gated_promot
 
     assert retrain_schedules_ensure() == ["retrain sentiment", "retrain intent", "retrain recommender", "retrain tone"]
     schedule = PeriodicTask.objects.get(name="retrain tone")
-    assert schedule.task == "training.retrain" and schedule.kwargs == '{"task": "tone"}' and schedule.queue == "training"
+    assert schedule.task == "training.retrain" and schedule.queue == "training"
+    assert schedule.kwargs == '{"task": "tone"}'
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_task_without_a_plugin_is_not_retrainable_and_a_bad_plugin_entry_names_the_setting(settings) -> None:  # noqa: ANN001
+def test_a_task_without_a_plugin_is_not_retrainable_and_a_bad_plugin_entry_names_the_setting(
+        settings) -> None:  # noqa: ANN001
     defaults = list(django_settings.RETRAIN_PLUGINS)
     assert "tone" not in retrainers()
     with pytest.raises(SuiteError, match="no feedback source") as refused:
         retrainer_get("tone")
     assert refused.value.field == "task"
-    for bad in ("tests.apps.registry.nosuch.Retrainer", f"{__name__}.csv_write", "services.registry.retraining.Retrainer"):
+    nameless = "services.registry.retraining.Retrainer"  # the base class: no task name
+    for bad in ("tests.apps.registry.nosuch.Retrainer", f"{__name__}.csv_write", nameless):
         settings.RETRAIN_PLUGINS = [*defaults, bad]
         with pytest.raises(ImproperlyConfigured, match="RETRAIN_PLUGINS"):
             retrainers()

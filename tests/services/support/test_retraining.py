@@ -23,7 +23,8 @@ def test_intent_feedback_is_the_labelled_examples_oldest_first_and_incoming_the_
                                                              ("money back please", "refund", "gap_added")]
 
     conversation = Conversation.objects.create(kb=KnowledgeBase.objects.create(name="kb"))
-    for sender, text in ((Message.CUSTOMER, "old question"), (Message.BOT, "an answer"), (Message.CUSTOMER, "new question")):
+    said = ((Message.CUSTOMER, "old question"), (Message.BOT, "an answer"), (Message.CUSTOMER, "new question"))
+    for sender, text in said:
         Message.objects.create(conversation=conversation, sender=sender, text=text)
     Message.objects.filter(text="old question").update(created_at=timezone.now() - timedelta(days=2))
     assert IntentRetrainer().incoming(None) == ["new question", "old question"]  # newest first
