@@ -108,9 +108,14 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:
     new = [e for e in feedback if since is None or e.created_at > since]
     data = retrainer_get(task_row.name).data(task_row=task_row, feedback=feedback, until=until)
     run.n_new_examples, run.examples_until = len(new), until
+    run.n_skipped_rows, run.skipped_rows = len(data.skipped), data.skipped[:RetrainRun.SKIPPED_ROWS_KEPT]
+    if data.skipped:
+        logger.warning("retrain %s: %d rows of its files skipped, first: %s", task_row.name, len(data.skipped),
+                       data.skipped[0])
     run.drift = _drift(task_row=task_row, new_labels=[e.label for e in new], data=data, since=since)
     RetrainRun.objects.filter(pk=run.pk).update(n_new_examples=run.n_new_examples, examples_until=until,
-                                                drift=run.drift)
+                                                drift=run.drift, n_skipped_rows=run.n_skipped_rows,
+                                                skipped_rows=run.skipped_rows)
     minimum = min_examples_for(task_row)
     if len(new) < minimum and not force:
         return _finish(run, status=RetrainRun.SKIPPED,

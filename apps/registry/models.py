@@ -143,6 +143,12 @@ class RetrainRun(models.Model):
     # {"step", "total"}: the operations page shows it live; a killed run keeps the phase it died in.
     phase = models.CharField(max_length=20, blank=True)
     progress = models.JSONField(default=dict)
+    # Rows of the task's files that the run could not use ("file:line: reason", the first SKIPPED_ROWS_KEPT of
+    # n_skipped_rows): shown with the run, so a typo in a data file is never dropped without a word.
+    n_skipped_rows = models.PositiveIntegerField(default=0)
+    skipped_rows = models.JSONField(default=list, blank=True)
+
+    SKIPPED_ROWS_KEPT = 100
 
     class Meta:
         ordering = ["-started_at", "-id"]

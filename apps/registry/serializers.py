@@ -88,7 +88,8 @@ class RetrainRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = RetrainRun
         fields = ["id", "task", "status", "forced", "started_at", "finished_at", "seconds", "n_new_examples", "n_examples",
-                  "version", "promoted", "reason", "metrics", "champion_metrics", "drift", "phase", "progress"]
+                  "version", "promoted", "reason", "metrics", "champion_metrics", "drift", "phase", "progress",
+                  "n_skipped_rows", "skipped_rows"]
 
     def get_seconds(self, obj: RetrainRun) -> float | None:
         return round((obj.finished_at - obj.started_at).total_seconds(), 2) if obj.finished_at else None

@@ -63,7 +63,8 @@ def _when(value: object, name: str, *, required: bool) -> datetime | None:
     try:
         return time_parse(value)  # ISO 8601, or Unix seconds as a number or as text ("1700000000")
     except ValueError:
-        raise SuiteError(f"`{name}` must be an ISO 8601 date-time or epoch seconds.", field=name) from None
+        raise SuiteError(f"`{name}` {str(value)[:40]!r} must be an ISO 8601 date-time or epoch seconds.",
+                         field=name) from None
 
 
 def item_clean(data: object, *, external_id: str | None = None) -> dict[str, Any]:

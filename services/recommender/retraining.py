@@ -68,9 +68,10 @@ class RecommenderData:
         if not self.ids:
             raise SuiteError("The catalogue is empty: import items before retraining the recommender.", field="items")
         rows_of = {external: row for row, external in enumerate(self.ids)}
-        base = interactions_read(path=Path(task.retrain_data), rows_of=rows_of)
+        self.skipped: list[str] = []  # refused rows of both files (bad lines, items not in the catalogue): reported
+        base = interactions_read(path=Path(task.retrain_data), rows_of=rows_of, skipped=self.skipped)
         history = histories_merge(base, events_history(rows_of=rows_of, until=until))
-        held = interactions_read(path=Path(task.retrain_eval), rows_of=rows_of)
+        held = interactions_read(path=Path(task.retrain_eval), rows_of=rows_of, skipped=self.skipped)
         self.split = split_leave_last_out(history=held)
         if not self.split.test:
             raise SuiteError(f"{task.retrain_eval}: no user with two distinct catalogue items to hold out.",

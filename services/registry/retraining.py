@@ -42,6 +42,7 @@ class RetrainData(Protocol):
 
     reference_texts: list[str]  # training texts the incoming data is compared with (embedding drift)
     train_labels: list[str]  # the base data's labels (label drift)
+    skipped: list[str]  # rows of the task's files left out ("file:line: reason"); the run records and reports them
 
     def train_file(self, *, folder: Path) -> tuple[Path, int, dict[str, Any]]:
         """Write the training file into `folder`: (path, examples in it, TrainRequest overrides)."""
@@ -111,6 +112,7 @@ class ClassifierData:
         self.base = dataset_read(path=task.retrain_data)
         self.held_back = dataset_read(path=task.retrain_eval)
         self.reference_texts, self.train_labels = self.base.texts, self.base.labels
+        self.skipped: list[str] = []  # read with the STOP policy: a bad row fails the run, naming it, so none is skipped
 
     def train_file(self, *, folder: Path) -> tuple[Path, int, dict[str, Any]]:
         path, n = training_file_write(base_texts=self.base.texts, base_labels=self.base.labels, feedback=self.feedback,

@@ -87,5 +87,5 @@ def test_interactions_timed_in_unix_seconds_import_and_evaluate(tiny_encoder: Pa
     assert detail["detail"]["skipped"] == 2
     assert detail["detail"]["skipped_rows"] == [
         "interactions.csv:182: item 'no-such-item' is not in the catalogue",
-        "interactions.csv:183: `timestamp` must be an ISO 8601 date-time or epoch seconds.",
+        "interactions.csv:183: `timestamp` 'next tuesday' must be an ISO 8601 date-time or epoch seconds.",
     ]

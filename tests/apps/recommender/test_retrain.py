@@ -70,3 +70,30 @@ def test_new_events_retrain_the_recommender_gated_on_held_back_users_and_the_cha
     assert Alias.objects.get(task__name="recommender", name="challenger").version.version == 2
     assert json.loads((vectors.index_folder() / "meta.json").read_text())["encoder"] == "recommender:v1"
     assert vectors.encoder_tag().name == "recommender:v1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_of_the_task_files_it_cannot_use_are_recorded_with_the_run_and_said_by_the_command(
+        tiny_encoder: Path, tmp_path: Path, settings) -> None:  # noqa: ANN001
+    import io
+
+    from django.core.management import call_command
+
+    settings.RETRAIN_MIN_EXAMPLES = 50
+    items, _ = taste_files(tmp_path)
+    run_json("recommender_import", items=str(items), no_progress=True)
+    base = interactions_write(tmp_path / "base.csv", users=range(0, 30), prefix="b", seed=2)
+    with base.open("a", encoding="utf-8") as f:
+        f.write("b1,no-such-item,view,2026-10-09T12:00:00Z\n")  # line 182: an item the catalogue does not hold
+        f.write("b2,bullish-1,view,yesterday\n")  # line 183: a time that is neither ISO 8601 nor Unix seconds
+    held_back = interactions_write(tmp_path / "held_back.csv", users=range(0, 45), prefix="h", seed=3)
+
+    err = io.StringIO()
+    call_command("retrain", task="recommender", base_data=str(base), held_back=str(held_back), stdout=io.StringIO(),
+                 stderr=err)
+    run = RetrainRun.objects.get(task__name="recommender")
+    assert run.status == "skipped" and run.n_skipped_rows == 2, (run.reason, run.skipped_rows)
+    assert [row.split(": ")[0] for row in run.skipped_rows] == ["base.csv:182", "base.csv:183"]
+    assert "no-such-item" in run.skipped_rows[0] and "yesterday" in run.skipped_rows[1]
+    said = err.getvalue()
+    assert "2 rows of the task's files were skipped" in said and "base.csv:182" in said and "base.csv:183" in said

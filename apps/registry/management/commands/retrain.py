@@ -31,7 +31,14 @@ class Command(OwnVersionOption):
         try:
             if opts["base_data"] or opts["held_back"]:
                 task_data_set(task=opts["task"], base_data=opts["base_data"], held_back=opts["held_back"])
-            summary = retrain_summary(retrain_run(task=opts["task"], force=opts["force"]))
+            run = retrain_run(task=opts["task"], force=opts["force"])
+            if run.n_skipped_rows:  # said before the JSON line, which keeps its keys
+                self.stderr.write(f"{run.n_skipped_rows} rows of the task's files were skipped:")
+                for row in run.skipped_rows:
+                    self.stderr.write(f"  {row}")
+                if run.n_skipped_rows > len(run.skipped_rows):
+                    self.stderr.write(f"  ... and {run.n_skipped_rows - len(run.skipped_rows)} more")
+            summary = retrain_summary(run)
         except RetrainBusy as exc:
             summary = retrain_busy_summary(task=opts["task"], reason=exc.message)
         except SuiteError as exc:
