@@ -19,13 +19,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.registry.models import RetrainRun, Task
-from pipelines.training import TrainRequest, adapter_train, staging_root
+from pipelines.training import TrainRequest, adapter_train
 from services.registry.drift import label_drift, texts_drift
 from services.registry.live import ops_push
 from services.registry.retrain import (feedback_collect, feedback_since, incoming_texts, lock_held, min_examples_for,
                                        retrain_task_get, run_failed_alert, run_payload, run_phase_set)
 from services.registry.retraining import RetrainData, retrainer_get
-from services.registry.versions import version_get, version_promote
+from services.registry.versions import staging_root, version_get, version_promote
 from services.vectors import encode  # through the module, so a test's stand-in encoder is the one used here
 
 logger = logging.getLogger(__name__)

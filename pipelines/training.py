@@ -16,7 +16,7 @@ from apps.registry.models import Task
 from services.ml.data import dataset_read, pairs_read
 from services.ml.artifacts import artifact_save
 from services.ml.training import ClassifierConfig, PairConfig, classifier_train, pairs_train
-from services.registry.versions import base_get, staging_root, version_register  # staging_root: re-exported for callers
+from services.registry.versions import base_get, staging_root, version_register
 
 
 @dataclass(frozen=True)

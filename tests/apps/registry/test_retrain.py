@@ -121,7 +121,7 @@ def test_a_live_lock_blocks_a_second_run() -> None:
 def test_a_stale_lock_of_a_crashed_worker_is_taken_over_and_its_run_closed_and_its_staged_files_removed(
         settings, tmp_path: Path) -> None:  # noqa: ANN001
     from pipelines.retrain import retrain_run, staging_prefix
-    from pipelines.training import staging_root
+    from services.registry.versions import staging_root
 
     settings.REGISTRY_DIR = tmp_path / "registry"
     task = task_ensure(name="sentiment")
