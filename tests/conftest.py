@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import WebhookServer, wait_until, webhook_serve
+from tests.helpers import WebhookServer, process_stop, wait_until, webhook_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,11 +56,7 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
         proc.kill()
         raise
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    process_stop(proc, timeout=30)
     log.close()
 
 

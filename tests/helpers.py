@@ -1,6 +1,7 @@
 """Helpers shared by the test modules: a command's JSON answer, waiting for a condition, local HTTP servers."""
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import threading
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
+from pathlib import Path
 from typing import TypeVar
 
 from django.core.management import call_command
@@ -98,3 +100,21 @@ def webhook_serve() -> Iterator[WebhookServer]:
     with http_serve(server.handler()) as base:
         server.url = f"{base}/hook"
         yield server
+
+
+def csv_write(path: Path, texts: list[str], labels: list[str], *, columns: tuple[str, str] = ("text", "label")) -> Path:
+    """A labelled CSV file with a header row (`columns`), one (text, label) per row."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(zip(texts, labels))
+    return path
+
+
+def process_stop(proc: subprocess.Popen, *, timeout: float) -> None:
+    """Ask a child process to stop (SIGTERM); kill it when it has not exited within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -1,7 +1,6 @@
 """Periodic re-fine-tuning on a tiny model: feedback becomes a challenger, judged on a held-back set, gated, served."""
 from __future__ import annotations
 
-import csv
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from apps.sentiment.models import Relabel
 from services.registry.drift import label_drift
 from services.registry.retrain import RetrainBusy, lock_claim
 from services.registry.versions import task_ensure
-from tests.helpers import run_json
+from tests.helpers import csv_write, run_json
 from tests.services.conftest import sentiment_rows, tiny_base_write
 
 # The tiny data speaks of bullish/bearish headlines; the sentiment app's labels are positive/negative.
@@ -23,14 +22,6 @@ LABELS = {"bullish": "positive", "bearish": "negative", "neutral": "neutral"}
 def rows(n: int, *, seed: int) -> tuple[list[str], list[str]]:
     texts, labels = sentiment_rows(n, seed=seed)
     return texts, [LABELS[label] for label in labels]
-
-
-def csv_write(path: Path, texts: list[str], labels: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        writer.writerows(zip(texts, labels))
-    return path
 
 
 def relabels_add(texts: list[str], labels: list[str]) -> None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.registry.models import Alias, RetrainRun, Task
 from services.errors import SuiteError
 from services.registry.retraining import ClassifierRetrainer, Example, retrainer_get, retrainers
-from tests.helpers import run_json
+from tests.helpers import csv_write, run_json
 from tests.services.conftest import sentiment_rows, tiny_base_write
 
 # What the fake product stores: its reviewers' labels, the texts its model saw, and each promotion it was told of.
@@ -38,16 +38,6 @@ class ToneRetrainer(ClassifierRetrainer):
 
 
 TONE = f"{__name__}.ToneRetrainer"
-
-
-def csv_write(path: Path, texts: list[str], labels: list[str]) -> Path:
-    import csv
-
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        writer.writerows(zip(texts, labels))
-    return path
 
 
 @pytest.fixture

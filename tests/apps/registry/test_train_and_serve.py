@@ -1,7 +1,6 @@
 """The registry end to end on a tiny model: commands, gate, rollback, tamper check, API, and serving paths."""
 from __future__ import annotations
 
-import csv
 import json
 import time
 from io import StringIO
@@ -13,16 +12,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.registry.models import AdapterVersion
-from tests.helpers import run_json
+from tests.helpers import csv_write, run_json
 from tests.services.conftest import sentiment_rows, tiny_base_write
 
 
 def write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["headline", "sentiment"])
-        writer.writerows(zip(texts, labels))
-    return path
+    return csv_write(path, texts, labels, columns=("headline", "sentiment"))
 
 
 @pytest.fixture

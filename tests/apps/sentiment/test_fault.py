@@ -1,7 +1,6 @@
 """The fault test: 10,000 messages, two SIGKILLed consumers and a broker restart; each message stored exactly once."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

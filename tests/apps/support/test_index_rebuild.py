@@ -9,7 +9,7 @@ import pytest
 from django.core.management.base import CommandError
 
 from apps.support.models import KnowledgeBase
-from services.support.knowledge import encoder_tag, index_folder
+from services.support.knowledge import encoder_tag
 from services.vectors import DenseIndex
 from tests.conftest import ROOT
 from tests.helpers import run_json, wait_until
