@@ -351,3 +351,15 @@ SUPPORT_FAISS_THREADS = env_int("SUPPORT_FAISS_THREADS", 1, minimum=1)
 SUPPORT_CUSTOMER_RATE = os.environ.get("SUPPORT_CUSTOMER_RATE", "30/minute")  # DRF throttle for anonymous customers
 if not re.fullmatch(r"\s*\d+\s*/[smhd].*", SUPPORT_CUSTOMER_RATE):  # what DRF's parse_rate reads: N/<s|m|h|d...>
     raise ImproperlyConfigured(f"Environment variable SUPPORT_CUSTOMER_RATE={SUPPORT_CUSTOMER_RATE!r} must be N/second, N/minute, N/hour or N/day.")
+# Masking (services/support/masking.py): national-format phone numbers are read as numbers of this region
+# (numbers written with + or 00 are found whatever it is).
+SUPPORT_PHONE_REGION = os.environ.get("SUPPORT_PHONE_REGION", "US").upper()
+if not re.fullmatch(r"[A-Z]{2}", SUPPORT_PHONE_REGION):
+    raise ImproperlyConfigured(f"Environment variable SUPPORT_PHONE_REGION={SUPPORT_PHONE_REGION!r} must be a two-letter region code (US, GB, DE...).")
+# Retention (services/support/conversations.py conversation_retention_apply, a daily beat task): conversations idle
+# longer than this many days are anonymised (texts masked again, the customer's token replaced) or deleted.
+# 0 = kept forever: how long support records may be kept is the operator's legal decision, so it is not guessed.
+SUPPORT_RETENTION_DAYS = env_int("SUPPORT_RETENTION_DAYS", 0, minimum=0)
+SUPPORT_RETENTION_ACTION = os.environ.get("SUPPORT_RETENTION_ACTION", "anonymise")
+if SUPPORT_RETENTION_ACTION not in ("anonymise", "delete"):
+    raise ImproperlyConfigured(f"Environment variable SUPPORT_RETENTION_ACTION={SUPPORT_RETENTION_ACTION!r} must be 'anonymise' or 'delete'.")
