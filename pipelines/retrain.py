@@ -22,8 +22,18 @@ from apps.registry.models import RetrainRun, Task
 from pipelines.training import TrainRequest, adapter_train
 from services.registry.drift import label_drift, texts_drift
 from services.registry.live import ops_push
-from services.registry.retrain import (feedback_collect, feedback_since, incoming_texts, lock_held, min_examples_for,
-                                       retrain_task_get, run_failed_alert, run_payload, run_phase_set)
+from services.registry.retrain import (
+    LockLease,
+    feedback_collect,
+    feedback_since,
+    incoming_texts,
+    lock_held,
+    min_examples_for,
+    retrain_task_get,
+    run_failed_alert,
+    run_payload,
+    run_phase_set,
+)
 from services.registry.retraining import RetrainData, retrainer_get
 from services.registry.versions import staging_root, version_get, version_promote
 from services.vectors import encode  # through the module, so a test's stand-in encoder is the one used here
@@ -58,14 +68,16 @@ def retrain_run(*, task: str, force: bool = False) -> RetrainRun:
     5. Evaluate it and the champion on the task's fixed held-back set; gate on those numbers; promote or keep it
        as challenger with the gate's reason. A promotion is served at once by this process (and within seconds by
        every other), then the plug-in's `promoted` hook runs here, not in a request (e.g. a catalogue re-embedded).
+    6. When the lock's heartbeat cannot keep the lock (renewals failing until it lapses, or taken over), the run
+       stops at its next training step or phase: failed, "the retraining lock was lost", nothing registered.
     """
     task_row = retrain_task_get(name=task)
-    with lock_held(task=task_row):
+    with lock_held(task=task_row) as lease:
         _abandoned_close(task_row)
         run = RetrainRun.objects.create(task=task_row, forced=force, phase="collecting")
         ops_push(event="run_progress", payload=run_payload(run))
         try:
-            return _run_body(run=run, task_row=task_row, force=force)
+            return _run_body(run=run, task_row=task_row, force=force, lease=lease)
         except Exception as exc:
             _finish(run, status=RetrainRun.FAILED, reason=f"failed: {exc}")
             run_failed_alert(run)
@@ -97,7 +109,7 @@ def _drift(*, task_row: Task, new_labels: list[str], data: RetrainData, since: A
     return drift
 
 
-def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:
+def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease) -> RetrainRun:
     if not task_row.retrain_data or not task_row.retrain_eval:
         return _finish(run, status=RetrainRun.SKIPPED,
                        reason=f"task {task_row.name!r} has no base data or held-back set configured "
@@ -125,14 +137,16 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:
     with tempfile.TemporaryDirectory(prefix=f"retrain-{task_row.name}-") as folder:
         path, run.n_examples, overrides = data.train_file(folder=Path(folder))
         RetrainRun.objects.filter(pk=run.pk).update(n_examples=run.n_examples)
+        lease.check()
         run_phase_set(run, phase="training")
         summary = adapter_train(
             TrainRequest(task=task_row.name, data=str(path), epochs=settings.RETRAIN_EPOCHS or None, created_by=ACTOR,
                          staging_prefix=staging_prefix(run.pk, task_row.name), **overrides),
-            progress=False, on_step=_step_reporter(run), on_registering=lambda: run_phase_set(run, phase="registering"))
+            progress=False, on_step=_step_reporter(run, lease), on_registering=lambda: _registering(run, lease))
     version = version_get(task_name=task_row.name, version=summary["version"])
     run.version = version
     RetrainRun.objects.filter(pk=run.pk).update(version=version)
+    lease.check()  # lost while registering: the version stays a challenger, never promoted by this run
     run_phase_set(run, phase="evaluating")
     run.metrics = data.evaluate(version=version)
     champion = version_get(task_name=task_row.name)
@@ -140,6 +154,7 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:
         _served(task_row)
         return _finish(run, status=RetrainRun.PROMOTED, promoted=True, reason="first version of the task")
     run.champion_metrics = data.evaluate(version=champion)
+    lease.check()
     run_phase_set(run, phase="gating")
     outcome = version_promote(task_name=task_row.name, version=version.version, actor=ACTOR,
                               reason=f"retrain run {run.pk} on the held-back set",
@@ -150,11 +165,19 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool) -> RetrainRun:
     return _finish(run, status=status, promoted=outcome.promoted, reason=outcome.reason)
 
 
-def _step_reporter(run: RetrainRun) -> Any:
-    """on_step for the trainer: the first and last step, and one every PROGRESS_EVERY_S between, go to the run row."""
+def _registering(run: RetrainRun, lease: LockLease) -> None:
+    """on_registering for the trainer: a run that lost its lock stops before anything is staged or registered."""
+    lease.check()
+    run_phase_set(run, phase="registering")
+
+
+def _step_reporter(run: RetrainRun, lease: LockLease) -> Any:
+    """on_step for the trainer: stop when the lock was lost; the first and last step, and one every PROGRESS_EVERY_S
+    between, go to the run row."""
     last = [0.0]
 
     def report(step: int, total: int) -> None:
+        lease.check()
         now = time.monotonic()
         if step == 1 or step == total or now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now

@@ -4,10 +4,14 @@ The run itself is pipelines/retrain.py; what each task trains on comes from its 
 (services/registry/retraining.py, registered in RETRAIN_PLUGINS).
 One run per task at a time: the Task row carries a lock (holder token + expiry) claimed with a conditional
 update; a heartbeat thread pushes the expiry forward while training, so a crashed holder's lock simply lapses.
+A holder whose heartbeat cannot renew the lock before it lapses (or finds it taken over) stops its own run.
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +29,8 @@ from services.errors import SuiteError
 from services.registry.live import ops_push
 from services.registry.retraining import Example, retrainer_get, retrainers
 from services.registry.versions import task_get
+
+logger = logging.getLogger(__name__)
 
 
 class RetrainBusy(SuiteError):
@@ -72,29 +78,83 @@ def lock_release(*, task: Task, owner: str) -> None:
     Task.objects.filter(pk=task.pk, retrain_lock_owner=owner).update(retrain_lock_owner="", retrain_lock_expires_at=None)
 
 
+class RetrainLockLost(SuiteError):
+    """The run's lock could not be renewed before it lapsed, or another run took it over: the holder stops."""
+
+    status_code = 409
+    code = "lock_lost"
+
+
+@dataclasses.dataclass
+class LockLease:
+    """The lock a run holds: its owner token and the signal its heartbeat raises when the lock is lost."""
+
+    owner: str
+    lost: threading.Event = dataclasses.field(default_factory=threading.Event)
+    reason: str = ""  # why the lock was lost, set before `lost`
+
+    def check(self) -> None:
+        """Raise RetrainLockLost when the heartbeat gave the lock up (called between phases and on each step)."""
+        if self.lost.is_set():
+            raise RetrainLockLost(f"the retraining lock was lost: {self.reason}", field="task")
+
+
+def _lock_beat_loop(*, task: Task, lease: LockLease, stop: threading.Event) -> None:
+    """Renew the lock every TTL/3; retry a failed renewal every TTL/10; signal `lease.lost` when it cannot be kept.
+
+    1. A renewal that raises (a transient DB error) is retried, with a fresh connection, until the lock's last
+       known expiry is one retry away: then the lock is given up, since another run may claim it at expiry.
+    2. A renewal that changes no row means the lock lapsed and another run took it over: given up at once.
+    """
+    ttl = float(settings.RETRAIN_LOCK_TTL_S)
+    expires = time.monotonic() + ttl  # claimed just now; renewals push it forward
+    wait = ttl / 3
+    while not stop.wait(wait):
+        try:
+            renewed = lock_heartbeat(task=task, owner=lease.owner)
+        except Exception as exc:  # noqa: BLE001 - any DB error: retry until the lock would lapse
+            connection.close()  # a broken connection is reopened by the next try
+            if time.monotonic() + ttl / 10 >= expires:
+                lease.reason = f"its renewal kept failing until it lapsed (last error: {exc})"
+                break
+            logger.warning("retraining lock of %s not renewed, retrying: %s", task.name, exc)
+            wait = ttl / 10
+            continue
+        if not renewed:
+            lease.reason = "it lapsed and another run took it over"
+            break
+        expires, wait = time.monotonic() + ttl, ttl / 3
+    else:
+        return
+    logger.error("retraining lock of %s lost: %s; the run stops", task.name, lease.reason)
+    lease.lost.set()
+
+
 @contextmanager
-def lock_held(*, task: Task) -> Iterator[str]:
-    """Hold the task's lock for the block, with a heartbeat thread; raise RetrainBusy when a live holder has it."""
-    owner = uuid.uuid4().hex
-    if not lock_claim(task=task, owner=owner):
+def lock_held(*, task: Task) -> Iterator[LockLease]:
+    """Hold the task's lock for the block, with a heartbeat thread; raise RetrainBusy when a live holder has it.
+
+    The block checks the yielded lease (`lease.check()`) and stops when the heartbeat could not keep the lock.
+    """
+    lease = LockLease(owner=uuid.uuid4().hex)
+    if not lock_claim(task=task, owner=lease.owner):
         raise RetrainBusy(f"A retraining run of {task.name!r} is already in progress (its lock is live).", field="task")
     stop = threading.Event()
 
     def beat() -> None:
         try:
-            while not stop.wait(settings.RETRAIN_LOCK_TTL_S / 3):
-                lock_heartbeat(task=task, owner=owner)
+            _lock_beat_loop(task=task, lease=lease, stop=stop)
         finally:
             connection.close()  # this thread's own DB connection
 
     thread = threading.Thread(target=beat, name=f"retrain-lock-{task.name}", daemon=True)
     thread.start()
     try:
-        yield owner
+        yield lease
     finally:
         stop.set()
         thread.join()
-        lock_release(task=task, owner=owner)
+        lock_release(task=task, owner=lease.owner)
 
 
 # --- the run ---------------------------------------------------------------------------------------------
