@@ -4,7 +4,10 @@
 
 Delivery is at least once from Kafka and exactly once into the database: rows are unique on the message id
 and offsets are committed only after the database transaction, so a crash between the two redelivers a batch
-whose rows are then skipped. Malformed messages go to `news.dlq` with the reason and never stop the consumer.
+whose rows are then skipped. No message can stop the consumer: one that cannot be decoded, validated (field
+limits are checked before the database), scored (after NEWS_MODEL_RETRIES retries) or stored goes to `news.dlq`
+with the reason, and the rest of its batch is stored. A headline dated more than NEWS_FUTURE_TOLERANCE_S
+ahead is clamped to the time it was received (services.sentiment.messages says why).
 Run several processes with the same group to share the partitions.
 """
 from __future__ import annotations
@@ -22,8 +25,8 @@ from services.ml.runtime import ClassifyOutput
 from services.output import json_line
 from services.sentiment.bus import DEFAULT_GROUP, Topics, kafka_require, producer_make, servers, topics_default
 from services.sentiment.messages import MalformedMessage, NewsItem, news_decode
-from services.sentiment.scoring import probs_score
-from services.sentiment.store import StoreResult, news_store
+from services.sentiment.scoring import texts_score
+from services.sentiment.store import StoreResult, news_store_isolating
 
 log = logging.getLogger("pipelines.news_consumer")
 
@@ -36,13 +39,18 @@ class ConsumeStats:
     consumed: int = 0  # records polled (well-formed and malformed)
     stored: int = 0  # rows created
     duplicates: int = 0  # well-formed records already stored (redelivery)
-    malformed: int = 0  # sent to the DLQ
+    malformed: int = 0  # sent to the DLQ (refused, failed by the model or by storage)
+    model_failed: int = 0  # of which the model failed on them (after its retries)
+    store_failed: int = 0  # of which the database refused them
+    retried_batches: int = 0  # batches redone after an error of Kafka or the database (not of a message)
     batches: int = 0
     model_versions: set[int] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
         return {"consumed": self.consumed, "stored": self.stored, "duplicates": self.duplicates,
-                "malformed": self.malformed, "batches": self.batches, "model_versions": sorted(self.model_versions)}
+                "malformed": self.malformed, "model_failed": self.model_failed, "store_failed": self.store_failed,
+                "retried_batches": self.retried_batches, "batches": self.batches,
+                "model_versions": sorted(self.model_versions)}
 
 
 def classify_champion(texts: list[str]) -> ClassifyOutput:
@@ -107,53 +115,137 @@ def after_store_default(result: StoreResult) -> None:
         log.exception("alert check failed")
 
 
+DLQ_VALUE_CHARS = 50_000  # of the refused value kept in the dead letter (as JSON ≤ ~600 kB, under Kafka's 1 MB)
+
+
 def _dlq_value(record: Any, reason: str) -> dict[str, Any]:
+    """The dead letter: why, where the original lies (topic, partition, offset) and its value (cut when huge)."""
     value = record.value.decode("utf-8", errors="replace") if record.value is not None else None
-    return {"reason": reason, "value": value, "topic": record.topic, "partition": record.partition,
-            "offset": record.offset, "failed_at": datetime.now(timezone.utc).isoformat()}
+    truncated = value is not None and len(value) > DLQ_VALUE_CHARS
+    return {"reason": reason, "value": value[:DLQ_VALUE_CHARS] if truncated else value, "truncated": truncated,
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "failed_at": datetime.now(timezone.utc).isoformat()}
 
 
-def _scored_value(row: Any) -> dict[str, Any]:
-    return {"id": row.message_id, "source": row.source, "published_at": row.published_at.isoformat(),
-            "headline": row.headline, "body": row.body, "url": row.url, "tickers": row.tickers, "topics": row.topics,
-            "label": row.label, "score": row.score, "probs": {"positive": row.p_positive, "neutral": row.p_neutral,
-                                                              "negative": row.p_negative},
-            "model_task": row.model_task, "model_version": row.model_version}
+def _scored_value(row: Any, published_at_given: datetime | None = None) -> dict[str, Any]:
+    out = {"id": row.message_id, "source": row.source, "published_at": row.published_at.isoformat(),
+           "headline": row.headline, "body": row.body, "url": row.url, "tickers": row.tickers, "topics": row.topics,
+           "label": row.label, "score": row.score, "probs": {"positive": row.p_positive, "neutral": row.p_neutral,
+                                                             "negative": row.p_negative},
+           "model_task": row.model_task, "model_version": row.model_version}
+    if published_at_given is not None:  # clamped: the message was dated beyond the future tolerance
+        out["published_at_given"] = published_at_given.isoformat()
+    return out
+
+
+def _record_time(record: Any) -> datetime | None:
+    """The record's CreateTime, or None when absent or absurd (a producer sets it to anything)."""
+    try:
+        return datetime.fromtimestamp(record.timestamp / 1000, tz=timezone.utc) if record.timestamp and record.timestamp > 0 else None
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
 
 
 def batch_process(*, records: Sequence[Any], producer: Any, topics: Topics, classify: Classify,
                   stats: ConsumeStats) -> StoreResult | None:
-    """Validate, score and store one polled batch; malformed records and scored rows are produced (and flushed).
+    """Validate, score and store one polled batch; every record ends stored or in the DLQ with its reason.
 
-    The caller commits the offsets afterwards.
+    1. Decode each record (news_decode never raises anything but MalformedMessage; a future-dated headline
+       is clamped to now); refused ones go to the DLQ.
+    2. Score with one model call; a headline the model fails on is found by halving the batch and retried
+       NEWS_MODEL_RETRIES times with backoff, then dead-lettered.
+    3. Store in one transaction; when a message's data makes that fail, one at a time (the failing one is
+       dead-lettered, the rest stored).
+    4. Publish every stored or already-stored row to news.scored and flush. The caller commits the offsets.
+    Errors of the infrastructure (Kafka, the database, the model's worker) are raised: the caller retries
+    the batch; no message is blamed for them.
     """
+    from django.conf import settings
+
     from apps.sentiment.models import ScoredNews
 
-    items: list[NewsItem] = []
-    produced: list[datetime | None] = []
+    def dead(record: Any, reason: str) -> None:
+        key = record.key if record.key is None or len(record.key) <= 1024 else None  # a huge key must not block it
+        producer.send(topics.dlq, key=key, value=_dlq_value(record, reason))
+        stats.malformed += 1
+
+    received_at = datetime.now(timezone.utc)
+    kept: list[tuple[Any, NewsItem]] = []
     for record in records:
         try:
-            items.append(news_decode(record.value))
-            produced.append(datetime.fromtimestamp(record.timestamp / 1000, tz=timezone.utc) if record.timestamp else None)
+            kept.append((record, news_decode(record.value, received_at=received_at)))
         except MalformedMessage as exc:
-            producer.send(topics.dlq, key=record.key, value=_dlq_value(record, exc.message))
-            stats.malformed += 1
+            dead(record, exc.message)
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop ingestion: the message is set aside
+            log.exception("decoding the message at %s/%s/%s failed", record.topic, record.partition, record.offset)
+            dead(record, f"could not be decoded ({type(exc).__name__}: {str(exc)[:300]})")
     result = None
-    if items:
-        output = classify([item.headline for item in items])
-        scores = probs_score(probs=output.probs, label_names=output.label_names)
-        result = news_store(items=items, scores=scores, model_version=output.version, produced_at=produced)
-        stats.stored += len(result.stored)
-        stats.duplicates += len(result.duplicates)
-        stats.model_versions.add(output.version)
+    if kept:
+        batch = texts_score(texts=[item.headline for _, item in kept], classify=classify,
+                            retries=settings.NEWS_MODEL_RETRIES, backoff_s=settings.NEWS_MODEL_RETRY_BACKOFF_S)
+        for i in batch.failed():
+            dead(kept[i][0], batch.errors[i] or "the model failed on this headline")
+            stats.model_failed += 1
+        by_version: dict[int, list[int]] = {}
+        for i, version in enumerate(batch.versions):
+            if version is not None:
+                by_version.setdefault(version, []).append(i)
+        stored, duplicates = [], []
+        for version, idx in sorted(by_version.items()):
+            part = news_store_isolating(items=[kept[i][1] for i in idx], scores=[batch.scores[i] for i in idx],
+                                        model_version=version, produced_at=[_record_time(kept[i][0]) for i in idx])
+            for j, reason in part.refused.items():
+                dead(kept[idx[j]][0], reason)
+                stats.store_failed += 1
+            stored += part.stored
+            duplicates += part.duplicates
+            stats.model_versions.add(version)
+        result = StoreResult(stored=stored, duplicates=duplicates)
+        stats.stored += len(stored)
+        stats.duplicates += len(duplicates)
         # Every well-formed record is (re)published, duplicates included: a crash after the database commit
         # but before this point must not lose the scored message. news.scored is at least once, keyed by id.
-        for row in ScoredNews.objects.filter(message_id__in=[item.id for item in items]):
-            producer.send(topics.scored, key=row.message_id, value=_scored_value(row))
+        given = {item.id: item.published_at_given for _, item in kept}
+        for row in ScoredNews.objects.filter(message_id__in=list(given)):
+            producer.send(topics.scored, key=row.message_id, value=_scored_value(row, given.get(row.message_id)))
     producer.flush(timeout=30)
     stats.consumed += len(records)
     stats.batches += 1
     return result
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    from django.db import InterfaceError, OperationalError
+    from kafka.errors import KafkaError
+
+    from services.errors import ServiceUnavailable
+
+    return (KafkaError, OperationalError, InterfaceError, ServiceUnavailable)
+
+
+def _rewind(consumer: Any, records: Sequence[Any]) -> None:
+    """Seek each partition of a failed batch back to its first record, so the next poll reads it again."""
+    from kafka import TopicPartition
+
+    first: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        first[tp] = min(first.get(tp, r.offset), r.offset)
+    for tp, offset in first.items():
+        try:
+            consumer.seek(tp, offset)
+        except Exception:  # noqa: BLE001 - no longer assigned (a rebalance): its new owner reads it from the commit
+            log.info("partition %s moved during the retry; its new owner re-reads it", tp)
+
+
+def _db_reset() -> None:
+    """Drop the database connection after an error, so the retry opens a fresh one."""
+    from django.db import connection
+
+    try:
+        connection.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection may itself fail
+        pass
 
 
 def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, batch_size: int = 64,
@@ -163,10 +255,11 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     """Consume `topics.raw` as a member of `group` until `stop` is set, `max_messages` are done or it idles.
 
     1. Poll up to `batch_size` records.
-    2. Validate; malformed ones go to the DLQ with the reason.
-    3. Score the batch with one classifier call, store it in one transaction (idempotent on the id).
-    4. Produce the scored rows, flush, then commit the offsets.
-    5. Live push and alert checks for the new rows; alerts are delivered by a small thread pool, drained
+    2. batch_process: every record is stored or dead-lettered with its reason (see there); scored rows
+       are produced and flushed. When Kafka or the database fails meanwhile, the batch is re-read after a
+       backoff (1 s doubling to 30 s) instead of exiting: no message is blamed, stored ids are skipped.
+    3. Commit the offsets.
+    4. Live push and alert checks for the new rows; alerts are delivered by a small thread pool, drained
        before returning.
     """
     from kafka import KafkaConsumer
@@ -174,6 +267,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
 
     topics = topics or topics_default()
     stop = stop or threading.Event()
+    TRANSIENT = _transient()  # noqa: N806 - a constant of this run, imported lazily
     kafka_require()
     consumer = KafkaConsumer(topics.raw, bootstrap_servers=servers(), group_id=group, client_id=f"{group}-consumer",
                              enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch_size,
@@ -182,6 +276,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     producer = producer_make()
     stats = ConsumeStats()
     idle_since = time.monotonic()
+    backoff = 1.0  # seconds before redoing a batch that failed for the infrastructure; doubles up to 30 s
     try:
         while not stop.is_set():
             if max_messages is not None and stats.consumed >= max_messages:
@@ -195,12 +290,27 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
                     break
                 continue
             idle_since = time.monotonic()
-            result = batch_process(records=records, producer=producer, topics=topics, classify=classify, stats=stats)
+            try:
+                result = batch_process(records=records, producer=producer, topics=topics, classify=classify, stats=stats)
+            except TRANSIENT as exc:
+                # Kafka, the database or the model's worker is away (a broker restart, a lock): no message is at
+                # fault, so none is dead-lettered. Re-read the batch after a pause; stored ids are skipped.
+                stats.retried_batches += 1
+                log.warning("batch failed (%s: %s); retrying it in %.1f s", type(exc).__name__, str(exc)[:200], backoff)
+                _rewind(consumer, records)
+                _db_reset()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 1.0
             try:
                 consumer.commit()  # only now: the rows are committed and the outputs acknowledged by the broker
             except CommitFailedError:
                 # The group rebalanced during the batch: its new owner re-reads it and skips the stored ids.
                 log.warning("offset commit failed after a rebalance; the batch will be redelivered (no duplicates)")
+            except TRANSIENT as exc:
+                # The broker is away: the next batch's commit covers this one, or a restart re-reads it (skipped).
+                log.warning("offset commit failed (%s); it is retried with the next batch", type(exc).__name__)
             log.info("batch of %d: %d stored, %d duplicates, %d malformed", len(records), len(result.stored) if result else 0,
                      len(result.duplicates) if result else 0, stats.malformed)
             if result is not None and after_store is not None:

@@ -1,18 +1,21 @@
 """Storing scored headlines: one atomic write per batch, idempotent on the message id, aggregates updated once."""
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 
 from apps.sentiment.models import OVERALL, Bucket, NewsTicker, ScoredNews, Ticker
 from services.sentiment.entities import WatchEntry, tickers_find, topics_find
 from services.sentiment.messages import NewsItem
 from services.sentiment.scoring import Scored
+
+log = logging.getLogger("services.sentiment.store")
 
 GRANULARITIES = (Bucket.MINUTE, Bucket.HOUR, Bucket.DAY)
 
@@ -21,6 +24,7 @@ GRANULARITIES = (Bucket.MINUTE, Bucket.HOUR, Bucket.DAY)
 class StoreResult:
     stored: list[ScoredNews]  # rows this call created
     duplicates: list[str]  # message ids that were already stored (redelivery)
+    refused: dict[int, str] = field(default_factory=dict)  # index in the batch → why it could not be stored
 
 
 def watchlist_load() -> list[WatchEntry]:
@@ -94,3 +98,48 @@ def news_store(*, items: Sequence[NewsItem], scores: Sequence[Scored], model_ver
         NewsTicker.objects.bulk_create([NewsTicker(news=row, symbol=s) for row in stored for s in row.tickers])
         buckets_add(stored)
     return StoreResult(stored=stored, duplicates=duplicates)
+
+
+# Errors of one message's data (too long for a column, a value the driver refuses); OperationalError and
+# InterfaceError are the database being unreachable or locked, which no message causes: those are raised.
+DATA_ERRORS = (DatabaseError, ValueError, TypeError, OverflowError, UnicodeError)
+
+
+def _data_error(exc: BaseException) -> bool:
+    return isinstance(exc, DATA_ERRORS) and not isinstance(exc, OperationalError | InterfaceError)
+
+
+def news_store_isolating(*, items: Sequence[NewsItem], scores: Sequence[Scored], model_version: int,
+                         model_task: str = "sentiment", produced_at: Sequence[datetime | None] | None = None) -> StoreResult:
+    """Store a batch in one transaction; when the data of some message makes that fail, store one at a time.
+
+    1. news_store on the whole batch (the common case: one transaction).
+    2. On an error caused by the data (DataError, IntegrityError, ValueError …), store each message alone:
+       the ones that fail again are returned in `refused` with the reason, the others are stored.
+    An error of the database itself (OperationalError, InterfaceError) is raised: retrying message by
+    message would only dead-letter good messages while the database is away.
+    """
+    produced_at = list(produced_at) if produced_at is not None else [None] * len(items)
+    try:
+        return news_store(items=items, scores=scores, model_version=model_version, model_task=model_task,
+                          produced_at=produced_at)
+    except Exception as exc:
+        if not _data_error(exc):
+            raise
+        log.warning("storing a batch of %d failed (%s: %s); storing its messages one at a time",
+                    len(items), type(exc).__name__, str(exc)[:300])
+    stored: list[ScoredNews] = []
+    duplicates: list[str] = []
+    refused: dict[int, str] = {}
+    for i, (item, scored, produced) in enumerate(zip(items, scores, produced_at)):
+        try:
+            one = news_store(items=[item], scores=[scored], model_version=model_version, model_task=model_task,
+                             produced_at=[produced])
+        except Exception as exc:
+            if not _data_error(exc):
+                raise
+            refused[i] = f"could not be stored ({type(exc).__name__}: {str(exc)[:300]})"
+            continue
+        stored += one.stored
+        duplicates += one.duplicates
+    return StoreResult(stored=stored, duplicates=duplicates, refused=refused)

@@ -70,3 +70,26 @@ def topic_read(topic: str, *, count: int, timeout_s: float = 60,
     finally:
         consumer.close()
     return out
+
+
+class ProducerCapture:
+    """Stands in for the Kafka producer in in-process tests of batch_process: keeps what was sent, per topic."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[dict[str, Any]]] = {}
+
+    def send(self, topic: str, *, key: Any = None, value: Any = None, **_: Any) -> None:
+        json.dumps(value)  # what the real producer's serializer does: a value it cannot write fails here too
+        self.sent.setdefault(topic, []).append(value)
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+
+def record_make(value: bytes | None, *, offset: int, topic: str = "t.raw", key: bytes | None = b"k",
+                timestamp: int | None = None) -> Any:
+    """A polled Kafka record as batch_process reads it."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(topic=topic, partition=0, offset=offset, key=key, value=value,
+                           timestamp=int(time.time() * 1000) if timestamp is None else timestamp)
