@@ -345,6 +345,7 @@ SUPPORT_CONFIDENCE_THRESHOLD = _env_fraction("SUPPORT_CONFIDENCE_THRESHOLD", 0.4
 SUPPORT_INTENT_MIN_PROB = _env_fraction("SUPPORT_INTENT_MIN_PROB", 0.5)  # intent top probability below: out of scope
 SUPPORT_MESSAGE_MAX_CHARS = env_int("SUPPORT_MESSAGE_MAX_CHARS", 2000, minimum=1)
 SUPPORT_EMBED_TASK = os.environ.get("SUPPORT_EMBED_TASK", "")  # "" = the default base encoder; or a pairs task's champion
+SUPPORT_INDEX_LEASE_S = env_int("SUPPORT_INDEX_LEASE_S", 120, minimum=2)  # a KB rebuild's lease: lapses this long after its last renewal (a killed rebuild)
 # Vector indexes (services/vectors/index.py; the support KBs' and the recommender's): exact search below the
 # threshold (ms at that size), IVF with √n lists past it; nprobe lists visited per query (recall vs speed);
 # FAISS threads per search (one query at a time is the serving pattern: more threads cost more than they save).

@@ -73,15 +73,15 @@ def catalogue_ensure(*, n_items: int, n_users: int, quiet: bool) -> None:
 
 
 def token_ensure() -> str:
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    """A fresh token of the bench's client (tokens are stored hashed: rotating is how to hold one in clear)."""
+    import json
     from io import StringIO
 
     from django.core.management import call_command
 
-    if not get_user_model().objects.filter(username="bench-shop").exists():
-        call_command("api_token_create", client="bench-shop", stdout=StringIO())
-    return Token.objects.get(user__username="bench-shop").key
+    out = StringIO()
+    call_command("api_token_create", client="bench-shop", rotate=True, stdout=out)
+    return json.loads(out.getvalue().strip().splitlines()[-1])["token"]
 
 
 def servers_start(*, processes: int) -> tuple[list[subprocess.Popen], int, socket.socket]:

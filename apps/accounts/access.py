@@ -35,13 +35,16 @@ def access_required(area: str | None) -> Callable:
 
 
 def HasAccess(area: str) -> type[BasePermission]:  # noqa: N802 - reads like a class in permission_classes
-    """DRF permission class for one access area (token or session)."""
+    """DRF permission class for one access area (token within its scope, or session)."""
 
     class _HasAccess(BasePermission):
         message = f"This API needs access to {area.replace('_', ' ')}."
 
         def has_permission(self, request, view) -> bool:  # noqa: ANN001
-            return user_has_access(request.user, area)
+            from services.accounts.tokens import token_allows
+
+            # A token reaches only the API families of its scope, whatever its user's roles allow.
+            return user_has_access(request.user, area) and token_allows(auth=request.auth, area=area)
 
     _HasAccess.__name__ = f"HasAccess_{area}"
     return _HasAccess

@@ -84,10 +84,10 @@ def test_the_api_refuses_anonymous_and_bad_tokens(client: Client, url: str, db) 
 
 
 def test_a_token_of_a_role_without_api_access_is_forbidden(client: Client, role_users: dict) -> None:
-    from rest_framework.authtoken.models import Token
+    from services.accounts.tokens import token_issue
 
-    token = Token.objects.create(user=role_users["support_agent"])
-    response = client.get("/api/recommender/health", HTTP_AUTHORIZATION=f"Token {token.key}")
+    token = token_issue(user=role_users["support_agent"], scopes=["recommender"]).token
+    response = client.get("/api/recommender/health", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 403
 
 

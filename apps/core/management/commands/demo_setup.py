@@ -2,7 +2,8 @@
 
     python manage.py demo_setup
 
-Prints the logins; the last line is JSON with the same facts.
+Prints the logins and a fresh API token (tokens are stored hashed: each run rotates the demo client's token);
+the last line is JSON with the same facts. Refused under the production profile: it sets known passwords.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from apps.core.commands import demo_refuse_in_production
 
 from services.output import json_line
 
@@ -24,10 +27,11 @@ class Command(BaseCommand):
     help = "Create demo users (agent, analyst, admin) and an API token for the demo shop backend."
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
+        demo_refuse_in_production(command="demo_setup")
         for username, role, password in DEMO_USERS:
             call_command("user_create", username=username, role=role, password=password, skip_validation=True, stdout=_Null())
         token_out = _Capture()
-        call_command("api_token_create", client="demo-shop-backend", stdout=token_out)
+        call_command("api_token_create", client="demo-shop-backend", rotate=True, stdout=token_out)
         token = json.loads(token_out.text.strip().splitlines()[-1])["token"]
         for username, role, password in DEMO_USERS:
             self.stdout.write(f"  {role:14} {username} / {password}")
