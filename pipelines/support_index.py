@@ -3,43 +3,55 @@
     python manage.py support_index_rebuild --kb default [--async]
 
 Progress is kept on the KnowledgeBase row (index_state, index_progress) so pages and the command can follow it.
+A rebuild holds a lease on the row (SUPPORT_INDEX_LEASE_S), renewed while it embeds: a rebuild that was killed
+stops counting as "building" once its lease lapses, and the next rebuild takes the KB over.
 """
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
+
+from django.conf import settings
 
 from apps.support.models import KnowledgeBase
 from services.errors import SuiteError
-from services.support.knowledge import index_build, kb_get
+from services.support.knowledge import index_build, kb_get, kb_lease_claim, kb_lease_end, kb_lease_renew
 
 PROGRESS_EVERY_S = 0.5  # at most two progress writes a second
 
 
 def kb_index_rebuild(*, kb_name: str, on_progress: Callable[[int, int], None] | None = None) -> dict:
-    """Claim the KB (one rebuild at a time), embed everything, save the index, mark it ready (failed on error)."""
+    """Claim the KB (one rebuild at a time), embed everything, save the index, mark it ready (failed on error).
+
+    1. Claim the KB's lease: refused while a live rebuild holds it; a lapsed lease (a killed rebuild) is taken over.
+    2. Embed every item, renewing the lease every third of SUPPORT_INDEX_LEASE_S and writing progress; a rebuild
+       whose lease another took over stops.
+    3. Mark the KB ready (or failed with the error) and drop the lease, unless another rebuild holds it by then.
+    """
     kb = kb_get(name=kb_name)
-    claimed = KnowledgeBase.objects.filter(pk=kb.pk).exclude(index_state="building").update(
-        index_state="building", index_progress=0.0, index_message="")
-    if claimed != 1:
+    owner = uuid.uuid4().hex
+    if not kb_lease_claim(kb=kb, owner=owner):
         raise SuiteError(f"The index of {kb_name!r} is already being rebuilt.", field="kb")
-    last = 0.0
+    last, renewed = 0.0, time.monotonic()  # the first progress is written at once
 
     def progress(done: int, total: int) -> None:
-        nonlocal last
+        nonlocal last, renewed
         if on_progress:
             on_progress(done, total)
+        if time.monotonic() - renewed >= settings.SUPPORT_INDEX_LEASE_S / 3:
+            kb_lease_renew(kb=kb, owner=owner)
+            renewed = time.monotonic()
         if time.monotonic() - last >= PROGRESS_EVERY_S or done == total:
             last = time.monotonic()
-            KnowledgeBase.objects.filter(pk=kb.pk).update(index_progress=done / max(total, 1))
+            KnowledgeBase.objects.filter(pk=kb.pk, index_lease_owner=owner).update(index_progress=done / max(total, 1))
 
     started = time.monotonic()
     try:
         index = index_build(kb=kb, progress=progress)
     except Exception as exc:
-        KnowledgeBase.objects.filter(pk=kb.pk).update(index_state="failed", index_message=str(exc)[:300])
+        kb_lease_end(kb=kb, owner=owner, state="failed", index_message=str(exc)[:300])
         raise
-    KnowledgeBase.objects.filter(pk=kb.pk).update(index_state="ready", index_progress=1.0,
-                                                  index_message=f"{len(index)} items, {index.kind}")
+    kb_lease_end(kb=kb, owner=owner, state="ready", index_progress=1.0, index_message=f"{len(index)} items, {index.kind}")
     return {"kb": kb_name, "items": len(index), "kind": index.kind, "encoder": index.tag.name,
             "seconds": round(time.monotonic() - started, 2)}

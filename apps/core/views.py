@@ -40,5 +40,14 @@ def me(request: Request) -> Response:
 @extend_schema(responses=inline_serializer("Status", {"services": serializers.ListField(child=serializers.DictField()), "checked_at": serializers.DateTimeField()}))
 @api_view(["GET"])
 def status(request: Request) -> Response:
-    """Reachability of Redis and Kafka."""
-    return Response(status_snapshot())
+    """Reachability of Redis and Kafka; addresses and failure details for staff only.
+
+    API clients (the shop's token) and other roles learn only whether each service is up: host:port pairs and
+    connection errors map the internal network for whoever holds a leaked token.
+    """
+    snapshot = status_snapshot()
+    if not request.user.is_staff:
+        snapshot["services"] = [{"name": s["name"], "ok": s["ok"],
+                                 "message": f"{s['name']} is {'reachable' if s['ok'] else 'not reachable'}."}
+                                for s in snapshot["services"]]
+    return Response(snapshot)

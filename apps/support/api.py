@@ -24,7 +24,7 @@ from apps.support.models import CannedResponse, Conversation, Feedback, Knowledg
 from apps.support.serializers import conversation_detail, conversation_summary, gap_dict, message_dict
 from services.errors import SuiteError
 from services.support import conversations as conv
-from services.support.knowledge import kb_ensure, kb_get
+from services.support.knowledge import kb_ensure, kb_get, kb_index_state
 
 SUPPORT = [HasAccess("support")]
 
@@ -222,8 +222,9 @@ class ConsoleKnowledgeBases(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        return Response([{"name": kb.name, "state": kb.index_state, "progress": kb.index_progress, "message": kb.index_message,
-                          "faqs": kb.faqs.count(), "passages": kb.passages.count()} for kb in KnowledgeBase.objects.order_by("name")])
+        return Response([{"name": kb.name, "state": kb_index_state(kb)[0], "progress": kb.index_progress,
+                          "message": kb_index_state(kb)[1], "faqs": kb.faqs.count(), "passages": kb.passages.count()}
+                         for kb in KnowledgeBase.objects.order_by("name")])
 
 
 class ConsoleKnowledgeBaseRebuild(APIView):
@@ -236,6 +237,6 @@ class ConsoleKnowledgeBaseRebuild(APIView):
         from apps.support.tasks import index_rebuild
 
         kb = kb_get(name=name)
-        if kb.index_state == "building":
+        if kb_index_state(kb)[0] == "building":  # a lapsed lease (a killed rebuild) is not "building"
             raise SuiteError(f"The index of {name!r} is already being rebuilt.", field="kb")
         return Response({"kb": name, "task_id": index_rebuild.delay(name).id}, status=202)

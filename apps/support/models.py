@@ -18,6 +18,10 @@ class KnowledgeBase(models.Model):
     index_state = models.CharField(max_length=16, default="empty")  # empty | building | ready | failed
     index_progress = models.FloatField(default=0.0)  # 0..1 while a full rebuild runs
     index_message = models.CharField(max_length=300, blank=True)
+    # A rebuild's lease (pipelines/support_index.py): its holder renews the expiry while embedding; "building" with
+    # an expired lease is a rebuild that died, shown as failed, and the next rebuild takes over.
+    index_lease_owner = models.CharField(max_length=32, blank=True)
+    index_lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

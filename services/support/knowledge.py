@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.utils import timezone
 
 from apps.support.models import Document, FaqEntry, KnowledgeBase, Passage
 from services.errors import NotFound, SuiteError
@@ -55,6 +57,43 @@ def kb_touch(kb: KnowledgeBase) -> None:
     """Bump the revision so every process reloads its cached indexes on its next query."""
     KnowledgeBase.objects.filter(pk=kb.pk).update(revision=F("revision") + 1)
     kb.refresh_from_db(fields=["revision"])
+
+
+# --- the rebuild's lease: one full rebuild at a time, and a killed one does not stay "building" ----------------
+
+def kb_lease_claim(*, kb: KnowledgeBase, owner: str) -> bool:
+    """Mark the KB "building" under `owner` unless a live rebuild holds it; True only when this call changed the row.
+
+    A KB "building" whose lease expired is a rebuild that died: it is taken over. No expiry at all means a lease
+    that is held (rows from before leases were lapsed by their migration).
+    """
+    now = timezone.now()
+    free = ~Q(index_state="building") | Q(index_lease_expires_at__lt=now)
+    return KnowledgeBase.objects.filter(free, pk=kb.pk).update(
+        index_state="building", index_progress=0.0, index_message="", index_lease_owner=owner,
+        index_lease_expires_at=now + timedelta(seconds=settings.SUPPORT_INDEX_LEASE_S)) == 1
+
+
+def kb_lease_renew(*, kb: KnowledgeBase, owner: str) -> None:
+    """Push the lease's expiry forward; SuiteError when another rebuild took the KB over (this one must stop)."""
+    renewed = KnowledgeBase.objects.filter(pk=kb.pk, index_state="building", index_lease_owner=owner).update(
+        index_lease_expires_at=timezone.now() + timedelta(seconds=settings.SUPPORT_INDEX_LEASE_S))
+    if renewed != 1:
+        raise SuiteError(f"The rebuild of {kb.name!r} lost its lease to another rebuild.", field="kb")
+
+
+def kb_lease_end(*, kb: KnowledgeBase, owner: str, state: str, **fields: object) -> bool:
+    """Close our rebuild (ready or failed) and drop the lease; False when another rebuild holds the KB now."""
+    return KnowledgeBase.objects.filter(pk=kb.pk, index_lease_owner=owner).update(
+        index_state=state, index_lease_owner="", index_lease_expires_at=None, **fields) == 1
+
+
+def kb_index_state(kb: KnowledgeBase) -> tuple[str, str]:
+    """(state, message) of a KB's index as pages show it: a "building" KB whose lease lapsed has failed."""
+    expires = kb.index_lease_expires_at
+    if kb.index_state == "building" and expires is not None and expires < timezone.now():
+        return "failed", "the rebuild stopped before finishing (its lease lapsed); start a new one"
+    return kb.index_state, kb.index_message
 
 
 # --- items: what gets embedded and searched ---------------------------------------------------------------
@@ -288,5 +327,19 @@ def faq_add(*, kb: KnowledgeBase, question: str, answer: str, intent: str = "", 
     return entry
 
 
-__all__ = ["DOC_SUFFIXES", "ImportReport", "kb_import", "kb_ensure", "kb_get", "index_build", "index_apply", "item_id",
-           "faq_add", "item_delete"]
+__all__ = [
+    "DOC_SUFFIXES",
+    "ImportReport",
+    "faq_add",
+    "index_apply",
+    "index_build",
+    "item_delete",
+    "item_id",
+    "kb_ensure",
+    "kb_get",
+    "kb_import",
+    "kb_index_state",
+    "kb_lease_claim",
+    "kb_lease_end",
+    "kb_lease_renew",
+]

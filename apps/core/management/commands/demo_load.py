@@ -9,7 +9,7 @@
 3. Recommender: an outdoor shop's catalogue (30 items) and 40 users' interactions from deploy/demo/recommender/.
 4. Retraining: base data and fixed held-back sets for `sentiment` and `recommender` (Model operations page).
 
-The last line printed is one JSON object saying what was done.
+The last line printed is one JSON object saying what was done. Refused under the production profile.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from apps.core.commands import demo_refuse_in_production
 from pipelines.demo_data import COMPANIES, news_messages, train_rows
 from services.output import json_line
 
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--skip-training", action="store_true", help="do not train the demo sentiment adapter")
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
+        demo_refuse_in_production(command="demo_load")
         done: dict[str, object] = {}
         work = Path(settings.VAR_DIR) / "demo"
         work.mkdir(parents=True, exist_ok=True)
