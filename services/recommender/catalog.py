@@ -153,11 +153,22 @@ def event_clean(data: object) -> dict[str, Any]:
     kind = EVENT_ALIASES.get(kind, kind)
     if kind not in EVENT_TYPES:
         raise SuiteError(f"`type` must be one of {', '.join(sorted(EVENT_TYPES))}.", field="type")
-    at = _when(data.get("timestamp"), "timestamp", required=False) or datetime.now(tz=timezone.utc)
+    at = _when(data.get("timestamp"), "timestamp", required=False)
     event_id = _text(data.get("event_id"), "event_id", limit=200)
-    if not event_id:  # derived: the same (user, item, type, time) sent twice is still one event
-        event_id = "h:" + _hash([user, item, kind, at.isoformat()])[:40]
-    return {"event_id": event_id, "user_id": user, "item_external_id": item, "type": kind, "timestamp": at}
+    if not event_id:
+        if at is None:  # stamped on arrival, a retry would look like a second event
+            raise SuiteError("`timestamp` is required when `event_id` is absent: together with the user, item and type "
+                             "it identifies the event, so a retry is stored once.", field="timestamp")
+        event_id = event_id_derive(user_id=user, item_id=item, kind=kind, at=at)
+    return {"event_id": event_id, "user_id": user, "item_external_id": item, "type": kind,
+            "timestamp": at or datetime.now(tz=timezone.utc)}
+
+
+def event_id_derive(*, user_id: str, item_id: str, kind: str, at: datetime) -> str:
+    """The id of an event sent without one: "h:" + the first 40 hex digits of SHA-256 over the JSON list
+    [user_id, item_id, type, timestamp as ISO 8601 in UTC], so the same event sent twice, in any time format
+    ("Z", "+01:00", Unix seconds), is stored once. (Two identical events in the same instant are one event.)"""
+    return "h:" + _hash([user_id, item_id, kind, at.astimezone(timezone.utc).isoformat()])[:40]
 
 
 def events_record(*, rows: Sequence[dict[str, Any]]) -> WriteReport:

@@ -33,8 +33,10 @@ def _rows_import(*, path: Path, clean: Callable[[object], dict[str, Any]], store
     for row in table:
         done += 1
         values = row.values
-        if stage == "interactions" and not values.get("event_id"):
-            values = {**values, "event_id": f"{path.name}:{row.line}"}  # re-importing the same file stores nothing twice
+        if stage == "interactions" and not values.get("event_id") and not values.get("timestamp"):
+            # No id and no time: the line is its identity, so re-importing the same file stores nothing twice (with a
+            # time, catalog.event_id_derive makes the id, the same one the API gives the same event)
+            values = {**values, "event_id": f"{path.name}:{row.line}"}
         try:
             batch.append(clean(values))
         except SuiteError as exc:
