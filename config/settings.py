@@ -6,6 +6,7 @@ A bad value fails loudly with ImproperlyConfigured naming the variable.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -194,6 +195,29 @@ if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", NEWS_TOPIC_PREFIX):
     raise ImproperlyConfigured(f"Environment variable NEWS_TOPIC_PREFIX={NEWS_TOPIC_PREFIX!r} must be letters, digits, '.', '_' or '-' (a Kafka topic name).")
 NEWS_TOPIC_PARTITIONS = env_int("NEWS_TOPIC_PARTITIONS", 6, minimum=1)  # partitions of a new topic: how many consumers can share the work
 SENTIMENT_WEBHOOK_RETRIES = env_int("SENTIMENT_WEBHOOK_RETRIES", 3, minimum=0)  # retries after the first attempt
+NEWS_MODEL_RETRIES = env_int("NEWS_MODEL_RETRIES", 3, minimum=0)  # retries of a headline the model fails on, then news.dlq
+NEWS_MODEL_RETRY_BACKOFF_S = env_float("NEWS_MODEL_RETRY_BACKOFF_S", 0.5)  # first wait before such a retry; doubles
+NEWS_FUTURE_TOLERANCE_S = env_float("NEWS_FUTURE_TOLERANCE_S", 300.0)  # a headline dated further ahead is clamped to its arrival
+# Alert deliveries (an outbox: services/sentiment/channels.py): each (alert, channel) is a row made with the alert and
+# sent by a Celery task; a pending row whose task is this many seconds overdue is sent again by a beat task.
+SENTIMENT_DELIVERY_REQUEUE_S = env_int("SENTIMENT_DELIVERY_REQUEUE_S", 300, minimum=10)
+
+# --- Outbound HTTP (services/outbound.py: alert webhooks, feed polling) --------------------------------------
+# Public addresses only: SUITE_OUTBOUND_ALLOW lists exceptions, host names or addresses/CIDR ranges (comma-separated;
+# empty by default, so loopback, private, link-local and metadata addresses are refused).
+SUITE_OUTBOUND_ALLOW = env_list("SUITE_OUTBOUND_ALLOW", "")
+for _entry in SUITE_OUTBOUND_ALLOW:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", _entry):
+            raise ImproperlyConfigured(f"Environment variable SUITE_OUTBOUND_ALLOW: {_entry!r} is neither a host name nor an "
+                                       "IP address or CIDR range.") from None
+SUITE_OUTBOUND_CONNECT_TIMEOUT_S = env_float("SUITE_OUTBOUND_CONNECT_TIMEOUT_S", 5.0, minimum=0.01)
+SUITE_OUTBOUND_READ_TIMEOUT_S = env_float("SUITE_OUTBOUND_READ_TIMEOUT_S", 10.0, minimum=0.01)  # silence between reads
+SUITE_OUTBOUND_DEADLINE_S = env_float("SUITE_OUTBOUND_DEADLINE_S", 30.0, minimum=0.01)  # one whole request and answer
+SUITE_OUTBOUND_MAX_BYTES = env_int("SUITE_OUTBOUND_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)  # a body, as sent and decompressed
+SUITE_OUTBOUND_MAX_REDIRECTS = env_int("SUITE_OUTBOUND_MAX_REDIRECTS", 3, minimum=0)
 NEWS_MODEL_RETRIES = env_int("NEWS_MODEL_RETRIES", 3, minimum=0)  # retries of a headline the model fails on, then news.dlq
 NEWS_MODEL_RETRY_BACKOFF_S = env_float("NEWS_MODEL_RETRY_BACKOFF_S", 0.5)  # first wait before such a retry; doubles
 NEWS_FUTURE_TOLERANCE_S = env_float("NEWS_FUTURE_TOLERANCE_S", 300.0)  # a headline dated further ahead is clamped to its arrival
