@@ -7,7 +7,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 
 class ApiTokenAuthentication(BaseAuthentication):
-    """The header DRF's TokenAuthentication reads; an unknown, expired or revoked token → 401."""
+    """The header DRF's TokenAuthentication reads; an unknown, expired or revoked token → 401 "Invalid token."."""
 
     keyword = "Token"
 
@@ -25,7 +25,7 @@ class ApiTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Invalid token header: the token holds characters no token has.") from None
         row = token_find(token=token)
         if row is None or not row.user.is_active:
-            raise AuthenticationFailed("Invalid, expired or revoked token.")
+            raise AuthenticationFailed("Invalid token.")  # DRF's words; unknown, expired and revoked look alike
         return row.user, row
 
     def authenticate_header(self, request) -> str:  # noqa: ANN001 - makes DRF answer 401 (not 403) without credentials
