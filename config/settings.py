@@ -127,10 +127,12 @@ INSTALLED_APPS = [
     "apps.support",
     "apps.sentiment",
     "apps.recommender",
+    "axes",  # login lockout (AXES_* below); keep after the apps: its middleware goes last
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.limits.BodyLimitMiddleware",  # before anything reads a body (CSRF reads forms)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -139,6 +141,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.SuiteErrorMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: turns a locked-out login into its answer
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -304,6 +307,52 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# --- Abuse limits: client addresses, throttles, login lockout, request bodies ---------------------------
+def env_networks(name: str) -> list[str]:
+    """Comma-separated addresses or CIDR ranges (10.0.0.0/8, ::1); each is checked here, not at first use."""
+    import ipaddress
+
+    items = env_list(name, "")
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"Environment variable {name}: {item!r} is not an IP address or CIDR range.") from None
+    return items
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate, N/second, N/minute, N/hour or N/day (what DRF's parse_rate reads)."""
+    value = os.environ.get(name) or default
+    if not re.fullmatch(r"\s*\d+\s*/[smhd].*", value):
+        raise ImproperlyConfigured(f"Environment variable {name}={value!r} must be N/second, N/minute, N/hour or N/day.")
+    return value
+
+
+# The reverse proxies in front of the suite. Empty (the default): the client is the TCP peer and X-Forwarded-For
+# is ignored, since anyone can write it. Set, a peer in these ranges is believed about the address it forwards
+# (apps/core/clients.py). Throttles and the login lockout both use that address.
+SUITE_TRUSTED_PROXIES = env_networks("SUITE_TRUSTED_PROXIES")
+# The anonymous support API: per client address (SUPPORT_CUSTOMER_RATE, with the support settings) and per
+# conversation, whatever the address it comes from.
+SUPPORT_CONVERSATION_RATE = env_rate("SUPPORT_CONVERSATION_RATE", "20/minute")
+# Login lockout (django-axes): this many failed sign-ins for one username from one client address lock that
+# pair out for the cool-off; a right password during it is refused too. A success clears the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("SUITE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_int("SUITE_LOGIN_COOLOFF_MINUTES", 15, minimum=1) / 60.0  # hours, as a float (axes' unit)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "apps.core.clients.axes_client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its start-up banner on every process; lockouts are still logged
+# Request bodies (apps/core/limits.py): the largest body of any request, refused with 413 before it is read
+# or parsed, whatever Content-Length claims; the recommender's bulk writes (POST /api/items, /api/events) have
+# their own, larger limit. Django's own limit on bodies read into memory matches the larger of the two.
+SUITE_MAX_JSON_BYTES = env_int("SUITE_MAX_JSON_BYTES", 1024 * 1024, minimum=1024)
+SUITE_MAX_BULK_JSON_BYTES = env_int("SUITE_MAX_BULK_JSON_BYTES", 16 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(SUITE_MAX_JSON_BYTES, SUITE_MAX_BULK_JSON_BYTES)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sector AI suite API",
     "VERSION": "0.1.0",
@@ -313,6 +362,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- I18N, static ------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
+    # DRF's get_ident believes X-Forwarded-For blindly when this is None; 0 ignores it. The suite's throttles
+    # (apps.core.clients) read SUITE_TRUSTED_PROXIES instead; this guards any DRF throttle added without them.
+    "NUM_PROXIES": 0,
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -51,6 +51,10 @@ def test_database_url_switches_to_postgresql() -> None:
         ({"NEWS_TOPIC_PREFIX": "news raw"}, "NEWS_TOPIC_PREFIX"),
         ({"DJANGO_LOG_LEVEL": "loud"}, "DJANGO_LOG_LEVEL"),
         ({"SUPPORT_CUSTOMER_RATE": "lots"}, "SUPPORT_CUSTOMER_RATE"),
+        ({"SUITE_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}, "SUITE_TRUSTED_PROXIES"),
+        ({"SUPPORT_CONVERSATION_RATE": "often"}, "SUPPORT_CONVERSATION_RATE"),
+        ({"SUITE_MAX_JSON_BYTES": "10"}, "SUITE_MAX_JSON_BYTES"),
+        ({"SUITE_LOGIN_FAILURE_LIMIT": "0"}, "SUITE_LOGIN_FAILURE_LIMIT"),
     ],
 )
 def test_a_bad_setting_fails_loudly_naming_the_variable(env: dict[str, str], names: str) -> None:
