@@ -2,12 +2,14 @@
 
 Customers (anonymous, the deliberate exception to "anonymous refused"): /api/support/messages, /feedback and
 /conversations/<token>/messages. A conversation is reached only through the unguessable token the server issued
-with its first reply, and every customer call is throttled per client address (SUPPORT_CUSTOMER_RATE).
+with its first reply, and every customer call is throttled per client address (SUPPORT_CUSTOMER_RATE, the address
+read by apps.core.clients) and per conversation (SUPPORT_CONVERSATION_RATE).
 Agents (support role, session or token): /api/support/console/...
 """
 from __future__ import annotations
 
-from django.conf import settings
+import hashlib
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -15,10 +17,10 @@ from rest_framework import serializers as rf
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.access import HasAccess
+from apps.core.clients import SuiteRateThrottle
 from apps.support.live import conversation_push
 from apps.support.models import CannedResponse, Conversation, Feedback, KnowledgeBase, KnowledgeGap, Message
 from apps.support.serializers import conversation_detail, conversation_summary, gap_dict, message_dict
@@ -43,27 +45,36 @@ GAP_IN = inline_serializer("SupportGapAddIn", {"answer": rf.CharField(), "questi
                                               "title": rf.CharField(required=False)})
 
 
-class CustomerThrottle(AnonRateThrottle):
-    """Per client address; the rate is read on each request so settings (and tests) can change it."""
+class CustomerThrottle(SuiteRateThrottle):
+    """Per client address (the trusted-proxy rule of apps.core.clients): SUPPORT_CUSTOMER_RATE."""
 
     scope = "support_customer"
+    rate_setting = "SUPPORT_CUSTOMER_RATE"
 
-    def get_rate(self) -> str:
-        return settings.SUPPORT_CUSTOMER_RATE
 
-    def allow_request(self, request, view) -> bool:  # noqa: ANN001
-        self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+class ConversationThrottle(SuiteRateThrottle):
+    """Per conversation, whatever the address (one chat from many addresses): SUPPORT_CONVERSATION_RATE.
 
-    def get_cache_key(self, request, view) -> str:  # noqa: ANN001
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}  # signed-in agents testing too
+    The conversation is the token in the URL or the JSON body; a request without one (a new chat) is left to the
+    per-address throttle. The cache key holds a hash of the token, not the token itself.
+    """
+
+    scope = "support_conversation"
+    rate_setting = "SUPPORT_CONVERSATION_RATE"
+
+    def get_cache_key(self, request, view) -> str | None:  # noqa: ANN001
+        token = view.kwargs.get("token")
+        if token is None and isinstance(request.data, dict):
+            token = request.data.get("conversation")
+        if not token or not isinstance(token, str):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": hashlib.sha256(token.encode()).hexdigest()[:32]}
 
 
 class CustomerView(APIView):
     authentication_classes: list = []  # no session: no CSRF to satisfy, nobody's identity involved
     permission_classes = [AllowAny]
-    throttle_classes = [CustomerThrottle]
+    throttle_classes = [CustomerThrottle, ConversationThrottle]
 
 
 def _field(request: Request, name: str, *, required: bool = True) -> object:
@@ -184,6 +195,18 @@ class ConsoleMarkWrong(APIView):
         message = get_object_or_404(Message.objects.select_related("conversation__kb"), pk=pk)
         conv.feedback_record(message=message, kind=Feedback.WRONG, author=request.user)
         conversation_push(conversation=message.conversation)
+        return Response({"ok": True}, status=201)
+
+
+class ConsoleMarkRight(APIView):
+    """POST: the agent confirms the bot answer's intent; the customer's question becomes an `intent` training example."""
+
+    permission_classes = SUPPORT
+
+    @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, pk: int) -> Response:
+        message = get_object_or_404(Message.objects.select_related("conversation__kb"), pk=pk)
+        conv.feedback_record(message=message, kind=Feedback.RIGHT, author=request.user)
         return Response({"ok": True}, status=201)
 
 

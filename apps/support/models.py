@@ -121,12 +121,19 @@ class Feedback(models.Model):
     UP = "up"
     DOWN = "down"
     WRONG = "wrong"  # an agent marked the bot answer wrong
-    KINDS = [(k, k) for k in (UP, DOWN, WRONG)]
+    RIGHT = "right"  # an agent confirmed the bot answer's intent: only this makes a customer's question training data
+    KINDS = [(k, k) for k in (UP, DOWN, WRONG, RIGHT)]
+    CUSTOMER_RATINGS = (UP, DOWN)
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
     kind = models.CharField(max_length=8, choices=KINDS)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # One customer rating per bot answer: anyone holding the conversation's token could otherwise repeat it.
+        constraints = [models.UniqueConstraint(fields=["message"], condition=models.Q(kind__in=("up", "down")),
+                                               name="support_feedback_one_rating_per_message")]
 
 
 class KnowledgeGap(models.Model):
@@ -154,7 +161,7 @@ class TrainingExample(models.Model):
     text = models.TextField()  # masked
     label = models.CharField(max_length=100, blank=True)  # the intent; blank = "not this intent" (see `rejected`)
     rejected = models.CharField(max_length=100, blank=True)  # an intent the text is known NOT to have
-    source = models.CharField(max_length=40)  # customer_thumbs_up | customer_thumbs_down | agent_marked_wrong | gap_added
+    source = models.CharField(max_length=40)  # agent_confirmed | agent_marked_wrong | gap_added (customer_thumbs_*: older rows)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

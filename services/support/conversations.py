@@ -8,7 +8,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.utils import timezone
 
@@ -166,30 +166,39 @@ def _question_of(message: Message) -> Message | None:
 
 
 def feedback_record(*, message: Message, kind: str, author=None) -> Feedback:  # noqa: ANN001
-    """A thumbs up/down (customer) or "bot answer wrong" (agent) on a bot answer, kept as intent training data.
+    """A customer's thumbs up/down, an agent's "bot answer wrong" or "bot answer right", on a bot answer.
 
-    Up → (question, intent) is a labelled example; down / wrong → the intent is recorded as rejected and the
-    question joins the knowledge gaps.
+    1. A customer rates an answer once (the second rating is a Conflict, enforced by the database too).
+    2. Only an agent's word becomes `intent` training data: right → (question, intent) labelled, wrong → the
+       intent recorded as rejected. A customer's thumbs (anonymous, repeatable by anyone holding the token) are
+       kept as feedback only; an agent confirms them with "right".
+    3. Down and wrong add the question to the knowledge gaps, for an agent to answer.
     """
     if message.sender not in (Message.BOT, Message.SUGGESTION):
         raise SuiteError("Only the bot's answers can be rated.", field="message")
-    if kind not in (Feedback.UP, Feedback.DOWN, Feedback.WRONG):
+    if kind not in (Feedback.UP, Feedback.DOWN, Feedback.WRONG, Feedback.RIGHT):
         raise SuiteError("`rating` must be up or down.", field="rating")
+    if kind == Feedback.RIGHT and not message.intent:
+        raise SuiteError("This answer has no intent to confirm.", field="intent")
     question = _question_of(message)
-    with transaction.atomic():
-        feedback = Feedback.objects.create(message=message, kind=kind, author=author)
-        if question is not None:
-            source = {Feedback.UP: "customer_thumbs_up", Feedback.DOWN: "customer_thumbs_down",
-                      Feedback.WRONG: "agent_marked_wrong"}[kind]
-            if kind == Feedback.UP:
-                if message.intent:
-                    TrainingExample.objects.create(text=question.text, label=message.intent, source=source, message=message)
-            else:
-                TrainingExample.objects.create(text=question.text, rejected=message.intent, source=source, message=message)
+    customer = kind in Feedback.CUSTOMER_RATINGS
+    try:
+        with transaction.atomic():
+            if customer and Feedback.objects.filter(message=message, kind__in=Feedback.CUSTOMER_RATINGS).exists():
+                raise Conflict("This answer was already rated.", field="message")
+            feedback = Feedback.objects.create(message=message, kind=kind, author=author)
+            if question is not None and kind == Feedback.RIGHT:
+                TrainingExample.objects.create(text=question.text, label=message.intent, source="agent_confirmed", message=message)
+            elif question is not None and kind == Feedback.WRONG:
+                TrainingExample.objects.create(text=question.text, rejected=message.intent, source="agent_marked_wrong",
+                                               message=message)
+            if question is not None and kind in (Feedback.DOWN, Feedback.WRONG):
                 KnowledgeGap.objects.get_or_create(
                     kb=message.conversation.kb, message=question, status=KnowledgeGap.OPEN,
                     defaults={"question": question.text, "reason": "marked_wrong" if kind == Feedback.WRONG else "thumbs_down",
                               "confidence": message.confidence})
+    except IntegrityError:  # a concurrent rating of the same answer won the race
+        raise Conflict("This answer was already rated.", field="message") from None
     return feedback
 
 

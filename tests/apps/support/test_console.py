@@ -68,9 +68,11 @@ def test_feedback_becomes_intent_training_data_and_a_gap_answered_becomes_an_faq
                        content_type="application/json").status_code == 201
     assert client.post("/api/support/feedback", {"conversation": "wrong-token", "message": answered, "rating": "up"},
                        content_type="application/json").status_code == 404
-    up = TrainingExample.objects.get(source="customer_thumbs_up")
-    assert (up.text, up.label, up.task) == ("What is your refund policy?", "refund", "intent") and up.created_at
+    assert not TrainingExample.objects.exists()  # a customer's thumbs label nothing until an agent confirms
     client.force_login(role_users["support_agent"])
+    assert client.post(f"/api/support/console/messages/{answered}/right").status_code == 201
+    up = TrainingExample.objects.get(source="agent_confirmed")
+    assert (up.text, up.label, up.task) == ("What is your refund policy?", "refund", "intent") and up.created_at
     assert client.post(f"/api/support/console/messages/{answered}/wrong").status_code == 201
     wrong = TrainingExample.objects.get(source="agent_marked_wrong")
     assert wrong.rejected == "refund" and wrong.label == ""
@@ -90,7 +92,7 @@ def test_feedback_becomes_intent_training_data_and_a_gap_answered_becomes_an_faq
     out = tmp_path / "feedback.csv"
     assert run_json("support_training_export", out=str(out)) == {"out": str(out), "rows": 2, "rejected": 1}
     rows = list(csv.DictReader(out.open()))
-    assert [(r["label"], r["source"]) for r in rows] == [("refund", "customer_thumbs_up"), ("payment", "gap_added")]
+    assert [(r["label"], r["source"]) for r in rows] == [("refund", "agent_confirmed"), ("payment", "gap_added")]
 
 
 def test_the_console_needs_the_support_role_and_the_widget_does_not(client, role_users) -> None:  # noqa: ANN001

@@ -65,6 +65,12 @@
       }
       list.appendChild(li);
     }
+        if (m.intent) {  // only an agent's confirmation makes the customer's question intent training data
+          const right = document.createElement("button");
+          right.type = "button"; right.className = "mark-right"; right.textContent = "Bot answer right";
+          right.onclick = () => call("POST", api + "/messages/" + m.id + "/right").then(() => { right.disabled = true; });
+          li.appendChild(document.createTextNode(" ")); li.appendChild(right);
+        }
     const s = c.suggestion;
     $("suggestion").hidden = !s;
     if (s) {

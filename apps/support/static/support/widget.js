@@ -23,7 +23,8 @@
         const b = document.createElement("button");
         b.type = "button"; b.className = "rate-" + rating; b.textContent = label; b.title = "rate this answer " + rating;
         b.onclick = () => fetch("/api/support/feedback", {method: "POST", headers: {"Content-Type": "application/json"},
-          body: JSON.stringify({conversation: token, message: m.id, rating})}).then(() => { b.disabled = true; });
+          body: JSON.stringify({conversation: token, message: m.id, rating})})
+          .then(() => { for (const other of li.querySelectorAll("button")) other.disabled = true; });  // one rating an answer
         li.appendChild(b);
       }
     }
