@@ -5,6 +5,7 @@ GET /api/items/{id}/similar. Validation lives in services.recommender.catalog, w
 """
 from __future__ import annotations
 
+import math
 import time
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -65,6 +66,14 @@ SIMILAR_OUT = inline_serializer("RecommenderSimilar", {"id": rf.CharField(), "k"
 K_PARAM = OpenApiParameter("k", int, description=f"how many items, 1 to {K_MAX} (default 10)")
 
 
+def _finite(row: dict) -> dict:
+    """A recommendation with any non-finite number (a price stored before validation refused them) as null.
+
+    Strict JSON has no NaN or Infinity: one such value would turn the whole list into a 500.
+    """
+    return {key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in row.items()}
+
+
 def _bulk(data: object, name: str) -> list:
     rows = data if isinstance(data, list) else data.get(name) if isinstance(data, dict) and isinstance(data.get(name), list) else None
     if rows is None:
@@ -95,6 +104,7 @@ class ItemDetail(APIView):
 
 class Items(APIView):
     permission_classes = API
+    body_limit = "bulk"  # apps.core.limits: SUITE_MAX_BULK_JSON_BYTES
 
     @extend_schema(request=ITEM_BULK, responses={200: WRITE_OUT}, summary="Create or update items in bulk")
     def post(self, request: Request) -> Response:
@@ -107,6 +117,7 @@ class Items(APIView):
 
 class Events(APIView):
     permission_classes = API
+    body_limit = "bulk"
 
     @extend_schema(request=EVENT_IN, responses={200: WRITE_OUT}, summary="Record one event or a list (idempotent by event_id)")
     def post(self, request: Request) -> Response:
@@ -133,7 +144,7 @@ class Recommendations(APIView):
         k = k_check(request.query_params.get("k", 10))
         found, strategy = recommendations_for(user=user, k=k, category=request.query_params.get("category") or None,
                                               exclude_seen=_bool(request.query_params.get("exclude_seen"), "exclude_seen", default=True))
-        return Response({"user": user, "k": k, "strategy": strategy, "items": [r.as_dict() for r in found]})
+        return Response({"user": user, "k": k, "strategy": strategy, "items": [_finite(r.as_dict()) for r in found]})
 
 
 class ItemSimilar(APIView):
@@ -142,4 +153,4 @@ class ItemSimilar(APIView):
     @extend_schema(parameters=[K_PARAM], responses={200: SIMILAR_OUT}, summary="Items whose text is nearest this one's")
     def get(self, request: Request, external_id: str) -> Response:
         k = k_check(request.query_params.get("k", 10))
-        return Response({"id": external_id, "k": k, "items": [r.as_dict() for r in items_similar(external_id=external_id, k=k)]})
+        return Response({"id": external_id, "k": k, "items": [_finite(r.as_dict()) for r in items_similar(external_id=external_id, k=k)]})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from apps.recommender.models import Event, Item
 from services.errors import SuiteError
 from services.timeparse import time_parse
 
+PRICE_MAX = 1e12  # a price past this is a mistake or an attack, in any currency
 ITEM_FIELDS = ("id", "title", "description", "category", "tags", "price", "in_stock", "updated_at")
 EVENT_TYPES = {t for t, _ in Event.TYPES}
 EVENT_ALIASES = {"add_to_cart": "cart", "buy": "purchase", "order": "purchase"}
@@ -55,6 +57,24 @@ def _text(value: object, name: str, *, limit: int) -> str:
     return text
 
 
+def _number(value: object, name: str, *, maximum: float) -> float | None:
+    """A finite number from 0 to maximum, or None when absent; 1e999, NaN, Infinity, -1 and true are refused.
+
+    A non-finite number would be stored, then break every JSON answer holding it (strict JSON has no Infinity).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise SuiteError(f"`{name}` must be a number.", field=name)
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # OverflowError: an int too large for a float
+        raise SuiteError(f"`{name}` must be a number.", field=name) from None
+    if not math.isfinite(number) or not 0 <= number <= maximum:
+        raise SuiteError(f"`{name}` must be a number from 0 to {maximum:g}.", field=name)
+    return number
+
+
 def _when(value: object, name: str, *, required: bool) -> datetime | None:
     if value in (None, ""):
         if required:
@@ -79,16 +99,7 @@ def item_clean(data: object, *, external_id: str | None = None) -> dict[str, Any
         tags = [t for t in (s.strip() for s in tags.replace("|", ",").split(",")) if t]
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise SuiteError("`tags` must be a list of strings.", field="tags")
-    price = data.get("price")
-    if price in ("", None):
-        price = None
-    else:
-        try:
-            price = float(price)
-        except (TypeError, ValueError):
-            raise SuiteError("`price` must be a number.", field="price") from None
-        if price < 0 or price != price:
-            raise SuiteError("`price` must be a number ≥ 0.", field="price")
+    price = _number(data.get("price"), "price", maximum=PRICE_MAX)
     in_stock = data.get("in_stock", True)
     if isinstance(in_stock, str):
         lowered = in_stock.strip().lower()
