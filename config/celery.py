@@ -1,12 +1,94 @@
-"""The Celery application: `celery -A config worker -Q inference,training,default`."""
+"""The Celery application: `celery -A config worker -Q inference,training,default`.
+
+Every task gets soft and hard time limits (SUITE_TASK_TIME_LIMITS_S: by task name, else by its queue). A prefork
+worker enforces them itself; the thread pool the suite runs (deploy/suite.sh) ignores them, so here a timer
+raises SoftTimeLimitExceeded in the task's thread at the soft limit, as a prefork child's signal would.
+"""
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
+import threading
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
+from celery.exceptions import SoftTimeLimitExceeded
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+log = logging.getLogger("config.celery")
+
 app = Celery("suite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+def task_queue(name: str) -> str:
+    """The queue CELERY_TASK_ROUTES sends task `name` to (patterns like `inference.*`), else the default queue."""
+    from django.conf import settings
+
+    for pattern, route in settings.CELERY_TASK_ROUTES.items():
+        if name == pattern or (pattern.endswith(".*") and name.startswith(pattern[:-1])):
+            return route["queue"]
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+class TimeLimits:
+    """A Celery annotation: each task's soft limit by its name or its queue, the hard limit a grace later."""
+
+    def annotate(self, task: Any) -> dict[str, float] | None:
+        from django.conf import settings
+
+        if task.name.startswith("celery."):  # Celery's own (chord unlock, backend cleanup): left as Celery made them
+            return None
+        limits = settings.SUITE_TASK_TIME_LIMITS_S
+        soft = limits.get(task.name) or limits.get(task_queue(task.name)) or limits[settings.CELERY_TASK_DEFAULT_QUEUE]
+        return {"soft_time_limit": soft, "time_limit": soft + settings.SUITE_TASK_TIME_LIMIT_GRACE_S}
+
+
+app.conf.task_annotations = [TimeLimits()]
 app.autodiscover_tasks()
+
+_pool_enforces = False  # set in prefork children, where Celery's own timers do the work
+_running: dict[str, threading.Timer] = {}  # task id -> its timer, while the task runs
+_running_lock = threading.Lock()
+
+
+@signals.worker_process_init.connect
+def _in_prefork_child(**_: Any) -> None:
+    global _pool_enforces
+    _pool_enforces = True
+
+
+def _raise_in(thread_id: int, *, task_id: str, task_name: str, soft: float) -> None:
+    """Raise SoftTimeLimitExceeded in the task's thread (at its next Python instruction; a blocking call ends first).
+
+    Only while the task still runs (the lock orders it against `_limit_end`), so the exception never lands in the
+    pool's own loop after the task returned.
+    """
+    with _running_lock:
+        if _running.pop(task_id, None) is None:
+            return
+        log.warning("task %s passed its soft time limit of %s s; stopping it", task_name, soft)
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(SoftTimeLimitExceeded))
+
+
+@signals.task_prerun.connect
+def _limit_start(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    soft = getattr(task, "soft_time_limit", None)
+    if _pool_enforces or not soft or task_id is None:
+        return
+    timer = threading.Timer(soft, _raise_in, args=(threading.get_ident(),),
+                            kwargs={"task_id": task_id, "task_name": task.name, "soft": soft})
+    timer.daemon = True
+    with _running_lock:
+        _running[task_id] = timer
+    timer.start()
+
+
+@signals.task_postrun.connect
+def _limit_end(task_id: str | None = None, **_: Any) -> None:
+    with _running_lock:
+        timer = _running.pop(task_id, None) if task_id is not None else None
+    if timer is not None:
+        timer.cancel()

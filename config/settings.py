@@ -256,6 +256,17 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Fail fast (a few seconds) instead of hanging when a web request cannot reach the broker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Time limits per task (config/celery.py gives each task its queue's, or its own by name): past the soft limit the
+# task gets SoftTimeLimitExceeded (in every pool: config/celery.py raises it in a thread pool's task thread); past
+# the soft limit plus the grace a prefork worker kills it. Inference answers fast; feeds and index builds are
+# bounded; training runs long.
+SUITE_TASK_TIME_LIMITS_S = {
+    "inference": env_int("SUITE_TASK_LIMIT_INFERENCE_S", 120, minimum=1),
+    "default": env_int("SUITE_TASK_LIMIT_DEFAULT_S", 300, minimum=1),
+    "training": env_int("SUITE_TASK_LIMIT_TRAINING_S", 6 * 3600, minimum=1),
+    "support.index_rebuild": env_int("SUITE_TASK_LIMIT_INDEX_REBUILD_S", 3600, minimum=1),
+}
+SUITE_TASK_TIME_LIMIT_GRACE_S = env_int("SUITE_TASK_LIMIT_GRACE_S", 30, minimum=1)
 HEARTBEAT_SECONDS = env_int("SUITE_HEARTBEAT_SECONDS", 5, minimum=1)
 FEED_POLL_SECONDS = env_int("SENTIMENT_FEED_POLL_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone as dj_timezone
 
 from apps.sentiment.models import Feed, FeedEntry
 from services.errors import SuiteError
+from services.outbound import outbound_check, outbound_fetch
 from services.sentiment.bus import Topics, producer_make, topics_default
 
 log = logging.getLogger("pipelines.news_feeds")
@@ -37,8 +39,7 @@ class PollResult:
 
 
 def feed_add(*, url: str, source: str) -> Feed:
-    if not re.match(r"^(https?|file)://", url):
-        raise SuiteError(f"{url!r} is not an http(s) or file URL.", field="url")
+    outbound_check(url=url, field_name="url")  # http(s) to a public address (or an allow-listed one), checked again at each poll
     if not source.strip():
         raise SuiteError("A feed needs a source name.", field="source")
     feed, _ = Feed.objects.update_or_create(url=url, defaults={"source": source.strip(), "enabled": True})
@@ -63,21 +64,30 @@ def entry_message(*, entry: Any, feed: Feed, key: str) -> dict[str, Any] | None:
 
 
 def feed_poll(*, feed: Feed, producer: Any, topics: Topics) -> PollResult:
-    """Fetch one feed (conditional GET), send its unseen entries, then remember them."""
+    """Fetch one feed (conditional GET under the outbound policy), send its unseen entries, then remember them.
+
+    1. GET through services.outbound (public addresses, timeouts, size and decompression limits, checked redirects);
+       a refusal or a network failure is recorded on the feed as its error.
+    2. 304: nothing new. 4xx/5xx: recorded. Else parse the body (feedparser) and send what was not sent before.
+    """
     import feedparser
 
-    document = feedparser.parse(feed.url, etag=feed.etag or None, modified=feed.modified or None,
-                                agent="sector-ai-suite news poller")
     feed.last_polled_at = dj_timezone.now()
-    status = document.get("status")
+    conditional = {k: v for k, v in (("If-None-Match", feed.etag), ("If-Modified-Since", feed.modified)) if v}
+    try:
+        response = outbound_fetch(method="GET", url=feed.url, headers={"User-Agent": "sector-ai-suite news poller",
+                                                                       **conditional})
+    except SuiteError as exc:  # OutboundRefused / OutboundUnreachable: the message says which and why
+        return _poll_failed(feed, exc.message)
+    if response.status == 304:
+        feed.last_error = ""
+        feed.save(update_fields=["last_polled_at", "last_error"])
+        return PollResult(feed.url, 0, 0)
+    if response.status >= 400:
+        return _poll_failed(feed, f"HTTP {response.status}")
+    document = feedparser.parse(response.body, response_headers=response.headers)
     if document.get("bozo") and not document.entries:
-        feed.last_error = str(document.get("bozo_exception", "unreadable feed"))[:2000]
-        feed.save(update_fields=["last_polled_at", "last_error"])
-        return PollResult(feed.url, 0, 0, feed.last_error)
-    if status is not None and status >= 400:
-        feed.last_error = f"HTTP {status}"
-        feed.save(update_fields=["last_polled_at", "last_error"])
-        return PollResult(feed.url, 0, 0, feed.last_error)
+        return _poll_failed(feed, str(document.get("bozo_exception", "unreadable feed")))
     keyed = [(key, entry) for entry in document.entries if (key := entry_key(entry))]
     seen = set(FeedEntry.objects.filter(feed=feed, key__in=[k for k, _ in keyed]).values_list("key", flat=True))
     fresh: dict[str, dict[str, Any]] = {}
@@ -91,11 +101,17 @@ def feed_poll(*, feed: Feed, producer: Any, topics: Topics) -> PollResult:
         producer.send(topics.raw, key=feed.source, value=message)
     producer.flush(timeout=30)  # acknowledged by the broker before they are marked as sent
     FeedEntry.objects.bulk_create([FeedEntry(feed=feed, key=k) for k in fresh], ignore_conflicts=True)
-    feed.etag = document.get("etag", "") or ""
-    feed.modified = document.get("modified", "") or ""
+    feed.etag = response.headers.get("etag", "")[:500]
+    feed.modified = response.headers.get("last-modified", "")[:100]
     feed.last_error = ""
     feed.save(update_fields=["last_polled_at", "last_error", "etag", "modified"])
     return PollResult(feed.url, len(document.entries), len(fresh))
+
+
+def _poll_failed(feed: Feed, error: str) -> PollResult:
+    feed.last_error = error[:2000]
+    feed.save(update_fields=["last_polled_at", "last_error"])
+    return PollResult(feed.url, 0, 0, feed.last_error)
 
 
 def feeds_poll(*, topics: Topics | None = None, once: bool = True, interval_s: float = 300,
@@ -110,6 +126,8 @@ def feeds_poll(*, topics: Topics | None = None, once: bool = True, interval_s: f
             for feed in Feed.objects.filter(enabled=True):
                 try:
                     result = feed_poll(feed=feed, producer=producer, topics=topics)
+                except SoftTimeLimitExceeded:  # the Celery task's time limit: the whole poll stops here
+                    raise
                 except Exception as exc:  # noqa: BLE001 - one broken feed must not stop the poller
                     log.exception("feed %s failed", feed.url)
                     result = PollResult(feed.url, 0, 0, str(exc)[:500])

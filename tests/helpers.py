@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -100,6 +101,39 @@ def webhook_serve() -> Iterator[WebhookServer]:
     with http_serve(server.handler()) as base:
         server.url = f"{base}/hook"
         yield server
+
+
+@contextmanager
+def silent_server(*, trickle: bool = False) -> Iterator[str]:
+    """Accepts connections and says nothing (or, with `trickle`, one header byte at a time forever)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)
+            while trickle and not stop.wait(0.05):
+                try:
+                    conn.sendall(b"H")
+                except OSError:
+                    break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        listener.close()
 
 
 def csv_write(path: Path, texts: list[str], labels: list[str], *, columns: tuple[str, str] = ("text", "label")) -> Path:

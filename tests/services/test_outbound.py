@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
-import socket
-import threading
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
-from services.outbound import (OutboundRefused, OutboundUnreachable, address_public, outbound_addresses,
-                               outbound_check, outbound_fetch)
+from services.outbound import (
+    OutboundRefused,
+    OutboundUnreachable,
+    address_public,
+    outbound_addresses,
+    outbound_check,
+    outbound_fetch,
+)
 from tests.config.test_settings import run_manage
-from tests.helpers import QuietHandler, http_serve
+from tests.helpers import QuietHandler, http_serve, silent_server
 
 INTERNAL = ["127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
             "169.254.0.1", "0.0.0.0", "224.0.0.1", "240.0.0.1", "255.255.255.255", "100.64.0.1", "::1", "::",
@@ -145,39 +148,6 @@ def test_compressed_answers_are_decoded_and_bodies_past_the_limit_refused(script
     settings.SUITE_OUTBOUND_MAX_BYTES = 10 * 1024 * 1024  # the default: the bomb is small as sent, huge decoded
     with pytest.raises(OutboundRefused, match="decompressed body is larger"):
         outbound_fetch(method="GET", url=f"{scripted}/bomb")
-
-
-@contextmanager
-def silent_server(*, trickle: bool = False) -> Iterator[str]:
-    """Accepts connections and says nothing (or, with `trickle`, one header byte at a time forever)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-    held: list[socket.socket] = []
-
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            held.append(conn)
-            while trickle and not stop.wait(0.05):
-                try:
-                    conn.sendall(b"H")
-                except OSError:
-                    break
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
-        listener.close()
 
 
 def test_a_server_that_never_answers_ends_with_a_timeout(settings) -> None:  # noqa: ANN001
