@@ -19,7 +19,7 @@ class ErrorSerializer(serializers.Serializer):
 
     error = serializers.CharField(help_text="A stable code: invalid, not_authenticated, authentication_failed, "
                                             "permission_denied, not_found, method_not_allowed, parse_error, "
-                                            "unsupported_media_type, conflict, busy, throttled, service_unavailable.")
+                                            "unsupported_media_type, conflict, busy, too_large, throttled, service_unavailable.")
     detail = serializers.CharField(help_text="A message for a person; names the field when one is at fault.")
     field = serializers.CharField(required=False, help_text="The first field at fault (absent when none is).")
     errors = FieldErrorSerializer(many=True, required=False, help_text="Every field at fault (present with `field`).")
@@ -31,6 +31,7 @@ ERROR_DESCRIPTIONS = {
     "403": "Signed in without the role this endpoint needs.",
     "404": "No such object.",
     "409": "Someone else changed it first (another agent, a run already in progress).",
+    "413": "The request body is larger than this endpoint reads (SUITE_MAX_JSON_BYTES, or SUITE_MAX_BULK_JSON_BYTES).",
     "429": "Too many requests from this client (the Retry-After header says when to retry).",
     "503": "A backing service (Redis, Kafka, a worker) cannot be reached.",
 }
@@ -41,7 +42,8 @@ class SuiteAutoSchema(AutoSchema):
 
     Which ones, from the view itself: 400 always (a body or a query can be malformed, and the views read query
     parameters that no declaration lists), 401 and 403 unless anyone may call it, 404 when the path names an object,
-    429 when it is throttled, 503 for writes (they reach the broker, Kafka or a worker). A view declares others
+    429 when it is throttled, 413 and 503 for writes (a body has a size limit, apps.core.limits; writes reach the
+    broker, Kafka or a worker). A view declares others
     (e.g. 409) with `@extend_schema(responses={409: ErrorSerializer})`.
     """
 
@@ -56,7 +58,7 @@ class SuiteAutoSchema(AutoSchema):
         if self.view.get_throttles():
             codes.append("429")
         if writes:
-            codes.append("503")
+            codes += ["413", "503"]
         return codes
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:

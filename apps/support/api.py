@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.access import HasAccess
 from apps.core.clients import SuiteRateThrottle
+from apps.core.schema import ErrorSerializer
 from apps.support.live import conversation_push
 from apps.support.models import CannedResponse, Conversation, Feedback, KnowledgeBase, KnowledgeGap, Message
 from apps.support.serializers import conversation_detail, conversation_summary, gap_dict, message_dict
@@ -116,9 +117,9 @@ class CustomerHistory(CustomerView):
 
 
 class CustomerFeedback(CustomerView):
-    """POST {conversation, message, rating: up|down}."""
+    """POST {conversation, message, rating: up|down}: once per answer (a second rating is 409)."""
 
-    @extend_schema(request=FEEDBACK_IN, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=FEEDBACK_IN, responses={201: OpenApiTypes.OBJECT, 409: ErrorSerializer})
     def post(self, request: Request) -> Response:
         conversation = conv.conversation_get(token=str(_field(request, "conversation")))
         message = conversation.messages.filter(pk=_int(_field(request, "message"), "message"), sender=Message.BOT).first()

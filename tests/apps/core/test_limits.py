@@ -108,3 +108,13 @@ def test_websockets_pass_through_untouched(small) -> None:  # noqa: ANN001
 
     asyncio.run(BodyLimitASGI(inner)({"type": "websocket", "path": "/ws/x"}, None, None))
     assert seen == ["websocket"]
+
+
+def test_the_schema_declares_413_on_every_write(role_users: dict, client: Client) -> None:
+    client.force_login(role_users["admin"])
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    for path, ops in schema["paths"].items():
+        for method, op in ops.items():
+            if method in ("post", "put", "patch"):
+                assert "413" in op["responses"], (method, path)
+    assert "409" in schema["paths"]["/api/support/feedback"]["post"]["responses"]
