@@ -1,9 +1,25 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _repair_schedule_create(sender=None, **kwargs) -> None:
+    """The embeddings repair's beat schedule (every RECOMMENDER_EMBED_REPAIR_S), unless it exists: an admin's edits are kept."""
+    from django.conf import settings
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(every=settings.RECOMMENDER_EMBED_REPAIR_S,
+                                                      period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.get_or_create(name="recommender embeddings repair", defaults={
+        "task": "recommender.embeddings_repair", "interval": every,
+        "description": "Re-embed catalogue items whose vector is stale (an embedding that failed) or missing."})
 
 
 class RecommenderConfig(AppConfig):
     name = "apps.recommender"
     label = "recommender"
     verbose_name = "Recommender"
+
+    def ready(self) -> None:
+        post_migrate.connect(_repair_schedule_create, sender=self, dispatch_uid="recommender-repair-schedule")

@@ -30,7 +30,7 @@ class WriteReport:
     updated: int = 0  # items: changed rows; events: never (an event is immutable)
     unchanged: int = 0  # items sent again as they are; events already stored under their event id
     errors: list[str] = field(default_factory=list)  # "row N: `field` reason" (imports: "file:line: ...")
-    reembed: list[int] = field(default_factory=list)  # item pks whose text changed: embed them again
+    reembed: list[int] = field(default_factory=list)  # item pks whose text changed or whose vector is stale: embed them
 
     def as_dict(self) -> dict[str, Any]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "errors": self.errors}
@@ -130,6 +130,8 @@ def items_upsert(*, rows: Iterable[dict[str, Any]]) -> WriteReport:
                 new.append(Item(**row, content_hash=content, text_hash=text_hash))
             elif item.content_hash == content:
                 report.unchanged += 1
+                if item.embedded_hash != item.text_hash:  # its embedding failed after the row committed: try again
+                    report.reembed.append(item.pk)
             else:
                 for name, value in row.items():
                     setattr(item, name, value)

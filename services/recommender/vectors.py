@@ -3,6 +3,8 @@
 Texts are embedded by services.vectors for the `recommender` task: its champion adapter, or the default base
 while the task has none. The index is tagged with that encoder (`recommender:vN` or `base:<name>`); when the
 champion changes the tag no longer matches and the index is rebuilt from the catalogue. Item pks are the FAISS ids, so a changed text replaces its vector in place.
+An item's `embedded_hash` is set only once its vector is saved: an embedding that failed leaves it stale, and the
+item is embedded again on its next upsert (even unchanged) and by the periodic repair (`index_repair`).
 Each process caches the loaded index and reloads it when another process saved a newer one (meta.json mtime).
 """
 from __future__ import annotations
@@ -12,7 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import faiss
 import numpy as np
+from django.db.models import F
 
 from apps.recommender.models import Item
 from services.recommender.catalog import item_text
@@ -94,6 +98,33 @@ def index_update(*, pks: Sequence[int]) -> int:
         for item in items:
             Item.objects.filter(pk=item.pk).update(embedded_hash=item.text_hash)
         return len(items)
+
+
+def index_repair(*, chunk: int = 1024) -> dict[str, int]:
+    """Re-embed every item whose vector is stale or missing (the periodic repair, `recommender.embeddings_repair`).
+
+    1. Load the index as serving would (built from the catalogue when there is none for this encoder).
+    2. Stale: `embedded_hash != text_hash` (an embedding that failed after its row committed, or never ran).
+    3. Missing: an item with a current hash whose vector is not in the index (an index file replaced or lost).
+    4. Re-embed both, `chunk` items at a time; return {"stale", "missing", "embedded"}.
+    """
+    index = index_get(fresh=True)
+    stale = list(Item.objects.exclude(embedded_hash=F("text_hash")).order_by("pk").values_list("pk", flat=True))
+    current = Item.objects.filter(embedded_hash=F("text_hash")).order_by("pk").values_list("pk", flat=True)
+    present = index_ids(index=index)
+    missing = [pk for pk in current.iterator(chunk_size=10000) if pk not in present]
+    due = sorted([*stale, *missing])
+    embedded = sum(index_update(pks=due[start:start + chunk]) for start in range(0, len(due), chunk))
+    return {"stale": len(stale), "missing": len(missing), "embedded": embedded}
+
+
+def index_ids(*, index: DenseIndex) -> set[int]:
+    """The ids that have a vector in `index` (an exact index keeps its id map; an IVF one is asked item by item)."""
+    id_map = getattr(index.index, "id_map", None)
+    if id_map is not None:
+        return {int(i) for i in faiss.vector_to_array(id_map)}
+    pks = Item.objects.values_list("pk", flat=True)
+    return set(vectors_of(index=index, pks=list(pks))[0])
 
 
 def index_install(*, index: DenseIndex) -> None:
