@@ -41,9 +41,9 @@ MESSAGE_OUT = inline_serializer("SupportMessageOut", {
 FEEDBACK_IN = inline_serializer("SupportFeedbackIn", {"conversation": rf.CharField(), "message": rf.IntegerField(),
                                                       "rating": rf.ChoiceField(choices=["up", "down"])})
 TEXT_IN = inline_serializer("SupportActionIn", {"text": rf.CharField(required=False), "canned": rf.IntegerField(required=False)})
-GAP_IN = inline_serializer("SupportGapAddIn", {"answer": rf.CharField(), "question": rf.CharField(required=False),
-                                              "intent": rf.CharField(required=False), "url": rf.CharField(required=False),
-                                              "title": rf.CharField(required=False)})
+GAP_IN = inline_serializer("SupportGapAddIn", {"answer": rf.CharField(), "question": rf.CharField(), "title": rf.CharField(),
+                                              "confirmed": rf.BooleanField(), "intent": rf.CharField(required=False),
+                                              "url": rf.CharField(required=False)})
 
 
 class CustomerThrottle(SuiteRateThrottle):
@@ -229,15 +229,23 @@ class ConsoleGaps(APIView):
 
 
 class ConsoleGapAdd(APIView):
-    """POST {answer, question?, intent?, url?, title?}: a new FAQ entry answering the gap."""
+    """POST {answer, question, title, confirmed: true, intent?, url?}: a new FAQ entry answering the gap.
+
+    The agent writes or confirms the question and the title (customers see the title as a source): a missing one,
+    or `confirmed` not true, is a 400 naming the field; nothing is stored until both are given and confirmed.
+    """
 
     permission_classes = SUPPORT
 
     @extend_schema(request=GAP_IN, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, pk: int) -> Response:
         gap = get_object_or_404(KnowledgeGap.objects.select_related("kb"), pk=pk)
-        values = {name: str(_field(request, name, required=False) or "") for name in ("question", "intent", "url", "title")}
-        gap = conv.gap_add_to_kb(gap=gap, answer=str(_field(request, "answer")), **values)
+        required = {name: str(_field(request, name)) for name in ("question", "title", "answer")}
+        if _field(request, "confirmed", required=False) is not True:
+            raise SuiteError("`confirmed` must be true: check that the question and title hold nothing personal, "
+                             "since every customer may see them.", field="confirmed")
+        values = {name: str(_field(request, name, required=False) or "") for name in ("intent", "url")}
+        gap = conv.gap_add_to_kb(gap=gap, **required, **values)
         return Response(gap_dict(gap), status=201)
 
 

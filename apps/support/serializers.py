@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from apps.support.models import Conversation, KnowledgeGap, Message
+from services.support.masking import text_mask
 
 
 def message_dict(message: Message) -> dict:
@@ -27,5 +28,10 @@ def conversation_detail(conversation: Conversation) -> dict:
 
 
 def gap_dict(gap: KnowledgeGap) -> dict:
+    """A gap, with the question and title the console offers the agent to edit (masked again: the masking may have
+    learnt since the gap was stored) before "Add to knowledge base"."""
+    suggestion = text_mask(text=gap.question).strip()
+    title = suggestion if len(suggestion) <= 80 else suggestion[:79].rsplit(" ", 1)[0] + "…"
     return {"id": gap.id, "kb": gap.kb.name, "question": gap.question, "reason": gap.reason, "confidence": gap.confidence,
-            "status": gap.status, "created_at": gap.created_at.isoformat()}
+            "status": gap.status, "created_at": gap.created_at.isoformat(), "suggested_question": suggestion,
+            "suggested_title": title}

@@ -202,14 +202,18 @@ def feedback_record(*, message: Message, kind: str, author=None) -> Feedback:  #
     return feedback
 
 
-def gap_add_to_kb(*, gap: KnowledgeGap, answer: str, question: str = "", intent: str = "", url: str = "",
-                  title: str = "") -> KnowledgeGap:
-    """Answer a knowledge gap with a new FAQ entry (indexed at once); with an intent it is also a training example."""
+def gap_add_to_kb(*, gap: KnowledgeGap, answer: str, question: str, title: str, intent: str = "",
+                  url: str = "") -> KnowledgeGap:
+    """Answer a knowledge gap with a new FAQ entry (indexed at once); with an intent it is also a training example.
+
+    The question and title are the agent's (written or confirmed, masked by faq_add), never the gap's own text:
+    customers see the title as a source.
+    """
     claimed = KnowledgeGap.objects.filter(pk=gap.pk, status=KnowledgeGap.OPEN).update(status=KnowledgeGap.ADDED)
     if claimed != 1:
         raise SuiteError("This knowledge gap was already handled.", field="gap")
     try:
-        entry = faq_add(kb=gap.kb, question=question or gap.question, answer=answer, intent=intent, url=url, title=title)
+        entry = faq_add(kb=gap.kb, question=question, answer=answer, intent=intent, url=url, title=title)
     except BaseException:
         KnowledgeGap.objects.filter(pk=gap.pk).update(status=KnowledgeGap.OPEN)
         raise

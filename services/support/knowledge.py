@@ -317,12 +317,23 @@ def item_delete(*, kb: KnowledgeBase, rows: list[FaqEntry | Passage]) -> None:
     index_apply(kb=kb, upsert=[], remove=ids)
 
 
-def faq_add(*, kb: KnowledgeBase, question: str, answer: str, intent: str = "", url: str = "", title: str = "") -> FaqEntry:
-    """One FAQ entry from the console ("add to knowledge base"), indexed at once."""
-    if not question.strip() or not answer.strip():
-        raise SuiteError("Both a question and an answer are needed.", field="answer")
-    _, entry = faq_upsert(kb=kb, row=FaqRow(question=question.strip(), answer=answer.strip(), intent=intent.strip(),
-                                            url=url.strip(), title=title.strip()), source="console")
+def faq_add(*, kb: KnowledgeBase, question: str, answer: str, title: str, intent: str = "", url: str = "") -> FaqEntry:
+    """One FAQ entry from the console ("add to knowledge base"), indexed at once.
+
+    1. The agent wrote or confirmed the question and the title: customers see the title as the answer's source and
+       the question shapes what it matches, so neither may fall back to a customer's words. Each is required.
+    2. Question, title and answer are masked (e-mails, IBANs, cards, phones) before they are stored.
+    """
+    from services.support.masking import text_mask
+
+    for name, value in (("question", question), ("title", title), ("answer", answer)):
+        if not value.strip():
+            raise SuiteError(f"`{name}` is required: write it as every customer may read it.", field=name)
+    if len(title.strip()) > 300:
+        raise SuiteError("`title` is longer than 300 characters.", field="title")
+    row = FaqRow(question=text_mask(text=question.strip()), answer=text_mask(text=answer.strip()), intent=intent.strip(),
+                 url=url.strip(), title=text_mask(text=title.strip()))
+    _, entry = faq_upsert(kb=kb, row=row, source="console")
     index_apply(kb=kb, upsert=[item_id(entry)], remove=[])
     return entry
 

@@ -79,8 +79,10 @@ def test_feedback_becomes_intent_training_data_and_a_gap_answered_becomes_an_faq
     gaps = client.get("/api/support/console/gaps").json()
     assert {g["reason"] for g in gaps} == {"low_confidence", "marked_wrong"}
     gap = next(g for g in gaps if g["reason"] == "low_confidence")
-    added = client.post(f"/api/support/console/gaps/{gap['id']}/add", {"answer": "We take cards and PayPal, not bitcoin.",
-                                                                        "intent": "payment"}, content_type="application/json")
+    assert gap["suggested_question"] == "Can I pay with bitcoin?"  # offered to the agent to confirm or rewrite
+    added = client.post(f"/api/support/console/gaps/{gap['id']}/add", {
+        "answer": "We take cards and PayPal, not bitcoin.", "intent": "payment", "question": gap["suggested_question"],
+        "title": "Paying with bitcoin", "confirmed": True}, content_type="application/json")
     assert added.status_code == 201 and added.json()["status"] == "added"
     assert client.post(f"/api/support/console/gaps/{gap['id']}/add", {"answer": "again"},
                        content_type="application/json").status_code == 400

@@ -9,7 +9,10 @@
     const response = await fetch(url, {method, credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRFToken": csrf}, body: body ? JSON.stringify(body) : undefined});
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) { $("console-error").textContent = data.detail || ("error " + response.status); throw new Error(data.detail); }
+    if (!response.ok) {
+      $("console-error").textContent = (data.field ? data.field + ": " : "") + (data.detail || ("error " + response.status));
+      throw new Error(data.detail);
+    }
     $("console-error").textContent = "";
     return data;
   }
@@ -62,15 +65,15 @@
         wrong.type = "button"; wrong.className = "mark-wrong"; wrong.textContent = "Bot answer wrong";
         wrong.onclick = () => call("POST", api + "/messages/" + m.id + "/wrong").then(gapsRefresh);
         li.appendChild(document.createTextNode(" ")); li.appendChild(wrong);
-      }
-      list.appendChild(li);
-    }
         if (m.intent) {  // only an agent's confirmation makes the customer's question intent training data
           const right = document.createElement("button");
           right.type = "button"; right.className = "mark-right"; right.textContent = "Bot answer right";
           right.onclick = () => call("POST", api + "/messages/" + m.id + "/right").then(() => { right.disabled = true; });
           li.appendChild(document.createTextNode(" ")); li.appendChild(right);
         }
+      }
+      list.appendChild(li);
+    }
     const s = c.suggestion;
     $("suggestion").hidden = !s;
     if (s) {
@@ -85,23 +88,74 @@
     }
   }
 
+  // "Add to knowledge base": the agent edits a pre-masked question and title, writes the answer and confirms that
+  // nothing personal is left (every customer sees the title as a source). While a form is open, pushes do not
+  // redraw the list (the agent's typing would be lost); it is redrawn when the form closes.
+  let gapFormOpen = false;
+
+  function field(form, label, name, value, multiline) {
+    const wrap = document.createElement("label");
+    wrap.textContent = label;
+    const input = document.createElement(multiline ? "textarea" : "input");
+    input.name = name; input.value = value || "";
+    if (multiline) input.rows = 2; else input.maxLength = 300;
+    wrap.appendChild(input);
+    form.appendChild(wrap);
+    return input;
+  }
+
+  function gapForm(li, g) {
+    const form = document.createElement("form");
+    form.className = "gap-add";
+    field(form, "Question customers ask (reworded, nothing personal)", "question", g.suggested_question, true);
+    field(form, "Title every customer sees as the source", "title", g.suggested_title, false);
+    field(form, "Answer", "answer", "", true).placeholder = "The answer customers will get";
+    field(form, "Intent (optional)", "intent", "", false);
+    const check = document.createElement("label");
+    check.className = "confirm";
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.name = "confirmed";
+    check.appendChild(box);
+    check.appendChild(document.createTextNode(" I checked the question and title: no names, numbers or addresses of the customer"));
+    form.appendChild(check);
+    const save = document.createElement("button");
+    save.type = "submit"; save.textContent = "Add";
+    const cancel = document.createElement("button");
+    cancel.type = "button"; cancel.textContent = "Cancel"; cancel.className = "secondary";
+    const close = () => { gapFormOpen = false; gapsRefresh(); };
+    cancel.onclick = close;
+    form.appendChild(save); form.appendChild(cancel);
+    const error = document.createElement("p");
+    error.className = "error gap-error";
+    form.appendChild(error);
+    form.onsubmit = async (event) => {
+      event.preventDefault();
+      const values = Object.fromEntries(["question", "title", "answer", "intent"].map((n) => [n, form.elements[n].value]));
+      try {
+        await call("POST", api + "/gaps/" + g.id + "/add", {...values, confirmed: box.checked});
+      } catch (err) {  // the form stays open, saying which field is at fault
+        error.textContent = $("console-error").textContent;
+        return;
+      }
+      close();
+    };
+    li.appendChild(form);
+    gapFormOpen = true;
+    form.elements.question.focus();
+  }
+
   async function gapsRefresh() {
+    if (gapFormOpen) return;
     const gaps = await call("GET", api + "/gaps");
     const list = $("gaps");
     list.innerHTML = gaps.length ? "" : '<li class="muted">None.</li>';
     for (const g of gaps) {
       const li = document.createElement("li");
       li.dataset.id = g.id;
-      li.textContent = g.question + " (" + g.reason + ") ";
+      li.appendChild(document.createTextNode(g.question + " (" + g.reason + ") "));
       const add = document.createElement("button");
-      add.type = "button"; add.textContent = "Add to knowledge base";
-      add.onclick = async () => {
-        const answer = prompt("Answer for: " + g.question);
-        if (!answer) return;
-        const intent = prompt("Intent (optional)") || "";
-        await call("POST", api + "/gaps/" + g.id + "/add", {answer, intent});
-        gapsRefresh();
-      };
+      add.type = "button"; add.className = "gap-open"; add.textContent = "Add to knowledge base";
+      add.onclick = () => { if (!gapFormOpen) { add.disabled = true; gapForm(li, g); } };
       li.appendChild(add);
       list.appendChild(li);
     }
