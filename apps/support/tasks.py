@@ -11,3 +11,11 @@ def index_rebuild(self, kb_name: str) -> dict:  # noqa: ANN001
     """Rebuild a KB's dense index; progress in the task state (PROGRESS: done/total) and on the KB row."""
     return kb_index_rebuild(kb_name=kb_name, on_progress=lambda done, total: self.update_state(
         state="PROGRESS", meta={"done": done, "total": total}))
+
+
+@shared_task(name="support.conversations_retention")
+def conversations_retention() -> dict:
+    """Anonymise or delete conversations older than SUPPORT_RETENTION_DAYS (daily; a no-op at 0)."""
+    from services.support.retention import conversation_retention_apply
+
+    return conversation_retention_apply()
