@@ -4,6 +4,7 @@
     python -m pipelines.bench support [--json] [--passages 10000] [--queries 200]
     python -m pipelines.bench sentiment [--json] [--n 1000]
     python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
+    python -m pipelines.bench chaos [--json] [--good 300] [--bad 150] [--kills 3] [--seed 7] [--consumers 2] [--fuzz-cases 200] [--no-broker-restart]
 
 The last line printed is one JSON object (the contract other tools read).
 """
@@ -54,6 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     recommender.add_argument("--requests", type=int, default=2000)
     recommender.add_argument("--concurrency", type=int, default=4, help="clients with keep-alive connections")
     recommender.add_argument("--servers", type=int, default=2, help="daphne processes sharing the listening socket")
+    chaos = sub.add_parser("chaos", help="hostile + good messages through the real broker; consumers SIGKILLed, broker restarted")
+    chaos.add_argument("--json", action="store_true", help="print only the JSON line")
+    chaos.add_argument("--good", type=int, default=300, help="well-formed headlines (each must be stored exactly once)")
+    chaos.add_argument("--bad", type=int, default=150, help="hostile messages (each must reach the DLQ)")
+    chaos.add_argument("--kills", type=int, default=3, help="consumers SIGKILLed (and restarted) mid-stream")
+    chaos.add_argument("--seed", type=int, default=7)
+    chaos.add_argument("--consumers", type=int, default=2, help="consumer processes in the group")
+    chaos.add_argument("--fuzz-cases", type=int, default=200, help="HTTP fuzz cases (pipelines.fuzz); 0 skips")
+    chaos.add_argument("--no-broker-restart", action="store_true", help="leave the broker running (it must be run by deploy/kafka.sh otherwise)")
     args = parser.parse_args(argv)
     if args.which == "inference":
         django_setup("bench")
@@ -76,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
 
         result = recommender_bench(n_items=args.items, n_users=args.users, n_requests=args.requests,
                                    concurrency=args.concurrency, servers=args.servers, quiet=args.json)
+    elif args.which == "chaos":
+        django_setup("bench-chaos")
+        from pipelines.bench_chaos import chaos_bench
+
+        result = chaos_bench(good=args.good, bad=args.bad, kills=args.kills, seed=args.seed, consumers=args.consumers,
+                             fuzz_cases=args.fuzz_cases, restart_broker=not args.no_broker_restart, quiet=args.json)
     print(json_line(result))
     return 0
 

@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -60,41 +59,23 @@ def classify_champion(texts: list[str]) -> ClassifyOutput:
     return texts_classify(task="sentiment", texts=texts)
 
 
-_deliveries: ThreadPoolExecutor | None = None  # alert deliveries (webhook retries) run beside ingestion
-_pending: set[Future] = set()
-_pending_lock = threading.Lock()
-
-
-def _deliver_by_id(alert_id: int) -> None:
-    from django.db import connection
-
-    from apps.sentiment.models import Alert
-    from services.sentiment.channels import alert_deliver
-
-    try:
-        alert_deliver(alert=Alert.objects.select_related("rule").get(id=alert_id))
-    except Exception:  # noqa: BLE001 - a failed delivery is recorded by alert_deliver; anything else is logged
-        log.exception("delivery of alert %s failed", alert_id)
-    finally:
-        connection.close()  # pool threads outlive requests: do not keep a connection per thread
-
-
 def alert_deliver_later(alert: Any) -> None:
-    """Hand an alert to the delivery pool, so a slow webhook (retries, timeouts) never holds up ingestion."""
-    global _deliveries
-    with _pending_lock:
-        if _deliveries is None:
-            _deliveries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="alert-delivery")
-        future = _deliveries.submit(_deliver_by_id, alert.id)
-        _pending.add(future)
-    future.add_done_callback(lambda f: _pending.discard(f))
+    """Enqueue the alert's deliveries (stored with the alert) as Celery tasks once its transaction has committed.
 
+    Nothing waits here for a slow webhook. A process that dies before the enqueue leaves pending rows, which the
+    `sentiment.deliveries_requeue` beat task sends later; a broker that cannot be reached now is the same case.
+    """
+    from django.db import transaction
 
-def deliveries_drain(timeout_s: float = 60) -> None:
-    """Wait for the alert deliveries handed to the pool (a consumer calls it before it exits)."""
-    with _pending_lock:
-        pending = list(_pending)
-    wait(pending, timeout=timeout_s)
+    from services.sentiment.channels import deliveries_enqueue
+
+    def enqueue(alert_id: int = alert.id) -> None:
+        try:
+            deliveries_enqueue(alert_id=alert_id)
+        except Exception:  # noqa: BLE001 - the rows stay pending and the beat task re-sends them
+            log.exception("could not enqueue the deliveries of alert %s; the periodic re-send will", alert_id)
+
+    transaction.on_commit(enqueue)
 
 
 def after_store_default(result: StoreResult) -> None:
@@ -259,8 +240,8 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
        are produced and flushed. When Kafka or the database fails meanwhile, the batch is re-read after a
        backoff (1 s doubling to 30 s) instead of exiting: no message is blamed, stored ids are skipped.
     3. Commit the offsets.
-    4. Live push and alert checks for the new rows; alerts are delivered by a small thread pool, drained
-       before returning.
+    4. Live push and alert checks for the new rows; an alert's deliveries are stored with it and sent by
+       Celery tasks (`alert_deliver_later`).
     """
     from kafka import KafkaConsumer
     from kafka.errors import CommitFailedError
@@ -281,7 +262,13 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
         while not stop.is_set():
             if max_messages is not None and stats.consumed >= max_messages:
                 break
-            polled = consumer.poll(timeout_ms=poll_timeout_ms, max_records=batch_size)
+            try:
+                polled = consumer.poll(timeout_ms=poll_timeout_ms, max_records=batch_size)
+            except TRANSIENT as exc:  # the broker went away mid-poll: wait for it, as for a failed batch
+                log.warning("poll failed (%s: %s); polling again in %.1f s", type(exc).__name__, str(exc)[:200], backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
             records = [r for part in polled.values() for r in part]
             if not records:
                 if not consumer.assignment():  # still joining the group (or waiting out a dead member): not idle
@@ -318,7 +305,6 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     finally:
         consumer.close(autocommit=False)
         producer.close(timeout=10)
-        deliveries_drain()
     return stats
 
 
