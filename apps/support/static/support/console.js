@@ -11,7 +11,7 @@
     const data = await response.json().catch(() => ({}));
     if (!response.ok) {
       $("console-error").textContent = (data.field ? data.field + ": " : "") + (data.detail || ("error " + response.status));
-      throw new Error(data.detail);
+      throw Object.assign(new Error(data.detail), {data});
     }
     $("console-error").textContent = "";
     return data;
@@ -124,7 +124,10 @@
     cancel.type = "button"; cancel.textContent = "Cancel"; cancel.className = "secondary";
     const close = () => { gapFormOpen = false; gapsRefresh(); };
     cancel.onclick = close;
-    form.appendChild(save); form.appendChild(cancel);
+    const buttons = document.createElement("div");
+    buttons.className = "actions";
+    buttons.appendChild(save); buttons.appendChild(cancel);
+    form.appendChild(buttons);
     const error = document.createElement("p");
     error.className = "error gap-error";
     form.appendChild(error);
@@ -134,7 +137,7 @@
       try {
         await call("POST", api + "/gaps/" + g.id + "/add", {...values, confirmed: box.checked});
       } catch (err) {  // the form stays open, saying which field is at fault
-        error.textContent = $("console-error").textContent;
+        error.textContent = (err.data && err.data.detail) || err.message;
         return;
       }
       close();
@@ -152,10 +155,10 @@
     for (const g of gaps) {
       const li = document.createElement("li");
       li.dataset.id = g.id;
-      li.appendChild(document.createTextNode(g.question + " (" + g.reason + ") "));
+      li.appendChild(document.createTextNode(g.suggested_question + " (" + g.reason + ") "));  // masked again
       const add = document.createElement("button");
       add.type = "button"; add.className = "gap-open"; add.textContent = "Add to knowledge base";
-      add.onclick = () => { if (!gapFormOpen) { add.disabled = true; gapForm(li, g); } };
+      add.onclick = () => { if (!gapFormOpen) { add.hidden = true; gapForm(li, g); } };
       li.appendChild(add);
       list.appendChild(li);
     }
