@@ -318,6 +318,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "apps.core.schema.SuiteAutoSchema",  # documents the one error shape on every operation
     "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # DRF's get_ident believes X-Forwarded-For blindly when this is None; 0 ignores it. The suite's throttles
+    # (apps.core.clients) read SUITE_TRUSTED_PROXIES instead; this guards any DRF throttle added without them.
+    "NUM_PROXIES": 0,
 }
 # --- Abuse limits: client addresses, throttles, login lockout, request bodies ---------------------------
 def env_networks(name: str) -> list[str]:
@@ -374,9 +377,6 @@ SPECTACULAR_SETTINGS = {
 
 # --- I18N, static ------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
-    # DRF's get_ident believes X-Forwarded-For blindly when this is None; 0 ignores it. The suite's throttles
-    # (apps.core.clients) read SUITE_TRUSTED_PROXIES instead; this guards any DRF throttle added without them.
-    "NUM_PROXIES": 0,
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
