@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -84,3 +85,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if response is not None and isinstance(exc, exceptions.APIException):
         response.data = api_error_payload(exc)
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: under /api/ the one error shape (e.g. a word where a route wants an id); elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "not_found", "detail": f"No API endpoint at {request.path}."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -72,3 +72,8 @@ class SuiteAutoSchema(AutoSchema):
                 error = OpenApiResponse(response=ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
                 responses[code] = self._get_response_for_code(error, code, direction=direction)
         return responses
+
+
+# The 200 of views that answer a JSON list built by hand (not through a serializer).
+OBJECT_LIST = OpenApiResponse(response={"type": "array", "items": {"type": "object", "additionalProperties": {}}})
+STRING_LIST = OpenApiResponse(response={"type": "array", "items": {"type": "string"}})

@@ -95,7 +95,7 @@ def _bool(value: str | None, name: str, *, default: bool) -> bool:
 class ItemDetail(APIView):
     permission_classes = API
 
-    @extend_schema(request=ITEM_PUT, responses={200: WRITE_OUT}, summary="Create or replace one item")
+    @extend_schema(request=ITEM_PUT, responses={200: WRITE_OUT, 201: WRITE_OUT}, summary="Create or replace one item")
     def put(self, request: Request, external_id: str) -> Response:
         report = catalog.items_upsert(rows=[catalog.item_clean(request.data, external_id=external_id)])
         index_update(pks=report.reembed)

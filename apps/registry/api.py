@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.access import HasAccess
+from apps.core.schema import ErrorSerializer
 from apps.registry import serializers as s
 from apps.registry.models import AdapterVersion, AliasEvent, BaseModel, RetrainRun, Task
 from services.registry import operations as ops
@@ -162,7 +163,7 @@ class OpsAlertList(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("task", str, description="only this task's alerts"),
                                OpenApiParameter("state", str, enum=list(ops.ALERT_STATES), description="open (default), acknowledged or all")],
-                   responses=s.OpsAlertSerializer(many=True))
+                   responses={200: s.OpsAlertSerializer(many=True), 404: ErrorSerializer})  # 404: no such task
     def get(self, request: Request) -> Response:
         query = s.OpsAlertQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.access import HasAccess
+from apps.core.schema import OBJECT_LIST, STRING_LIST
 from apps.sentiment.models import LABELS, OVERALL, AlertRule, Ticker
 from services.health import kafka_check
 from services.sentiment.aggregates import series_get
@@ -33,7 +34,7 @@ def _limit(request: Request, default: int = 50) -> int:
 class Headlines(APIView):
     permission_classes = SENTIMENT
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=OBJECT_LIST)
     def get(self, request: Request) -> Response:
         since, _ = range_parse(value=request.query_params.get("range"))
         return Response(headlines_list(ticker=request.query_params.get("ticker"), source=request.query_params.get("source"),
@@ -55,7 +56,7 @@ class Series(APIView):
 class Sources(APIView):
     permission_classes = SENTIMENT
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=STRING_LIST)
     def get(self, request: Request) -> Response:
         return Response(sources_list())
 
@@ -63,7 +64,7 @@ class Sources(APIView):
 class Alerts(APIView):
     permission_classes = SENTIMENT
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=OBJECT_LIST)
     def get(self, request: Request) -> Response:
         alerts = alerts_list(open_only=request.query_params.get("open") == "1", symbol=request.query_params.get("ticker"),
                              limit=_limit(request))
@@ -131,7 +132,7 @@ class TickerBody(serializers.Serializer):
 class Tickers(APIView):
     permission_classes = SENTIMENT
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="sentiment_tickers_list")
+    @extend_schema(responses=OBJECT_LIST, operation_id="sentiment_tickers_list")
     def get(self, request: Request) -> Response:
         return Response([_ticker_json(t) for t in Ticker.objects.prefetch_related("rules")])
 

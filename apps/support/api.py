@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.access import HasAccess
 from apps.core.clients import SuiteRateThrottle
-from apps.core.schema import ErrorSerializer
+from apps.core.schema import OBJECT_LIST, ErrorSerializer
 from apps.support.live import conversation_push
 from apps.support.models import CannedResponse, Conversation, Feedback, KnowledgeBase, KnowledgeGap, Message
 from apps.support.serializers import conversation_detail, conversation_summary, gap_dict, message_dict
@@ -90,7 +90,7 @@ def _field(request: Request, name: str, *, required: bool = True) -> object:
 class CustomerMessage(CustomerView):
     """POST {conversation?, text, kb?} → {conversation, reply, citations, confidence, intent, handoff, state}."""
 
-    @extend_schema(request=MESSAGE_IN, responses={201: MESSAGE_OUT})
+    @extend_schema(request=MESSAGE_IN, responses={201: MESSAGE_OUT, 404: ErrorSerializer})
     def post(self, request: Request) -> Response:
         token = _field(request, "conversation", required=False)
         name = str(_field(request, "kb", required=False) or "default")
@@ -119,7 +119,7 @@ class CustomerHistory(CustomerView):
 class CustomerFeedback(CustomerView):
     """POST {conversation, message, rating: up|down}: once per answer (a second rating is 409)."""
 
-    @extend_schema(request=FEEDBACK_IN, responses={201: OpenApiTypes.OBJECT, 409: ErrorSerializer})
+    @extend_schema(request=FEEDBACK_IN, responses={201: OpenApiTypes.OBJECT, 404: ErrorSerializer, 409: ErrorSerializer})
     def post(self, request: Request) -> Response:
         conversation = conv.conversation_get(token=str(_field(request, "conversation")))
         message = conversation.messages.filter(pk=_int(_field(request, "message"), "message"), sender=Message.BOT).first()
@@ -144,7 +144,7 @@ def _int(value: object, name: str) -> int:
 class ConsoleConversations(APIView):
     permission_classes = SUPPORT
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="support_console_conversations_list")
+    @extend_schema(responses=OBJECT_LIST, operation_id="support_console_conversations_list")
     def get(self, request: Request) -> Response:
         states = request.query_params.get("state", "bot,queued,agent").split(",")
         rows = Conversation.objects.filter(state__in=states).select_related("kb", "agent").order_by("-updated_at")[:200]
@@ -214,7 +214,7 @@ class ConsoleMarkRight(APIView):
 class ConsoleCanned(APIView):
     permission_classes = SUPPORT
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=OBJECT_LIST)
     def get(self, request: Request) -> Response:
         return Response([{"id": c.id, "name": c.name, "text": c.text} for c in CannedResponse.objects.order_by("name")])
 
@@ -222,7 +222,7 @@ class ConsoleCanned(APIView):
 class ConsoleGaps(APIView):
     permission_classes = SUPPORT
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=OBJECT_LIST)
     def get(self, request: Request) -> Response:
         gaps = KnowledgeGap.objects.filter(status=request.query_params.get("status", KnowledgeGap.OPEN)).select_related("kb")[:200]
         return Response([gap_dict(g) for g in gaps])
@@ -252,7 +252,7 @@ class ConsoleGapAdd(APIView):
 class ConsoleKnowledgeBases(APIView):
     permission_classes = SUPPORT
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=OBJECT_LIST)
     def get(self, request: Request) -> Response:
         return Response([{"name": kb.name, "state": kb_index_state(kb)[0], "progress": kb.index_progress,
                           "message": kb_index_state(kb)[1], "faqs": kb.faqs.count(), "passages": kb.passages.count()}
