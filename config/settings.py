@@ -272,6 +272,7 @@ FEED_POLL_SECONDS = env_int("SENTIMENT_FEED_POLL_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "core-heartbeat": {"task": "core.heartbeat_publish", "schedule": float(HEARTBEAT_SECONDS)},
     "sentiment-feeds-poll": {"task": "sentiment.feeds_poll", "schedule": float(FEED_POLL_SECONDS)},
+    "sentiment-deliveries-requeue": {"task": "sentiment.deliveries_requeue", "schedule": 60.0},
 }
 
 # Periodic re-fine-tuning (services/registry/retrain.py): a run trains only with this many new feedback examples

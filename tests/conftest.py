@@ -42,7 +42,10 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
 
     with django_db_blocker.unblock():
         test_db = connection.settings_dict["NAME"]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{test_db}"}
+    # The worker may call the tests' local HTTP servers (webhook receivers): outbound requests to 127.0.0.1 are
+    # refused unless allow-listed.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{test_db}",
+           "SUITE_OUTBOUND_ALLOW": "127.0.0.1"}
     log = open(Path(os.environ.get("SUITE_VAR_DIR", ROOT / "var")) / "test-worker.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "inference,training,default",
@@ -61,10 +64,11 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
 
 
 @pytest.fixture
-def webhook_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookServer]:
-    """A local webhook receiver, with the channel's retry backoff shortened so retries take milliseconds."""
+def webhook_server(monkeypatch: pytest.MonkeyPatch, settings) -> Iterator[WebhookServer]:  # noqa: ANN001
+    """A local webhook receiver, allow-listed (127.0.0.1 is refused by default), with retries taking milliseconds."""
     from services.sentiment.channels import WebhookChannel
 
+    settings.SUITE_OUTBOUND_ALLOW = ["127.0.0.1"]
     monkeypatch.setattr(WebhookChannel, "backoff_s", 0.05)  # the real backoff doubles from 0.5 s
     with webhook_serve() as server:
         yield server

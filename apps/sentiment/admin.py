@@ -1,8 +1,39 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 
-from apps.sentiment.models import Alert, AlertRule, Delivery, Feed, Relabel, ScoredNews, Ticker
+from apps.sentiment.models import Alert, AlertRule, Delivery, DeliveryAttempt, Feed, Relabel, ScoredNews, Ticker
+from services.errors import SuiteError
+from services.outbound import outbound_check
+
+
+def _outbound_url(value: str, *, field_name: str) -> str:
+    """The admin's forms refuse what the API refuses: URLs of private or reserved addresses (services.outbound)."""
+    if value:
+        try:
+            outbound_check(url=value, field_name=field_name)
+        except SuiteError as exc:
+            raise forms.ValidationError(exc.message) from None
+    return value
+
+
+class AlertRuleForm(forms.ModelForm):
+    class Meta:
+        model = AlertRule
+        fields = "__all__"
+
+    def clean_webhook_url(self) -> str:
+        return _outbound_url(self.cleaned_data.get("webhook_url", ""), field_name="webhook_url")
+
+
+class FeedForm(forms.ModelForm):
+    class Meta:
+        model = Feed
+        fields = "__all__"
+
+    def clean_url(self) -> str:
+        return _outbound_url(self.cleaned_data.get("url", ""), field_name="url")
 
 
 @admin.register(Ticker)
@@ -13,7 +44,9 @@ class TickerAdmin(admin.ModelAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ["ticker", "kind", "threshold", "window_minutes", "baseline_days", "cooldown_minutes", "enabled"]
+    form = AlertRuleForm
+    list_display = ["ticker", "kind", "threshold", "window_minutes", "baseline_days", "cooldown_minutes", "enabled",
+                    "last_error"]
     list_filter = ["kind", "enabled"]
 
 
@@ -30,10 +63,23 @@ class AlertAdmin(admin.ModelAdmin):
     list_filter = ["kind", "symbol"]
 
 
-admin.site.register(Delivery)
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    readonly_fields = ["number", "outcome", "error", "at"]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["alert", "channel", "status", "attempts", "next_attempt_at", "sent_at", "error"]
+    list_filter = ["status", "channel"]
+    inlines = [DeliveryAttemptInline]
+
+
 admin.site.register(Relabel)
 
 
 @admin.register(Feed)
 class FeedAdmin(admin.ModelAdmin):
+    form = FeedForm
     list_display = ["source", "url", "enabled", "last_polled_at", "last_error"]

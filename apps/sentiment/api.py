@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.access import HasAccess
 from apps.core.schema import OBJECT_LIST, STRING_LIST
-from apps.sentiment.models import LABELS, OVERALL, AlertRule, Ticker
+from apps.sentiment.models import LABELS, OVERALL, RULE_LIMITS, AlertRule, Ticker
 from services.health import kafka_check
 from services.sentiment.aggregates import series_get
 from services.sentiment.alerts import alert_acknowledge, alert_json
@@ -145,11 +145,11 @@ class Tickers(APIView):
 
 class RuleBody(serializers.Serializer):
     kind = serializers.ChoiceField(choices=[k for k, _ in AlertRule.KINDS])
-    threshold = serializers.FloatField(required=False, min_value=0.0001)
-    window_minutes = serializers.IntegerField(required=False, min_value=1)
-    baseline_days = serializers.IntegerField(required=False, min_value=1)
-    min_count = serializers.IntegerField(required=False, min_value=1)
-    cooldown_minutes = serializers.IntegerField(required=False, min_value=1)
+    threshold = serializers.FloatField(required=False, min_value=0.0001, max_value=RULE_LIMITS["threshold"])
+    window_minutes = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["window_minutes"])
+    baseline_days = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["baseline_days"])
+    min_count = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["min_count"])
+    cooldown_minutes = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["cooldown_minutes"])
     channels = serializers.ListField(child=serializers.CharField(), required=False)
     email_to = serializers.CharField(required=False, allow_blank=True, max_length=500)
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=1000)

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 LABELS = [("positive", "positive"), ("neutral", "neutral"), ("negative", "negative")]
 OVERALL = "*"  # the aggregate scope that counts every headline
+# The largest values of an alert rule's numbers: far beyond any useful rule, well inside what dates and the
+# database hold (a window of 10**12 minutes overflows Python's datetime and stopped every later rule).
+RULE_LIMITS = {"window_minutes": 30 * 24 * 60, "baseline_days": 10 * 365, "min_count": 1_000_000,
+               "cooldown_minutes": 365 * 24 * 60, "threshold": 1_000_000.0}
 
 
 class Ticker(models.Model):
@@ -101,15 +106,21 @@ class AlertRule(models.Model):
     ticker = models.ForeignKey(Ticker, on_delete=models.CASCADE, related_name="rules")
     kind = models.CharField(max_length=20, choices=KINDS, default=ZSCORE)
     threshold = models.FloatField(default=2.0)  # |z| for zscore, a share in [0, 1], or a volume ratio
-    window_minutes = models.PositiveIntegerField(default=60)
-    baseline_days = models.PositiveIntegerField(default=7)
-    min_count = models.PositiveIntegerField(default=3)  # fewer headlines in the window: no verdict
-    cooldown_minutes = models.PositiveIntegerField(default=60)  # no second alert of this rule within it
+    window_minutes = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1),
+                                                                        MaxValueValidator(RULE_LIMITS["window_minutes"])])
+    baseline_days = models.PositiveIntegerField(default=7, validators=[MinValueValidator(1),
+                                                                      MaxValueValidator(RULE_LIMITS["baseline_days"])])
+    min_count = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1),  # fewer in the window: no verdict
+                                                                  MaxValueValidator(RULE_LIMITS["min_count"])])
+    cooldown_minutes = models.PositiveIntegerField(default=60, validators=[  # no second alert of this rule within it
+        MinValueValidator(1), MaxValueValidator(RULE_LIMITS["cooldown_minutes"])])
     channels = models.JSONField(default=list, blank=True)  # of "inapp", "email", "webhook"
     email_to = models.CharField(max_length=500, blank=True)  # comma-separated
     webhook_url = models.URLField(max_length=1000, blank=True)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    last_error = models.TextField(blank=True)  # why its last evaluation failed (the other rules still ran)
+    last_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["ticker__symbol", "kind"]
@@ -139,15 +150,38 @@ class Alert(models.Model):
 
 
 class Delivery(models.Model):
-    """One channel's attempt(s) to deliver an alert; failures are kept with their last error."""
+    """An alert on one channel: an outbox row made in the alert's transaction, sent by a Celery task, retried."""
 
-    SENT, FAILED = "sent", "failed"
+    PENDING, SENT, FAILED = "pending", "sent", "failed"
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.CharField(max_length=20)
-    status = models.CharField(max_length=10, choices=[(SENT, SENT), (FAILED, FAILED)])
-    attempts = models.PositiveIntegerField(default=1)
-    error = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=[(PENDING, PENDING), (SENT, SENT), (FAILED, FAILED)],
+                              default=PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)  # the last attempt's error
     created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # a pending row's next try (after its backoff)
+    claimed_until = models.DateTimeField(null=True, blank=True)  # a task is sending it; others leave it alone until then
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["alert", "channel"], name="sentiment_delivery_once")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="sentiment_delivery_due")]
+
+
+class DeliveryAttempt(models.Model):
+    """One try of a delivery and how it ended (sent, retry later, failed)."""
+
+    SENT, RETRY, FAILED = "sent", "retry", "failed"
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=10, choices=[(SENT, SENT), (RETRY, RETRY), (FAILED, FAILED)])
+    error = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="sentiment_attempt_once")]
 
 
 class Relabel(models.Model):

@@ -57,16 +57,24 @@ def rule_evaluate(*, rule: AlertRule, now: datetime) -> Verdict:
 
 
 def alert_raise(*, rule: AlertRule, verdict: Verdict, now: datetime) -> Alert | None:
-    """Store an alert unless the rule already raised one within its cooldown (dedup key: rule + cooldown period)."""
+    """Store an alert unless the rule already raised one within its cooldown (dedup key: rule + cooldown period).
+
+    Its deliveries (one pending row per channel) are created in the same transaction: an alert is never stored
+    without them, whatever happens to the process next (the outbox, services/sentiment/channels.py).
+    """
+    from services.sentiment.channels import deliveries_create
+
     cooldown = timedelta(minutes=max(rule.cooldown_minutes, 1))
     if Alert.objects.filter(rule=rule, window_end__gt=now - cooldown, window_end__lte=now + cooldown).exists():
         return None
     period = int(now.timestamp() // cooldown.total_seconds())
     try:
         with transaction.atomic():
-            return Alert.objects.create(rule=rule, symbol=rule.ticker.symbol, kind=rule.kind, value=verdict.value,
-                                        threshold=rule.threshold, message=verdict.message, window_end=now,
-                                        dedup_key=f"{rule.id}:{period}")
+            alert = Alert.objects.create(rule=rule, symbol=rule.ticker.symbol, kind=rule.kind, value=verdict.value,
+                                         threshold=rule.threshold, message=verdict.message, window_end=now,
+                                         dedup_key=f"{rule.id}:{period}")
+            deliveries_create(alert=alert)
+            return alert
     except IntegrityError:  # another consumer raised it first
         return None
 
@@ -76,7 +84,9 @@ def alerts_check(*, symbols: Sequence[str], now: datetime | None = None,
     """Evaluate the enabled rules of `symbols`, raise what fires and deliver it on the rule's channels.
 
     `now` defaults to the newest stored headline's time for each symbol, so replayed history is judged
-    in its own time. `deliver` defaults to delivering in this thread (the consumer hands it to a pool).
+    in its own time. `deliver` is called with each new alert, its deliveries already stored; the default
+    delivers in this thread (the consumer enqueues Celery tasks instead). A rule whose evaluation fails is
+    logged and its error kept on the rule (`last_error`); the other rules are still evaluated.
     """
     from services.sentiment.channels import alert_deliver
 
@@ -85,18 +95,29 @@ def alerts_check(*, symbols: Sequence[str], now: datetime | None = None,
     raised = []
     rules = AlertRule.objects.filter(ticker__symbol__in=list(symbols), enabled=True).select_related("ticker")
     for rule in rules:
-        at = now or ScoredNews.objects.filter(ticker_links__symbol=rule.ticker.symbol).aggregate(t=Max("published_at"))["t"]
-        if at is None:
+        try:
+            alert = rule_check(rule=rule, now=now)
+        except Exception as exc:  # noqa: BLE001 - one bad rule (a window past what dates hold) must not silence the rest
+            log.exception("alert rule %s (%s) failed", rule.id, rule)
+            AlertRule.objects.filter(id=rule.id).update(last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                                                        last_error_at=timezone.now())
             continue
-        verdict = rule_evaluate(rule=rule, now=at)
-        if not verdict.fired:
-            continue
-        alert = alert_raise(rule=rule, verdict=verdict, now=at)
+        if rule.last_error:
+            AlertRule.objects.filter(id=rule.id).update(last_error="", last_error_at=None)
         if alert is not None:
             log.info("alert %s: %s", alert.id, alert.message)
             deliver(alert)
             raised.append(alert)
     return raised
+
+
+def rule_check(*, rule: AlertRule, now: datetime | None) -> Alert | None:
+    """Evaluate one rule at `now` (default: its ticker's newest headline) and raise its alert when it fires."""
+    at = now or ScoredNews.objects.filter(ticker_links__symbol=rule.ticker.symbol).aggregate(t=Max("published_at"))["t"]
+    if at is None:
+        return None
+    verdict = rule_evaluate(rule=rule, now=at)
+    return alert_raise(rule=rule, verdict=verdict, now=at) if verdict.fired else None
 
 
 def alert_acknowledge(*, alert_id: int, user: Any, comment: str = "") -> Alert:

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 
-from apps.sentiment.models import LABELS, AlertRule, Relabel, ScoredNews, Ticker
+from apps.sentiment.models import LABELS, RULE_LIMITS, AlertRule, Relabel, ScoredNews, Ticker
 from services.errors import NotFound, SuiteError
+from services.outbound import outbound_check
 from services.sentiment.alerts import DEFAULT_THRESHOLDS
 from services.sentiment.channels import CHANNELS
 
@@ -41,11 +43,17 @@ def rule_save(*, symbol: str, kind: str, rule_id: int | None = None, **fields: A
     channels = fields.get("channels")
     if channels is not None and (not isinstance(channels, list) or set(channels) - set(CHANNELS)):
         raise SuiteError(f"channels must be a list of {sorted(CHANNELS)}.", field="channels")
-    for name in ("window_minutes", "baseline_days", "cooldown_minutes"):
-        if name in fields and (not isinstance(fields[name], int) or fields[name] < 1):
-            raise SuiteError(f"{name} must be a whole number of at least 1.", field=name)
-    if "threshold" in fields and (not isinstance(fields["threshold"], int | float) or fields["threshold"] <= 0):
-        raise SuiteError("threshold must be a positive number.", field="threshold")
+    for name in ("window_minutes", "baseline_days", "cooldown_minutes", "min_count"):
+        top = RULE_LIMITS[name]
+        if name in fields and (not isinstance(fields[name], int) or isinstance(fields[name], bool)
+                               or not 1 <= fields[name] <= top):
+            raise SuiteError(f"{name} must be a whole number from 1 to {top}.", field=name)
+    threshold = fields.get("threshold")
+    if "threshold" in fields and (not isinstance(threshold, int | float) or not math.isfinite(threshold)
+                                  or not 0 < threshold <= RULE_LIMITS["threshold"]):
+        raise SuiteError(f"threshold must be a positive number up to {RULE_LIMITS['threshold']:g}.", field="threshold")
+    if fields.get("webhook_url"):  # refused now rather than at the first alert (and checked again then)
+        outbound_check(url=fields["webhook_url"], field_name="webhook_url")
     fields.setdefault("threshold", DEFAULT_THRESHOLDS[kind])
     if rule_id is None:
         return AlertRule.objects.create(ticker=ticker, kind=kind, **fields)

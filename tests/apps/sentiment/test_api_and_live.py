@@ -58,7 +58,7 @@ def test_headlines_filter_by_ticker_source_and_range_and_can_be_relabelled(clien
     assert refused.status_code == 400 and refused.json()["error"] == "invalid" and refused.json()["field"] == "label"
 
 
-def test_analysts_manage_the_watchlist_rules_and_acknowledge_alerts(client, role_users) -> None:  # noqa: ANN001
+def test_analysts_manage_the_watchlist_rules_and_acknowledge_alerts(client, role_users, settings) -> None:  # noqa: ANN001
     client.force_login(role_users["risk_analyst"])
     created = client.post("/api/sentiment/tickers", {"symbol": "aapl", "name": "Apple Inc", "aliases": ["Apple"]},
                           content_type="application/json")
@@ -68,6 +68,14 @@ def test_analysts_manage_the_watchlist_rules_and_acknowledge_alerts(client, role
     changed = client.put(f"/api/sentiment/tickers/AAPL/rules/{rule['id']}", {"kind": "zscore", "threshold": 2.5, "enabled": False},
                          content_type="application/json")
     assert changed.status_code == 200 and changed.json()["threshold"] == 2.5 and changed.json()["enabled"] is False
+    for internal in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data/", "http://[::1]/hook"):
+        refused = client.post("/api/sentiment/tickers/AAPL/rules", {"kind": "volume", "channels": ["webhook"],
+                                                                    "webhook_url": internal}, content_type="application/json")
+        assert refused.status_code == 400 and refused.json()["field"] == "webhook_url", internal
+    huge = client.post("/api/sentiment/tickers/AAPL/rules", {"kind": "volume", "window_minutes": 10**12},
+                       content_type="application/json")
+    assert huge.status_code == 400 and huge.json()["field"] == "window_minutes"
+    settings.SUITE_OUTBOUND_ALLOW = ["127.0.0.1"]  # an operator's exception: now it may be saved
     volume = client.post("/api/sentiment/tickers/AAPL/rules", {"kind": "volume", "channels": ["inapp", "webhook"],
                                                                "webhook_url": "http://127.0.0.1:9/hook"}, content_type="application/json")
     assert volume.status_code == 201 and volume.json()["threshold"] == 3.0

@@ -124,3 +124,34 @@ def test_relabels_are_kept_with_source_and_time_and_export_as_training_csv(tmp_p
     assert '"rows": 1' in printed.getvalue()
     lines = out.read_text().splitlines()
     assert lines[0] == "text,label,source,created_at" and lines[1].startswith("$ACME news,negative,analyst:bob,")
+
+
+@pytest.mark.parametrize(("field", "value"), [("window_minutes", 10**12), ("baseline_days", 10**9),
+                                              ("cooldown_minutes", 10**15), ("min_count", 10**20),
+                                              ("window_minutes", True), ("threshold", float("inf")),
+                                              ("threshold", float("nan")), ("threshold", 1e300)])
+def test_rules_refuse_numbers_out_of_range_naming_the_field(field: str, value: object) -> None:
+    ticker_save(symbol="ACME")
+    with pytest.raises(SuiteError) as caught:
+        rule_save(symbol="ACME", kind="volume", **{field: value})
+    assert caught.value.field == field
+
+
+def test_a_rule_that_fails_to_evaluate_is_recorded_and_the_later_rules_still_run(caplog) -> None:  # noqa: ANN001
+    ticker_save(symbol="ACME")
+    AlertRule.objects.filter(kind="zscore").update(enabled=False)
+    broken = rule_save(symbol="ACME", kind="negative_share", threshold=0.1)  # evaluated before the volume rule
+    AlertRule.objects.filter(id=broken.id).update(window_minutes=10**12)  # as stored before the limits existed
+    volume = rule_save(symbol="ACME", kind="volume", threshold=2.0)
+    quiet_baseline(days=7)
+    headlines_store([(NOW - timedelta(minutes=m), -0.5) for m in range(6)])
+
+    raised = alerts_check(symbols=["ACME"], now=NOW)
+    assert [a.rule_id for a in raised] == [volume.id]
+    broken.refresh_from_db()
+    assert broken.last_error.startswith("OverflowError") and broken.last_error_at is not None
+    assert any("alert rule" in r.message and r.levelname == "ERROR" for r in caplog.records)
+    AlertRule.objects.filter(id=broken.id).update(window_minutes=60)  # fixed: the error is cleared at the next check
+    alerts_check(symbols=["ACME"], now=NOW)
+    broken.refresh_from_db()
+    assert broken.last_error == "" and broken.last_error_at is None
