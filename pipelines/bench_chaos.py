@@ -8,8 +8,9 @@
    `news_consume` with a cue-word stand-in for the model, so a restart costs seconds, not a model load;
    a headline holding "[model-poison]" makes that stand-in raise, exercising the model retries).
 2. The good and hostile messages (every poison kind of the consumer's tests, rotated by the seed) are
-   shuffled and produced in `--kills` + 2 chunks. After each of the first `--kills` chunks, once the
-   consumers are storing it, one consumer is SIGKILLed and started again; halfway the broker is stopped
+   shuffled and produced round-robin over the partitions in `--kills` + 2 chunks. After each of the first
+   `--kills` chunks, once it is being stored, a consumer that has stored a batch since it started is
+   SIGKILLed and started again; halfway the broker is stopped
    and started (deploy/kafka.sh, on the port of KAFKA_BOOTSTRAP_SERVERS and its KAFKA_VAR: only a broker
    that script runs can be restarted; `--no-broker-restart` skips it). A consumer that exits on its own
    counts as a crash and is started again.
@@ -128,7 +129,8 @@ class Consumers:
 
     def __init__(self, *, n: int, prefix: str, group: str, log_dir: Path) -> None:
         self.prefix, self.group, self.log_dir = prefix, group, log_dir
-        self.env = {**os.environ, **_database_env(), "NEWS_MODEL_RETRY_BACKOFF_S": "0.1", "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, **_database_env(), "NEWS_MODEL_RETRY_BACKOFF_S": "0.1", "PYTHONUNBUFFERED": "1",
+                    "DJANGO_LOG_LEVEL": "INFO"}  # its "batch of" lines tell which consumers are working
         self.logs: dict[int, Path] = {}
         self.procs: list[subprocess.Popen] = [self._start(i) for i in range(n)]
         self.crashes: list[str] = []
@@ -153,8 +155,13 @@ class Consumers:
                 self.procs[slot] = self._start(slot)
                 self.started += 1
 
+    def working(self) -> list[int]:
+        """Slots whose current process has stored a batch since it started (it holds partitions: mid-stream)."""
+        return [slot for slot in range(len(self.procs)) if "batch of" in self.logs[slot].read_text(errors="replace")]
+
     def kill_one(self, rng: random.Random) -> None:
-        slot = rng.randrange(len(self.procs))
+        """SIGKILL a consumer that is working (any, when none has a batch yet) and start it again."""
+        slot = rng.choice(self.working() or list(range(len(self.procs))))
         self.procs[slot].send_signal(signal.SIGKILL)
         self.procs[slot].wait()
         self.procs[slot] = self._start(slot)
@@ -254,14 +261,16 @@ def chaos_bench(*, good: int = 300, bad: int = 150, kills: int = 3, seed: int = 
     try:
         for index, chunk in enumerate(chunks):
             before = stored()
-            futures = [(kind, producer.send(topics.raw, key=b"chaos", value=value)) for kind, value in chunk]
+            # Round-robin over the 3 partitions (one key would put everything on one partition, one consumer).
+            futures = [(kind, producer.send(topics.raw, key=b"chaos", value=value, partition=n % 3))
+                       for n, (kind, value) in enumerate(chunk)]
             producer.flush(timeout=60)
             for kind, future in futures:
                 meta = future.get(timeout=60)
                 (good_at if kind == "good" else bad_at).add((meta.partition, meta.offset))
             if index < kills:  # kill while this chunk is being stored
                 deadline = time.monotonic() + 120
-                while stored() <= before and time.monotonic() < deadline:
+                while (stored() <= before or not pool.working()) and time.monotonic() < deadline:
                     pool.supervise()
                     time.sleep(0.2)
                 pool.kill_one(rng)
