@@ -42,6 +42,15 @@ class GroupConsumer(AsyncJsonWebsocketConsumer):
     async def push(self, message: dict) -> None:
         await self.send_json({"event": message["event"], "data": message["data"]})
 
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: object) -> None:
+        """Live feeds only send: any frame from the page (text, bytes, JSON or not) gets one error frame back.
+
+        The JSON consumer's own `receive` would parse the frame first and crash on anything that is not JSON text,
+        closing the socket; here nothing a client sends is parsed, and the connection stays open.
+        """
+        await self.send_json({"event": "error", "data": {"error": "invalid",
+                                                         "detail": "This live feed only sends; frames are ignored."}})
+
 
 class SystemStatusConsumer(GroupConsumer):
     group = SYSTEM_STATUS_GROUP
