@@ -22,6 +22,7 @@ import ssl
 import threading
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
@@ -86,10 +87,25 @@ def _resolve(host: str, port: int, *, field_name: str) -> list[IPAddress]:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise OutboundUnreachable(f"{host} cannot be resolved: {exc}", field=field_name) from None
+    # getaddrinfo has no timeout of its own and a dead resolver can hold it for long: it runs in a thread that
+    # is waited for as long as a connection may take.
+    answer: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            answer["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            answer["error"] = exc
+
+    thread = threading.Thread(target=lookup, daemon=True)
+    thread.start()
+    thread.join(settings.SUITE_OUTBOUND_CONNECT_TIMEOUT_S)
+    if thread.is_alive():
+        raise OutboundUnreachable(f"{host} could not be resolved within {settings.SUITE_OUTBOUND_CONNECT_TIMEOUT_S:g} s.",
+                                  field=field_name)
+    if "error" in answer:
+        raise OutboundUnreachable(f"{host} cannot be resolved: {answer['error']}", field=field_name)
+    infos = answer["infos"]
     # The zone of a scoped IPv6 address (fe80::1%eth0) is dropped: a scoped address is link-local anyway.
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
 

@@ -120,7 +120,8 @@ def _ticker_json(ticker: Ticker) -> dict:
 def _rule_json(rule: AlertRule) -> dict:
     return {"id": rule.id, "kind": rule.kind, "threshold": rule.threshold, "window_minutes": rule.window_minutes,
             "baseline_days": rule.baseline_days, "min_count": rule.min_count, "cooldown_minutes": rule.cooldown_minutes,
-            "channels": rule.channels, "email_to": rule.email_to, "webhook_url": rule.webhook_url, "enabled": rule.enabled}
+            "channels": rule.channels, "email_to": rule.email_to, "webhook_url": rule.webhook_url, "enabled": rule.enabled,
+            "last_error": rule.last_error}  # why its last evaluation failed, if it did
 
 
 class TickerBody(serializers.Serializer):

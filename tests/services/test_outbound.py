@@ -162,3 +162,18 @@ def test_a_server_that_trickles_bytes_is_stopped_at_the_deadline(settings) -> No
     settings.SUITE_OUTBOUND_DEADLINE_S = 0.5  # each byte comes well within the read timeout
     with silent_server(trickle=True) as url, pytest.raises(OutboundUnreachable, match="did not finish within 0.5 s"):
         outbound_fetch(method="GET", url=f"{url}/feed.xml")
+
+
+def test_a_host_whose_name_never_resolves_ends_within_the_connect_timeout(settings, monkeypatch) -> None:  # noqa: ANN001
+    import socket
+    import threading
+
+    never = threading.Event()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: never.wait(30))  # a resolver that hangs
+    settings.SUITE_OUTBOUND_CONNECT_TIMEOUT_S = 0.2
+    try:
+        with pytest.raises(OutboundUnreachable, match="could not be resolved within 0.2 s"):
+            outbound_fetch(method="GET", url="https://feeds.example.com/rss")
+        outbound_check(url="https://feeds.example.com/rss")  # when saved: passes, checked again at each call
+    finally:
+        never.set()
