@@ -450,7 +450,7 @@ if not re.fullmatch(r"\s*\d+\s*/[smhd].*", SUPPORT_CUSTOMER_RATE):  # what DRF's
 SUPPORT_PHONE_REGION = os.environ.get("SUPPORT_PHONE_REGION", "US").upper()
 if not re.fullmatch(r"[A-Z]{2}", SUPPORT_PHONE_REGION):
     raise ImproperlyConfigured(f"Environment variable SUPPORT_PHONE_REGION={SUPPORT_PHONE_REGION!r} must be a two-letter region code (US, GB, DE...).")
-# Retention (services/support/conversations.py conversation_retention_apply, a daily beat task): conversations idle
+# Retention (services/support/retention.py conversation_retention_apply, a nightly beat task): conversations idle
 # longer than this many days are anonymised (texts masked again, the customer's token replaced) or deleted.
 # 0 = kept forever: how long support records may be kept is the operator's legal decision, so it is not guessed.
 SUPPORT_RETENTION_DAYS = env_int("SUPPORT_RETENTION_DAYS", 0, minimum=0)
