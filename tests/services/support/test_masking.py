@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from services.support.masking import iban_valid, text_mask
+from services.support.masking import iban_valid, luhn_valid, text_mask
 
 
 def test_emails_card_numbers_and_phone_numbers_are_masked() -> None:
@@ -60,4 +63,36 @@ def test_email_addresses_in_any_script_are_masked(email: str) -> None:
     "Model QZ-77 v2.4.1 firmware 3.10.2026, 4 x 250 ml.",
 ])
 def test_ordinary_numbers_are_left_alone(text: str) -> None:
+    assert text_mask(text=text) == text
+
+
+# --- generated cases (Hypothesis, seeded): every grouping of a real card number is masked; ordinary numbers never ---
+
+
+def _luhn_complete(body: str) -> str:
+    return next(body + d for d in "0123456789" if luhn_valid(body + d))
+
+
+@hsettings(max_examples=150, derandomize=True, deadline=None)
+@given(body=st.text("0123456789", min_size=15, max_size=15), prefix=st.sampled_from("3456"),
+       seps=st.lists(st.sampled_from(["", " ", "-", "."]), min_size=15, max_size=15))
+def test_any_grouping_of_a_luhn_valid_card_number_is_masked(body: str, prefix: str, seps: list[str]) -> None:
+    digits = _luhn_complete(prefix + body[:14])
+    card = "".join(d + s for d, s in zip(digits, seps + [""]))
+    assert text_mask(text=f"card {card} thanks") == "card [card] thanks"
+
+
+ORDINARY = st.one_of(
+    st.builds(lambda a, b: f"{a}.{b:02d} EUR", st.integers(0, 99999), st.integers(0, 99)),  # prices
+    st.builds(lambda y, m, d: f"{y}-{m:02d}-{d:02d}", st.integers(1990, 2100), st.integers(1, 12), st.integers(1, 28)),
+    st.builds(lambda n: f"order #{n}", st.integers(1, 10**8)),  # order numbers up to 9 digits
+    st.builds(lambda c, n: f"{c}-{n}", st.sampled_from(["XR", "QZ", "AB", "SKU"]), st.integers(1, 99999)),  # codes
+    st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.integers(0, 59)),  # times
+)
+
+
+@hsettings(max_examples=200, derandomize=True, deadline=None)
+@given(words=st.lists(ORDINARY, min_size=1, max_size=4))
+def test_prices_dates_order_numbers_and_product_codes_are_never_masked(words: list[str]) -> None:
+    text = "Note: " + ", ".join(words) + "."
     assert text_mask(text=text) == text
