@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from services.errors import ServiceUnavailable, SuiteError
+from services.errors import SuiteError
 
 # Label names seen in financial sentiment data, mapped to the three labels the monitor shows.
 # Numeric labels follow the public Twitter financial news set: 0 bearish, 1 bullish, 2 neutral.
@@ -76,8 +76,8 @@ def texts_score(*, texts: list[str], classify: Callable[[list[str]], Any], retri
     2. A failing call of several texts is split in halves (so one bad headline costs log2(n) extra calls).
     3. A text failing alone is retried `retries` times, waiting backoff_s, 2·backoff_s, …; then it is
        reported failed with the last error (the caller dead-letters it).
-    ServiceUnavailable (the model's worker or registry is down: every text would fail) and an unusable label
-    set (SuiteError from probs_score) are raised, not blamed on the texts.
+    SuiteError from the model (ServiceUnavailable: its worker is down; NotFound: no champion; a wrong adapter)
+    and an unusable label set (from probs_score) are raised, not blamed on the texts: every text would fail.
     """
     out = BatchScores(scores=[None] * len(texts), versions=[None] * len(texts), errors=[None] * len(texts))
 
@@ -88,7 +88,7 @@ def texts_score(*, texts: list[str], classify: Callable[[list[str]], Any], retri
             probs = np.asarray(output.probs, dtype=np.float64)
             if probs.ndim != 2 or probs.shape[0] != len(idx):
                 raise ValueError(f"the model returned {probs.shape} probabilities for {len(idx)} texts")
-        except ServiceUnavailable:
+        except SuiteError:  # ServiceUnavailable, no champion, a wrong adapter: the model's set-up, not this text
             raise
         except Exception as exc:  # noqa: BLE001 - whatever the model raises is a failure on these texts
             reason = f"{type(exc).__name__}: {str(exc)[:300]}"
