@@ -11,7 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings as hypothesis_settings
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import seed as hypothesis_seed
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
@@ -59,10 +61,9 @@ async def _feed_fuzz(*, feed: Feed, frames: list[dict[str, Any]]) -> dict[str, A
     """Open `feed`, send every frame, read what follows each; then check a push still arrives."""
     from channels.layers import get_channel_layer
     from channels.testing import WebsocketCommunicator
+    from django.contrib.auth.models import AnonymousUser
 
     from config.asgi import application
-
-    from django.contrib.auth.models import AnonymousUser
 
     communicator = WebsocketCommunicator(application, feed.path, headers=HEADERS)
     communicator.scope["user"] = feed.user if feed.user is not None else AnonymousUser()

@@ -12,7 +12,8 @@ Every caller gets the same rules:
 - Values: CSV cells are stripped strings ("" for cells a short row leaves out); JSON values are kept as they are.
 - Rows: blank lines (and CSV rows whose cells are all empty) are skipped silently: they hold nothing. More cells
   than the header names, invalid JSON and a line that is not a JSON object are bad rows; so is whatever a caller
-  refuses with `Table.refuse`. Empty extra cells (spreadsheets' trailing commas) are ignored.
+  refuses with `Table.refuse`. Empty extra cells (spreadsheets' trailing commas) are ignored. A CSV quote that is
+  never closed (it would swallow every later line into one cell) refuses its line; the lines after it are read again.
 - Messages: `file:line: what is wrong`, or `file: what is wrong` for the whole file; always a `TabularError`.
 - Policy, chosen once per caller: STOP raises at the first bad row; KEEP yields the good rows and lists the bad
   ones in `Table.errors`, which the caller reports (a command never skips a row without saying so).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,14 +154,24 @@ class Table:
         return names
 
     def _csv_rows(self) -> Iterator[Row]:
-        consumed: list[str] = []  # the lines of the record being parsed
+        consumed: list[tuple[int, str]] = []  # the lines of the record being parsed
+        pending: deque[tuple[int, str]] = deque()  # lines to parse again (after a quote that is never closed)
+        lines = self._lines()
         last = 0  # the number of the last line handed to the csv module
+        ended = False  # the file's last line has been handed over
 
         def feed() -> Iterator[str]:
-            nonlocal last
-            for number, text in self._lines():
+            nonlocal last, ended
+            while True:
+                if pending:
+                    number, text = pending.popleft()
+                else:
+                    number, text = next(lines, (0, ""))
+                    if not number:
+                        ended = True
+                        return
                 last = number
-                consumed.append(text)
+                consumed.append((number, text))
                 yield text
 
         reader = csv.reader(feed(), delimiter=self.delimiter)
@@ -174,7 +186,17 @@ class Table:
             except csv.Error as exc:
                 if header is None:
                     self.fail(start, f"the header is not valid CSV ({exc}).")
-                self.refuse(start, f"not valid CSV ({exc})", text="".join(consumed).rstrip("\r\n"))
+                self.refuse(start, f"not valid CSV ({exc})", text="".join(t for _, t in consumed).rstrip("\r\n"))
+                continue
+            if ended and len(consumed) > 1 and not pending:
+                # A quote opened on `start` and never closed swallowed every line to the end of the file: refuse
+                # that line and read the ones after it again, so that one stray quote loses no later row.
+                if header is None:
+                    self.fail(start, 'a quote (") in the header is never closed.')
+                self.refuse(start, 'a quote (") is never closed', text=consumed[0][1].rstrip("\r\n"))
+                pending.extend(consumed[1:])
+                last, ended = start, False
+                reader = csv.reader(feed(), delimiter=self.delimiter)
                 continue
             if not any(cell.strip() for cell in cells):
                 continue  # a blank line holds nothing
@@ -182,7 +204,7 @@ class Table:
                 header = self.columns = self._header(start, cells)
                 continue
             if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header):]):
-                text = "".join(consumed).rstrip("\r\n")
+                text = "".join(t for _, t in consumed).rstrip("\r\n")
                 self.refuse(start, f"{len(cells)} cells, the header has {len(header)}", text=text)
                 continue
             cells = [*cells[:len(header)], *[""] * (len(header) - len(cells))]
