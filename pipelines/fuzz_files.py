@@ -18,7 +18,7 @@ import json
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,31 @@ def _replay(path: Path) -> tuple[list[str], list[str]]:
     return [line.value["headline"] for line in lines if line.value is not None], [l.error for l in lines if l.error]
 
 
+def _faq_import(path: Path) -> tuple[list[str], list[str]]:
+    from apps.support.models import FaqEntry
+    from services.support.knowledge import kb_import
+
+    report = kb_import(kb_name="fuzz", faq=path)
+    return list(FaqEntry.objects.filter(kb__name="fuzz").values_list("question", flat=True)), report.errors
+
+
+def _items_import(path: Path) -> tuple[list[str], list[str]]:
+    from apps.recommender.models import Item
+    from services.recommender.importing import files_import
+
+    report = files_import(items=path, interactions=None)["items"]
+    return list(Item.objects.values_list("external_id", flat=True)), report["errors"]
+
+
+def _interactions_import(path: Path) -> tuple[list[str], list[str]]:
+    from apps.recommender.models import Event, Item
+    from services.recommender.importing import files_import
+
+    Item.objects.get_or_create(external_id="item-a", defaults={"title": "item a"})
+    report = files_import(items=None, interactions=path)["interactions"]
+    return list(Event.objects.values_list("user_id", flat=True)), report["errors"]
+
+
 KINDS = {
     "faq": Kind("faq", ("question", "answer", "intent"),
                 lambda k: {"question": f"question {k}?", "answer": f"answer {k}.", "intent": "billing"}, _faq,
@@ -82,6 +107,12 @@ KINDS = {
                                     "timestamp": "2026-11-10T10:00:00Z"}, _interactions, "user_id"),
     "replay": Kind("replay", ("headline", "source", "tickers"),
                    lambda k: {"headline": f"headline {k} rises", "source": "wire"}, _replay, "headline"),
+}
+# The same files through the imports that store them (a database, and an encoder for the texts they embed).
+DB_KINDS = {
+    "faq_import": replace(KINDS["faq"], name="faq_import", read=_faq_import),
+    "items_import": replace(KINDS["catalogue"], name="items_import", read=_items_import),
+    "interactions_import": replace(KINDS["interactions"], name="interactions_import", read=_interactions_import),
 }
 
 
@@ -161,12 +192,13 @@ def _mixed(kind: Kind, suffix: str) -> st.SearchStrategy[list[tuple[str, Any]]]:
 
 
 def files_campaign(*, cases: int, seed: int, kinds: list[str] | None = None) -> dict[str, Any]:
-    """Fuzz every reader with about `cases` files in all: mixed good and hostile rows, and arbitrary bytes.
+    """Fuzz the readers (`kinds`: names of KINDS or DB_KINDS; default KINDS) with about `cases` files in all.
 
     1. Per kind: CSV files (good and hostile rows, then arbitrary bytes named .csv), JSON Lines files (the same),
        arbitrary bytes named .tsv.
     2. Each file is read once by the kind's reader and judged by check_read.
     """
+    every = {**KINDS, **DB_KINDS}
     names = kinds or list(KINDS)
     per_kind = max(4, cases // len(names))
     failures: list[str] = []
@@ -174,7 +206,7 @@ def files_campaign(*, cases: int, seed: int, kinds: list[str] | None = None) -> 
     with tempfile.TemporaryDirectory(prefix="fuzz-files-") as tmp:
         for index, name in enumerate(names):
             for sub, (suffix, share) in enumerate(((".csv", 2), (".jsonl", 1), (".tsv", 1))):
-                _kind_fuzz(kind=KINDS[name], suffix=suffix, examples=max(1, per_kind * share // 6),
+                _kind_fuzz(kind=every[name], suffix=suffix, examples=max(1, per_kind * share // 6),
                            seed=seed * 1009 + index * 10 + sub, folder=Path(tmp), failures=failures, counted=counted)
     unique = list(dict.fromkeys(failures))
     return {"cases": counted["cases"], "rows": counted["rows"], "crashes": len(unique), "failures": unique[:50]}
@@ -190,7 +222,8 @@ def _kind_fuzz(*, kind: Kind, suffix: str, examples: int, seed: int, folder: Pat
     @given(lines=_mixed(kind, suffix), raw=st.binary(max_size=300))
     def one(lines: list[tuple[str, Any]], raw: bytes) -> None:
         here = Path(tempfile.mkdtemp(dir=folder))
-        numbered = [(what, kind.good(f"good-{i}-row") if what == "good" else value) for i, (what, value) in
+        draw = counted["cases"]  # keys unique across draws: an import keeps what earlier draws stored
+        numbered = [(what, kind.good(f"good-{draw}-{i}-row") if what == "good" else value) for i, (what, value) in
                     enumerate(lines)]
         if suffix != ".tsv":
             path = _file_write(folder=here, kind=kind, suffix=suffix, lines=numbered)

@@ -12,22 +12,26 @@ from tests.helpers import run_json
 
 
 @pytest.fixture
-def identities(role_users: dict, settings, tmp_path: Path,
-               monkeypatch: pytest.MonkeyPatch) -> dict[str, Identity]:
-    """agent, analyst, admin (session), shop (the printed API token), anonymous; indexes under tmp_path.
+def stand_in_encoder(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Texts embedded by the bag-of-words stand-in (tests/apps/support/conftest.py), indexes under tmp_path.
 
-    Texts are embedded by the bag-of-words stand-in (tests/apps/support/conftest.py): the fuzz judges answers,
-    not the model, and a few hundred requests stay fast.
+    The fuzz judges answers and imports, not the model, and hundreds of cases stay fast.
     """
-    from django.core.cache import cache
-
     from services.vectors import EncoderTag, encode
 
     settings.VAR_DIR = tmp_path / "var"
-    settings.SUPPORT_CUSTOMER_RATE = "100000/minute"  # the fuzz is one client sending hundreds of requests
     tag = EncoderTag(name="bag-of-words-test", sha256="0" * 64, dim=BOW_DIM)
     monkeypatch.setattr(encode, "encoder_tag_for", lambda *, task: tag)
     monkeypatch.setattr(encode, "texts_embed_for", lambda *, task, texts, progress=None: bow_vectors(texts=list(texts)))
+
+
+@pytest.fixture
+def identities(role_users: dict, settings, stand_in_encoder: None) -> dict[str, Identity]:  # noqa: ANN001
+    """agent, analyst, admin (session), shop (the printed API token), anonymous."""
+    from django.core.cache import cache
+
+    settings.SUPPORT_CUSTOMER_RATE = "100000/minute"  # the fuzz is one client sending hundreds of requests
+    settings.SUPPORT_CONVERSATION_RATE = "100000/minute"
     cache.clear()
     out = {}
     for name, role in (("agent", "support_agent"), ("analyst", "risk_analyst"), ("admin", "admin")):

@@ -43,3 +43,12 @@ def test_the_check_names_a_crash_and_a_lost_row(tmp_path: Path) -> None:
                       good_keys=["q"]) == ["faq: good rows lost: ['q'] (errors: ['faq.csv:2: no'])"]
     assert check_read(kind=replace(KINDS["faq"], read=lambda _: (["q"], ["somewhere: no"])), path=path,
                       good_keys=["q"]) == ["faq: an error not naming file:line: somewhere: no"]
+
+
+@pytest.mark.django_db
+def test_the_imports_that_store_rows_keep_every_good_row_of_a_hostile_file(stand_in_encoder: None) -> None:
+    from pipelines.fuzz_files import DB_KINDS
+
+    report = files_campaign(cases=36, seed=0, kinds=sorted(DB_KINDS))
+    assert report["failures"] == [], "\n".join(report["failures"])
+    assert report["cases"] >= 30
