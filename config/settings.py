@@ -221,9 +221,6 @@ SUITE_OUTBOUND_READ_TIMEOUT_S = env_float("SUITE_OUTBOUND_READ_TIMEOUT_S", 10.0,
 SUITE_OUTBOUND_DEADLINE_S = env_float("SUITE_OUTBOUND_DEADLINE_S", 30.0, minimum=0.01)  # one whole request and answer
 SUITE_OUTBOUND_MAX_BYTES = env_int("SUITE_OUTBOUND_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)  # a body, as sent and decompressed
 SUITE_OUTBOUND_MAX_REDIRECTS = env_int("SUITE_OUTBOUND_MAX_REDIRECTS", 3, minimum=0)
-NEWS_MODEL_RETRIES = env_int("NEWS_MODEL_RETRIES", 3, minimum=0)  # retries of a headline the model fails on, then news.dlq
-NEWS_MODEL_RETRY_BACKOFF_S = env_float("NEWS_MODEL_RETRY_BACKOFF_S", 0.5)  # first wait before such a retry; doubles
-NEWS_FUTURE_TOLERANCE_S = env_float("NEWS_FUTURE_TOLERANCE_S", 300.0)  # a headline dated further ahead is clamped to its arrival
 
 CACHES = {
     "default": {
