@@ -86,7 +86,11 @@ def test_decoding_any_value_gives_an_item_or_a_reason(raw: bytes | None) -> None
 def test_a_batch_of_anything_stores_every_good_message_once_and_dead_letters_the_rest(hostile, good, data) -> None:  # noqa: ANN001
     values = [json.dumps(g).encode() for g in good] + hostile
     order = data.draw(st.permutations(range(len(values))))
-    records = [record_make(values[i], offset=n) for n, i in enumerate(order)]
+    # The producer sets the key and the record's CreateTime too: any bytes, any 64-bit time.
+    keys = data.draw(st.lists(st.one_of(st.none(), st.binary(max_size=2000)), min_size=len(values), max_size=len(values)))
+    stamps = data.draw(st.lists(st.one_of(st.none(), st.integers(-2 ** 63, 2 ** 63 - 1)), min_size=len(values),
+                                max_size=len(values)))
+    records = [record_make(values[i], offset=n, key=keys[n], timestamp=stamps[n]) for n, i in enumerate(order)]
     producer, stats = ProducerCapture(), ConsumeStats()
     batch_process(records=records, producer=producer, topics=Topics.named("fuzz"), classify=words_classify, stats=stats)
 
