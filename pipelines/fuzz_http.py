@@ -382,8 +382,6 @@ def operation_probe(*, operation: Any, identity: Identity, known: dict[str, Any]
 
 
 def _path_parameter_names(operation: Any) -> list[str]:
-    import re
-
     return re.findall(r"{([^}]+)}", operation.path)
 
 
