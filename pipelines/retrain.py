@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
@@ -103,6 +104,8 @@ def _drift(*, task_row: Task, new_labels: list[str], data: RetrainData, since: A
                                          reference=data.reference_texts,
                                          embed=lambda texts: encode.texts_embed_for(task=task_row.name, texts=texts),
                                          encoder=_encoder_label(encode.encoder_tag_for(task=task_row.name).name))
+    except SoftTimeLimitExceeded:  # the task's time limit: the run stops, it is not a drift problem
+        raise
     except Exception as exc:  # noqa: BLE001 - drift is information; a run must not fail for it
         logger.warning("embedding drift of %s not measured: %s", task_row.name, exc)
         drift["embedding"] = {"note": f"not measured: {exc}"}
