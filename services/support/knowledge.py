@@ -169,8 +169,16 @@ def _index_build(*, kb: KnowledgeBase, progress: Progress | None) -> DenseIndex:
     ids, texts = items_texts(kb=kb)
     index = encode.index_from_texts(folder=index_folder(kb), task=embed_task(), ids=ids, texts=texts, tag=encoder_tag(),
                                     progress=progress)
-    kb_touch(kb)
+    kb_index_saved(kb=kb, index=index)
     return index
+
+
+def kb_index_saved(*, kb: KnowledgeBase, index: DenseIndex) -> None:
+    """After an index was saved: every process reloads it (revision) and, unless a leased rebuild is running (it
+    records its own end), the KB shows "ready" with its size — an import or an edit builds the index too."""
+    kb_touch(kb)
+    KnowledgeBase.objects.filter(pk=kb.pk).exclude(index_state="building").update(
+        index_state="ready", index_progress=1.0, index_message=f"{len(index)} items, {index.kind}")
 
 
 def index_apply(*, kb: KnowledgeBase, upsert: list[int], remove: list[int], progress: Progress | None = None) -> DenseIndex:
@@ -183,7 +191,7 @@ def index_apply(*, kb: KnowledgeBase, upsert: list[int], remove: list[int], prog
         ids, texts = items_texts(kb=kb, ids=upsert)
         index.upsert(ids=np.asarray(ids, dtype=np.int64), vectors=texts_vectors(texts=texts, progress=progress))
         index.save(folder=index_folder(kb))
-        kb_touch(kb)
+        kb_index_saved(kb=kb, index=index)
         return index
 
 

@@ -32,6 +32,8 @@ def test_it_imports_faq_and_documents_into_passages_with_titles_and_locations(ti
     assert len(index) == FaqEntry.objects.count() + Passage.objects.count()
     meta = (index_folder(KnowledgeBase.objects.get(name="default")) / "meta.json").read_text()
     assert "tiny-bert" in meta and encoder_tag().sha256 in meta
+    kb = KnowledgeBase.objects.get(name="default")  # the console shows the index the import built, not "empty"
+    assert (kb.index_state, kb.index_progress, kb.index_message) == ("ready", 1.0, f"{len(index)} items, flat")
 
 
 def test_reimporting_the_same_files_changes_nothing(tiny_kb) -> None:  # noqa: ANN001
