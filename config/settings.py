@@ -298,6 +298,22 @@ SUITE_TORCH_THREADS = env_int_optional("SUITE_TORCH_THREADS", minimum=1)  # CPU 
 # --- Auth --------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+
+def env_choice(name: str, default: str, *, choices: tuple[str, ...]) -> str:
+    """A variable that must be one of `choices` (lower-cased); ImproperlyConfigured names it otherwise."""
+    value = os.environ.get(name, default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"Environment variable {name}={value!r} is not one of {', '.join(choices)}.")
+    return value
+
+
+# Where tensors run (services/ml/device.py): auto takes CUDA when present; cuda without one fails at first use.
+SUITE_DEVICE = env_choice("SUITE_DEVICE", "auto", choices=("auto", "cpu", "cuda"))
+# CUDA compute dtype under autocast; auto: bf16 where supported, else fp16. The CPU always computes in float32.
+SUITE_DTYPE = env_choice("SUITE_DTYPE", "auto", choices=("auto", "float32", "bfloat16", "float16"))
+# CPU serving: int8 dynamic quantisation of the base encoder's nn.Linear layers (services/ml/runtime.py).
+SUITE_QUANTIZE = env_choice("SUITE_QUANTIZE", "none", choices=("none", "int8"))
+
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
