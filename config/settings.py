@@ -197,6 +197,9 @@ NEWS_TOPIC_PREFIX = os.environ.get("NEWS_TOPIC_PREFIX", "news")
 if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", NEWS_TOPIC_PREFIX):
     raise ImproperlyConfigured(f"Environment variable NEWS_TOPIC_PREFIX={NEWS_TOPIC_PREFIX!r} must be letters, digits, '.', '_' or '-' (a Kafka topic name).")
 NEWS_TOPIC_PARTITIONS = env_int("NEWS_TOPIC_PARTITIONS", 6, minimum=1)  # partitions of a new topic: how many consumers can share the work
+# Copies of each partition on a new topic: 1 for a single broker (dev, tests); 3 on a production cluster, so that one
+# broker can fail without losing a message. Kafka refuses a topic with more replicas than it has brokers.
+NEWS_TOPIC_REPLICATION = env_int("NEWS_TOPIC_REPLICATION", 1, minimum=1)
 SENTIMENT_WEBHOOK_RETRIES = env_int("SENTIMENT_WEBHOOK_RETRIES", 3, minimum=0)  # retries after the first attempt
 NEWS_MODEL_RETRIES = env_int("NEWS_MODEL_RETRIES", 3, minimum=0)  # retries of a headline the model fails on, then news.dlq
 NEWS_MODEL_RETRY_BACKOFF_S = env_float("NEWS_MODEL_RETRY_BACKOFF_S", 0.5)  # first wait before such a retry; doubles

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
-from services.errors import ServiceUnavailable
+from services.errors import ServiceUnavailable, SuiteError
 from services.health import kafka_check, service_require
 
 DEFAULT_GROUP = "news-consumer"
@@ -41,15 +41,20 @@ def kafka_require() -> None:
     service_require(kafka_check(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS))
 
 
-def topics_ensure(*, topics: Topics, partitions: int | None = None) -> list[str]:
-    """Create the topics that do not exist yet (partitioned); returns the ones created. Safe to run any time.
+def topics_ensure(*, topics: Topics, partitions: int | None = None, replication: int | None = None) -> list[str]:
+    """Create the topics that do not exist yet (partitioned, replicated); returns the ones created. Safe to run any time.
 
-    `partitions` (how many consumers can share the work) defaults to the NEWS_TOPIC_PARTITIONS setting.
+    `partitions` (how many consumers can share the work) defaults to the NEWS_TOPIC_PARTITIONS setting, `replication`
+    (copies of each partition on different brokers) to NEWS_TOPIC_REPLICATION. An existing topic is left as it is.
     """
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import InvalidReplicationFactorError, TopicAlreadyExistsError
 
     partitions = settings.NEWS_TOPIC_PARTITIONS if partitions is None else partitions
+    replication = settings.NEWS_TOPIC_REPLICATION if replication is None else replication
+    if partitions < 1 or replication < 1:
+        raise SuiteError(f"A topic needs at least 1 partition and 1 replica (got {partitions} and {replication}).",
+                         field="replication" if replication < 1 else "partitions")
     kafka_require()
     admin = KafkaAdminClient(bootstrap_servers=servers(), client_id="news-topics")
     try:
@@ -57,10 +62,13 @@ def topics_ensure(*, topics: Topics, partitions: int | None = None) -> list[str]
         created = []
         for name in missing:  # one at a time: a concurrent creator makes only that topic's call fail
             try:
-                admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+                admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=replication)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass
+            except InvalidReplicationFactorError:
+                raise SuiteError(f"Kafka refused topic {name!r} with {replication} replicas: the cluster has fewer brokers "
+                                 "(lower NEWS_TOPIC_REPLICATION).", field="replication") from None
         return created
     finally:
         admin.close()

@@ -48,6 +48,7 @@ def test_database_url_switches_to_postgresql() -> None:
         ({"SUITE_RESOLVE_TTL_S": "-1"}, "SUITE_RESOLVE_TTL_S"),
         ({"SUITE_TORCH_THREADS": "many"}, "SUITE_TORCH_THREADS"),
         ({"NEWS_TOPIC_PARTITIONS": "0"}, "NEWS_TOPIC_PARTITIONS"),
+        ({"NEWS_TOPIC_REPLICATION": "0"}, "NEWS_TOPIC_REPLICATION"),
         ({"NEWS_TOPIC_PREFIX": "news raw"}, "NEWS_TOPIC_PREFIX"),
         ({"DJANGO_LOG_LEVEL": "loud"}, "DJANGO_LOG_LEVEL"),
         ({"SUPPORT_CUSTOMER_RATE": "lots"}, "SUPPORT_CUSTOMER_RATE"),
