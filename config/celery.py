@@ -3,6 +3,16 @@
 Every task gets soft and hard time limits (SUITE_TASK_TIME_LIMITS_S: by task name, else by its queue). A prefork
 worker enforces them itself; the thread pool the suite runs (deploy/suite.sh) ignores them, so here a timer
 raises SoftTimeLimitExceeded in the task's thread at the soft limit, as a prefork child's signal would.
+
+Delivery (config/settings.py):
+1. `task_acks_late`: a task is acknowledged when it ends, not when a worker takes it, so a worker killed mid-task
+   (deploy, OOM, lost host) leaves it to run again elsewhere; `task_reject_on_worker_lost` does the same for a
+   prefork child that dies. Every task is therefore written to be safe to run twice (idempotent writes, leases and
+   locks on training and index builds, outbox rows for deliveries).
+2. `worker_prefetch_multiplier` 1: a worker holds one unacknowledged task per slot, not a batch others could run.
+3. Redis redelivers an unacknowledged task after the broker's `visibility_timeout` (CELERY_VISIBILITY_TIMEOUT_S), so
+   it is longer than the longest hard time limit: a six-hour training run is never started a second time while it
+   still runs. A retry's countdown stays far below it (a longer one would be redelivered early).
 """
 from __future__ import annotations
 

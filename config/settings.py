@@ -267,6 +267,20 @@ SUITE_TASK_TIME_LIMITS_S = {
     "support.index_rebuild": env_int("SUITE_TASK_LIMIT_INDEX_REBUILD_S", 3600, minimum=1),
 }
 SUITE_TASK_TIME_LIMIT_GRACE_S = env_int("SUITE_TASK_LIMIT_GRACE_S", 30, minimum=1)
+# Tasks are acknowledged late (CELERY_TASK_ACKS_LATE: a worker killed mid-task leaves the task to be run again), and
+# Redis hands an unacknowledged task to another worker once it has been out for the broker's visibility_timeout. It
+# must outlast the longest hard limit, or a training run still going is started a second time beside itself. Unset:
+# the longest hard limit plus 10 minutes. A value not longer than the longest hard limit is refused.
+_TASK_LONGEST_S = max(SUITE_TASK_TIME_LIMITS_S.values()) + SUITE_TASK_TIME_LIMIT_GRACE_S
+CELERY_VISIBILITY_TIMEOUT_S = env_int_optional("CELERY_VISIBILITY_TIMEOUT_S", minimum=1)
+if CELERY_VISIBILITY_TIMEOUT_S is None:
+    CELERY_VISIBILITY_TIMEOUT_S = _TASK_LONGEST_S + 600
+elif CELERY_VISIBILITY_TIMEOUT_S <= _TASK_LONGEST_S:
+    raise ImproperlyConfigured(
+        f"Environment variable CELERY_VISIBILITY_TIMEOUT_S={CELERY_VISIBILITY_TIMEOUT_S} must be longer than the longest task's "
+        f"hard time limit ({_TASK_LONGEST_S} s: the largest SUITE_TASK_LIMIT_*_S plus SUITE_TASK_LIMIT_GRACE_S), or a task "
+        "still running would be delivered to a second worker.")
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = CELERY_VISIBILITY_TIMEOUT_S
 HEARTBEAT_SECONDS = env_int("SUITE_HEARTBEAT_SECONDS", 5, minimum=1)
 FEED_POLL_SECONDS = env_int("SENTIMENT_FEED_POLL_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
