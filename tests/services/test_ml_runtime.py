@@ -10,6 +10,7 @@ from peft import PeftModel
 
 from services.errors import NotFound, SuiteError
 from services.ml.artifacts import ArtifactTampered, head_load
+from services.ml.device import autocast_for, device_pick, tolerance_for
 from services.ml.encoder import base_load, ids_pad, mean_pool, peft_quiet
 from services.ml.runtime import AdapterRef, InferenceRuntime, MicroBatcher
 from tests.services.conftest import sentiment_rows, tiny_base_write
@@ -32,18 +33,28 @@ class Registry:
         return self.champions[task]
 
 
+def atol(float32: float = 1e-5) -> float:
+    """The tolerance for the dtype this machine computes in: `float32` on the CPU, tolerance_for's on CUDA half precision."""
+    dtype = device_pick()[1]
+    return float32 if dtype == torch.float32 else tolerance_for(dtype)
+
+
 def single_adapter_probs(base: Path, folder: Path, texts: list[str]) -> np.ndarray:
-    """Probabilities from a plain one-adapter PeftModel, outside the runtime, one text at a time."""
+    """Probabilities from a plain one-adapter PeftModel, outside the runtime, one text at a time.
+
+    It runs on the runtime's device and dtype (device_pick), so that the comparison holds on a CUDA machine too.
+    """
+    device, dtype = device_pick()
     tokenizer, model = base_load(base, fresh=True)
     with peft_quiet():
-        model = PeftModel.from_pretrained(model, str(folder)).eval()
-    head = head_load(folder)
+        model = PeftModel.from_pretrained(model, str(folder)).to(device).eval()
+    head = head_load(folder).to(device)
     rows = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast_for(device, dtype):
         for text in texts:
-            batch = ids_pad([tokenizer(text, truncation=True, max_length=16)["input_ids"]], pad_id=0, device=torch.device("cpu"))
+            batch = ids_pad([tokenizer(text, truncation=True, max_length=16)["input_ids"]], pad_id=0, device=device)
             pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])  # (1, hidden)
-            rows.append(torch.softmax(head(pooled), dim=-1)[0].numpy())
+            rows.append(torch.softmax(head(pooled.float()).float(), dim=-1)[0].cpu().numpy())
     return np.stack(rows)
 
 
@@ -59,7 +70,7 @@ def test_multi_adapter_scores_equal_single_adapter_scores(tiny_base: Path, class
         for task in ("news", "alerts", "binary"):
             out = runtime.classify(task=task, texts=TEXTS)
             expected = single_adapter_probs(tiny_base, classifier_artifacts[task][0], TEXTS)
-            np.testing.assert_allclose(out.probs, expected, atol=1e-5)
+            np.testing.assert_allclose(out.probs, expected, atol=atol())
             assert out.labels == [out.label_names[i] for i in expected.argmax(axis=1)] and out.version == 1
     assert runtime.classify(task="binary", texts=TEXTS).probs.shape == (len(TEXTS), 2)
 
@@ -67,8 +78,8 @@ def test_multi_adapter_scores_equal_single_adapter_scores(tiny_base: Path, class
 def test_batched_and_unbatched_scores_are_equal(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
     batched = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), max_batch=64)
     one_by_one = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), max_batch=1)
-    np.testing.assert_allclose(batched.classify(task="news", texts=TEXTS).probs, one_by_one.classify(task="news", texts=TEXTS).probs, atol=1e-5)
-    np.testing.assert_allclose(batched.embed(task="news", texts=TEXTS), one_by_one.embed(task="news", texts=TEXTS), atol=1e-5)
+    np.testing.assert_allclose(batched.classify(task="news", texts=TEXTS).probs, one_by_one.classify(task="news", texts=TEXTS).probs, atol=atol())
+    np.testing.assert_allclose(batched.embed(task="news", texts=TEXTS), one_by_one.embed(task="news", texts=TEXTS), atol=atol())
     assert batched.forward_passes == 2 and one_by_one.forward_passes == 2 * len(TEXTS)
 
 
@@ -76,9 +87,9 @@ def test_embeddings_are_normalised_and_the_base_encoder_serves_task_none(tiny_ba
     runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts))
     plain = runtime.embed(task=None, texts=TEXTS)
     runtime.classify(task="news", texts=TEXTS[:2])  # now a PEFT model wraps the base; task None must bypass the adapters
-    np.testing.assert_allclose(runtime.embed(task=None, texts=TEXTS), plain, atol=1e-5)
+    np.testing.assert_allclose(runtime.embed(task=None, texts=TEXTS), plain, atol=atol())
     tuned = runtime.embed(task="news", texts=TEXTS)
-    np.testing.assert_allclose(np.linalg.norm(tuned, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(tuned, axis=1), 1.0, atol=atol())
     assert tuned.shape == (len(TEXTS), 32) and not np.allclose(tuned, plain, atol=1e-3)
     assert runtime.embed(task=None, texts=[]).shape == (0, 32)
 
@@ -92,7 +103,7 @@ def test_the_least_recently_used_adapter_is_evicted(tiny_base: Path, classifier_
     assert [ref.task for ref in runtime.loaded()] == ["news", "binary"]
     assert len(runtime._peft.peft_config) == 2
     expected = single_adapter_probs(tiny_base, classifier_artifacts["alerts"][0], TEXTS[:3])
-    np.testing.assert_allclose(runtime.classify(task="alerts", texts=TEXTS[:3]).probs, expected, atol=1e-5)
+    np.testing.assert_allclose(runtime.classify(task="alerts", texts=TEXTS[:3]).probs, expected, atol=atol())
 
 
 def test_a_champion_change_is_picked_up_without_a_restart(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
@@ -105,7 +116,7 @@ def test_a_champion_change_is_picked_up_without_a_restart(tiny_base: Path, class
     runtime.refresh("news")
     second = runtime.classify(task="news", texts=TEXTS)
     assert second.version == 2 and not np.allclose(first.probs, second.probs)
-    np.testing.assert_allclose(second.probs, single_adapter_probs(tiny_base, folder, TEXTS), atol=1e-5)
+    np.testing.assert_allclose(second.probs, single_adapter_probs(tiny_base, folder, TEXTS), atol=atol())
     assert [(ref.task, ref.version) for ref in runtime.loaded()] == [("news", 2)]  # the replaced version is dropped
 
 
@@ -162,9 +173,9 @@ def test_the_micro_batcher_groups_concurrent_requests(tiny_base: Path, classifie
     for i, result in results.items():
         if i % 2 == 0:
             assert result.labels == [direct.labels[i]]
-            np.testing.assert_allclose(result.probs, direct.probs[i:i + 1], atol=1e-5)
+            np.testing.assert_allclose(result.probs, direct.probs[i:i + 1], atol=atol())
         else:
-            np.testing.assert_allclose(result, direct_embed[i:i + 1], atol=1e-5)
+            np.testing.assert_allclose(result, direct_embed[i:i + 1], atol=atol())
 
 
 def test_the_micro_batcher_reports_errors_per_request_and_closes_cleanly(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
@@ -204,5 +215,5 @@ def test_classify_refuses_an_embedding_adapter_and_a_bare_string(tiny_base: Path
 def test_links_are_stripped_when_serving_as_they_were_when_training(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
     runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts))
     with_link = runtime.classify(task="news", texts=["soars https://t.co/bd0xbFGjkT", "cuts www.example.com/x?y=1"])
-    np.testing.assert_allclose(with_link.probs, runtime.classify(task="news", texts=["soars http", "cuts http"]).probs, atol=1e-6)
+    np.testing.assert_allclose(with_link.probs, runtime.classify(task="news", texts=["soars http", "cuts http"]).probs, atol=atol(1e-6))
     assert not np.allclose(runtime.embed(task=None, texts=["soars https://t.co/bd0xbFGjkT"]), runtime.embed(task=None, texts=["soars http"]))

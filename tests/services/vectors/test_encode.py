@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.ml.device import device_pick, tolerance_for
 from services.vectors import DenseIndex, encoder_tag_for, index_from_texts, texts_embed_for, vectors_folder
 from tests.config.test_settings import run_manage
 from tests.services.conftest import tiny_base_write
@@ -37,7 +38,7 @@ def test_a_task_without_a_champion_is_embedded_by_the_default_base(tiny_base: Pa
     assert vectors.shape == (300, 32) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     assert seen == [(128, 300), (256, 300), (300, 300)]
-    assert np.allclose(vectors[:5], texts_embed_for(task=None, texts=texts[:5]), atol=1e-5)
+    assert np.allclose(vectors[:5], texts_embed_for(task=None, texts=texts[:5]), atol=tolerance_for(device_pick()[1]))
     assert texts_embed_for(task=None, texts=[]).shape == (0, 32)
 
 
