@@ -10,8 +10,9 @@ import ipaddress
 import logging
 import os
 import re
+import ssl
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -184,6 +185,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer, cache -------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes={"redis", "rediss"})
+# REDIS_URL forms: redis://host:6379/0, redis://:PASSWORD@host:6379/0 (or redis://USER:PASSWORD@... with Redis ACLs),
+# rediss://:PASSWORD@host:6380/0 (TLS). A password with reserved characters is percent-encoded in the URL. Over TLS
+# the server's certificate is checked (REDIS_SSL_CERT_REQS) against REDIS_SSL_CA_CERTS (empty: the system's CAs);
+# both ride in the URL's query, which Celery's result backend, the cache, the channel layer and the health checks
+# read alike, and in CELERY_BROKER_USE_SSL for the broker.
+REDIS_SSL_CERT_REQS = os.environ.get("REDIS_SSL_CERT_REQS", "").strip().lower()
+REDIS_SSL_CA_CERTS = os.environ.get("REDIS_SSL_CA_CERTS", "")
+if urlparse(REDIS_URL).scheme == "rediss":
+    REDIS_SSL_CERT_REQS = REDIS_SSL_CERT_REQS or "required"
+    if REDIS_SSL_CERT_REQS not in {"required", "optional", "none"}:
+        raise ImproperlyConfigured(f"Environment variable REDIS_SSL_CERT_REQS={REDIS_SSL_CERT_REQS!r} must be required, optional or none.")
+    if REDIS_SSL_CA_CERTS and not Path(REDIS_SSL_CA_CERTS).is_file():
+        raise ImproperlyConfigured(f"Environment variable REDIS_SSL_CA_CERTS={REDIS_SSL_CA_CERTS!r} is not a readable file on this host.")
+    _redis_query = dict(parse_qsl(urlparse(REDIS_URL).query))
+    _redis_query.setdefault("ssl_cert_reqs", REDIS_SSL_CERT_REQS)
+    if REDIS_SSL_CA_CERTS:
+        _redis_query.setdefault("ssl_ca_certs", REDIS_SSL_CA_CERTS)
+    REDIS_URL = urlunparse(urlparse(REDIS_URL)._replace(query=urlencode(_redis_query)))
+else:
+    for _name, _value in (("REDIS_SSL_CERT_REQS", REDIS_SSL_CERT_REQS), ("REDIS_SSL_CA_CERTS", REDIS_SSL_CA_CERTS)):
+        if _value:
+            raise ImproperlyConfigured(f"Environment variable {_name} is set but REDIS_URL is not a rediss:// (TLS) URL.")
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 for _server in KAFKA_BOOTSTRAP_SERVERS.split(","):
     _host, _, _port = _server.strip().rpartition(":")
@@ -191,6 +214,38 @@ for _server in KAFKA_BOOTSTRAP_SERVERS.split(","):
         raise ImproperlyConfigured(
             f"Environment variable KAFKA_BOOTSTRAP_SERVERS={KAFKA_BOOTSTRAP_SERVERS!r} must be host:port[,host:port...]."
         )
+
+# Kafka security: services/kafka_config.py turns these into the options of every producer, consumer and admin client.
+# PLAINTEXT (dev, tests); SSL (TLS, optionally a client certificate); SASL_SSL (a user and password over TLS: the usual
+# production choice); SASL_PLAINTEXT (a password in clear: a private network only). TLS files are paths on each host.
+KAFKA_SECURITY_PROTOCOL = os.environ.get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
+if KAFKA_SECURITY_PROTOCOL not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
+    raise ImproperlyConfigured(f"Environment variable KAFKA_SECURITY_PROTOCOL={KAFKA_SECURITY_PROTOCOL!r} must be PLAINTEXT, SSL, "
+                               "SASL_PLAINTEXT or SASL_SSL.")
+KAFKA_SASL_MECHANISM = os.environ.get("KAFKA_SASL_MECHANISM", "").strip().upper() or "PLAIN"
+if KAFKA_SASL_MECHANISM not in {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}:
+    raise ImproperlyConfigured(f"Environment variable KAFKA_SASL_MECHANISM={KAFKA_SASL_MECHANISM!r} must be PLAIN, SCRAM-SHA-256 "
+                               "or SCRAM-SHA-512.")
+KAFKA_SASL_USERNAME = os.environ.get("KAFKA_SASL_USERNAME", "")
+KAFKA_SASL_PASSWORD = os.environ.get("KAFKA_SASL_PASSWORD", "")
+for _name, _value in (("KAFKA_SASL_USERNAME", KAFKA_SASL_USERNAME), ("KAFKA_SASL_PASSWORD", KAFKA_SASL_PASSWORD)):
+    if KAFKA_SECURITY_PROTOCOL.startswith("SASL_") and not _value:
+        raise ImproperlyConfigured(f"Environment variable {_name} is required with KAFKA_SECURITY_PROTOCOL={KAFKA_SECURITY_PROTOCOL}.")
+    if not KAFKA_SECURITY_PROTOCOL.startswith("SASL_") and _value:  # set but unused: the operator meant SASL
+        raise ImproperlyConfigured(f"Environment variable {_name} is set but KAFKA_SECURITY_PROTOCOL={KAFKA_SECURITY_PROTOCOL} does not "
+                                   "use SASL (set it to SASL_SSL or SASL_PLAINTEXT).")
+KAFKA_SSL_CAFILE = os.environ.get("KAFKA_SSL_CAFILE", "")  # empty: the system's CA certificates
+KAFKA_SSL_CERTFILE = os.environ.get("KAFKA_SSL_CERTFILE", "")  # a client certificate (PEM), for brokers that require one
+KAFKA_SSL_KEYFILE = os.environ.get("KAFKA_SSL_KEYFILE", "")  # its private key, when not in the certificate file
+for _name, _value in (("KAFKA_SSL_CAFILE", KAFKA_SSL_CAFILE), ("KAFKA_SSL_CERTFILE", KAFKA_SSL_CERTFILE),
+                      ("KAFKA_SSL_KEYFILE", KAFKA_SSL_KEYFILE)):
+    if _value and not KAFKA_SECURITY_PROTOCOL.endswith("SSL"):
+        raise ImproperlyConfigured(f"Environment variable {_name} is set but KAFKA_SECURITY_PROTOCOL={KAFKA_SECURITY_PROTOCOL} does not "
+                                   "use TLS (set it to SSL or SASL_SSL).")
+    if _value and not Path(_value).is_file():
+        raise ImproperlyConfigured(f"Environment variable {_name}={_value!r} is not a readable file on this host.")
+if KAFKA_SSL_KEYFILE and not KAFKA_SSL_CERTFILE:
+    raise ImproperlyConfigured("Environment variable KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE (the client certificate).")
 
 # Market sentiment: topics are <prefix>.raw / .scored / .dlq; tests and benchmarks use their own prefix.
 NEWS_TOPIC_PREFIX = os.environ.get("NEWS_TOPIC_PREFIX", "news")
@@ -243,6 +298,11 @@ CHANNEL_LAYERS = {
 # --- Celery ------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
+if urlparse(REDIS_URL).scheme == "rediss":  # the broker (kombu) takes TLS options from here, not from the URL's query
+    CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL,
+                                               "none": ssl.CERT_NONE}[REDIS_SSL_CERT_REQS]}
+    if REDIS_SSL_CA_CERTS:
+        CELERY_BROKER_USE_SSL["ssl_ca_certs"] = REDIS_SSL_CA_CERTS
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "inference.*": {"queue": "inference"},

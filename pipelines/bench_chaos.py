@@ -203,9 +203,9 @@ def _dlq_offsets(topic: str, raw_topic: str) -> list[tuple[int, int]]:
     """(partition, offset) of every dead letter of `raw_topic`, copies included (read to the end, no group)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from services.sentiment.bus import servers
+    from services.kafka_config import kafka_client_options
 
-    consumer = KafkaConsumer(bootstrap_servers=servers(), enable_auto_commit=False, request_timeout_ms=10000)
+    consumer = KafkaConsumer(**kafka_client_options(), enable_auto_commit=False, request_timeout_ms=10000)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(parts)
@@ -230,7 +230,8 @@ def chaos_bench(*, good: int = 300, bad: int = 150, kills: int = 3, seed: int = 
     from kafka import KafkaProducer
 
     from apps.sentiment.models import Bucket, NewsTicker, ScoredNews
-    from services.sentiment.bus import Topics, kafka_require, servers, topics_ensure
+    from services.kafka_config import kafka_client_options
+    from services.sentiment.bus import Topics, kafka_require, topics_ensure
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     kafka_require()
@@ -247,7 +248,7 @@ def chaos_bench(*, good: int = 300, bad: int = 150, kills: int = 3, seed: int = 
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     pool = Consumers(n=consumers, prefix=f"chaos-{run}.news", group=f"chaos-{run}", log_dir=log_dir)
-    producer = KafkaProducer(bootstrap_servers=servers(), acks="all", retries=10, max_request_size=2_000_000)
+    producer = KafkaProducer(**kafka_client_options(), acks="all", retries=10, max_request_size=2_000_000)
     good_ids = [g["id"] for g in goods]
     bad_at: set[tuple[int, int]] = set()
     good_at: set[tuple[int, int]] = set()

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from services.kafka_config import kafka_client_options
 from services.ml.runtime import ClassifyOutput
 from services.output import json_line
-from services.sentiment.bus import DEFAULT_GROUP, Topics, kafka_require, producer_make, servers, topics_default
+from services.sentiment.bus import DEFAULT_GROUP, Topics, kafka_require, producer_make, topics_default
 from services.sentiment.messages import MalformedMessage, NewsItem, news_decode
 from services.sentiment.scoring import texts_score
 from services.sentiment.store import StoreResult, news_store_isolating
@@ -250,7 +251,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     stop = stop or threading.Event()
     TRANSIENT = _transient()  # noqa: N806 - a constant of this run, imported lazily
     kafka_require()
-    consumer = KafkaConsumer(topics.raw, bootstrap_servers=servers(), group_id=group, client_id=f"{group}-consumer",
+    consumer = KafkaConsumer(topics.raw, **kafka_client_options(), group_id=group, client_id=f"{group}-consumer",
                              enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch_size,
                              # A killed member's partitions move to the others after 10 s, not the client's 45 s.
                              session_timeout_ms=10000, heartbeat_interval_ms=3000)

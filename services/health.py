@@ -58,12 +58,14 @@ def kafka_check(*, bootstrap_servers: str, timeout: float = 3.0) -> ServiceStatu
 
     servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
     # A plain TCP probe first: kafka-python would otherwise retry for its full timeout.
+    from services.kafka_config import kafka_client_options
+
     reachable = [s for s in servers if _tcp_open(s, timeout)]
     if not reachable:
         return ServiceStatus("Kafka", bootstrap_servers, False, "connection refused or timed out")
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=reachable,
+            **kafka_client_options(bootstrap_servers=reachable),  # the suite's TLS/SASL options, as every client
             request_timeout_ms=int(timeout * 1000),
             client_id="suite-health",
         )

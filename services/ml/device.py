@@ -53,6 +53,15 @@ def device_configured() -> tuple[str, str]:
     return getattr(settings, "SUITE_DEVICE", "auto"), getattr(settings, "SUITE_DTYPE", "auto")
 
 
+def quantize_configured() -> str:
+    """The SUITE_QUANTIZE setting ("none" or "int8"), or "none" where Django's settings are not configured."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return "none"
+    return getattr(settings, "SUITE_QUANTIZE", "none")
+
+
 def device_resolve(*, device: str, dtype: str, cuda_available: bool, bf16_supported: bool) -> tuple[torch.device, torch.dtype]:
     """The device and autocast dtype for the settings `device` and `dtype` on a machine with or without CUDA.
 

@@ -89,6 +89,49 @@ def base_load(path: str | Path, *, fresh: bool = False) -> tuple[PreTrainedToken
     return tokenizer, model
 
 
+class Int8Linear(torch.nn.Linear):
+    """A frozen nn.Linear that computes through its int8 dynamic-quantised copy (CPU only).
+
+    It stays an nn.Linear so that PEFT still wraps it with LoRA (PEFT refuses torch's DynamicQuantizedLinear as a
+    target); the float weight is kept only for PEFT's look-ups of the base layer's device and dtype.
+    """
+
+    def __init__(self, linear: torch.nn.Linear, quantized: torch.nn.Module) -> None:
+        torch.nn.Module.__init__(self)  # not nn.Linear's: that would allocate a second, fresh weight
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight, self.bias = linear.weight, linear.bias
+        # Not a registered child: PEFT loads adapters through load_state_dict, which a quantised child would fail
+        # (it expects its scale in every state dict); it is CPU-only and never saved, so nothing else needs to see it.
+        self.__dict__["quantized"] = quantized
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quantized(x.float())
+
+
+def base_quantize(model: torch.nn.Module) -> torch.nn.Module:
+    """Swap, in place, every nn.Linear of a frozen base encoder for an Int8Linear; LoRA layers added later stay float32.
+
+    1. torch's quantize_dynamic makes int8 copies of the Linear layers (per-tensor weights, activations quantised per
+       batch at run time); its deprecation warnings (the API is moving to torchao) are silenced here, not globally.
+    2. Each original Linear is replaced by an Int8Linear around its copy, so PEFT can still inject adapters: one int8
+       base serves every adapter, which merging LoRA into the weights could not (one merged copy per adapter).
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    if any(isinstance(module, Int8Linear) for module in model.modules()):
+        return model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+    copies = dict(quantized.named_modules())
+    for name, module in list(model.named_modules()):
+        if type(module) is torch.nn.Linear:
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, Int8Linear(module, copies[name]))
+    return model
+
+
 def hidden_size(model: PreTrainedModel) -> int:
     config = model.config
     size = getattr(config, "hidden_size", None) or getattr(config, "d_model", None) or getattr(config, "dim", None)

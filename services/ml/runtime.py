@@ -16,9 +16,10 @@ import torch
 from peft import PeftModel
 
 from services.errors import SuiteError
+from services.metrics import inference_observe
 from services.ml.artifacts import artifact_info, artifact_verify, head_load
-from services.ml.device import autocast_for, device_pick
-from services.ml.encoder import base_load, ids_pad, mean_pool, peft_quiet, texts_prepare, weights_sha256
+from services.ml.device import autocast_for, device_pick, quantize_configured
+from services.ml.encoder import base_load, base_quantize, ids_pad, mean_pool, peft_quiet, texts_prepare, weights_sha256
 
 KIND_CLASSIFY = "classify"
 KIND_EMBED = "embed"
@@ -67,9 +68,12 @@ class InferenceRuntime:
     """
 
     def __init__(self, *, base_path: str | Path, resolver: Callable[[str], AdapterRef], max_adapters: int = 8,
-                 resolve_ttl_s: float = 2.0, max_batch: int = 64, max_length: int = 256) -> None:
+                 resolve_ttl_s: float = 2.0, max_batch: int = 64, max_length: int = 256, quantize: str | None = None) -> None:
         if max_adapters < 1 or max_batch < 1:
             raise SuiteError(f"max_adapters ({max_adapters}) and max_batch ({max_batch}) must be at least 1.")
+        self.quantize = quantize if quantize is not None else quantize_configured()  # "none" or "int8" (SUITE_QUANTIZE)
+        if self.quantize not in ("none", "int8"):
+            raise SuiteError(f"SUITE_QUANTIZE={self.quantize!r} is not one of none, int8.", field="SUITE_QUANTIZE")
         self.base_path = str(base_path)
         self.resolver = resolver
         self.max_adapters = max_adapters
@@ -122,6 +126,11 @@ class InferenceRuntime:
             self.device, self.dtype = device_pick()
             self._tokenizer, base = base_load(self.base_path, fresh=True)  # a private copy: PEFT injects layers into it
             self._base_sha256 = weights_sha256(self.base_path)
+            if self.quantize == "int8":
+                if self.device.type != "cpu":
+                    raise SuiteError(f"SUITE_QUANTIZE=int8 serves on the CPU only, but this process runs on {self.device.type}; "
+                                     "set SUITE_DEVICE=cpu for an int8 worker or SUITE_QUANTIZE=none.", field="SUITE_QUANTIZE")
+                base = base_quantize(base)  # the frozen base only: LoRA layers and heads stay float32
             self._base = base.to(self.device).eval()
 
     def _adapter(self, ref: AdapterRef) -> _Adapter:
@@ -316,6 +325,7 @@ class MicroBatcher:
             return
         texts = [text for request in group for text in request.texts]
         kind, task = group[0].key
+        started = time.monotonic()
         try:
             if kind == KIND_CLASSIFY:
                 result: ClassifyOutput | np.ndarray = self.runtime.classify(task=task, texts=texts)
@@ -327,6 +337,7 @@ class MicroBatcher:
             return
         finally:
             self.groups_run += 1
+            inference_observe(task=task, kind=kind, size=len(texts), seconds=time.monotonic() - started)
         start = 0
         for request in group:
             stop = start + len(request.texts)

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from services.errors import ServiceUnavailable, SuiteError
 from services.health import kafka_check, service_require
+from services.kafka_config import kafka_client_options, kafka_servers
 
 DEFAULT_GROUP = "news-consumer"
 
@@ -33,7 +34,7 @@ def topics_default() -> Topics:
 
 
 def servers() -> list[str]:
-    return [s.strip() for s in settings.KAFKA_BOOTSTRAP_SERVERS.split(",") if s.strip()]
+    return kafka_servers()
 
 
 def kafka_require() -> None:
@@ -56,7 +57,7 @@ def topics_ensure(*, topics: Topics, partitions: int | None = None, replication:
         raise SuiteError(f"A topic needs at least 1 partition and 1 replica (got {partitions} and {replication}).",
                          field="replication" if replication < 1 else "partitions")
     kafka_require()
-    admin = KafkaAdminClient(bootstrap_servers=servers(), client_id="news-topics")
+    admin = KafkaAdminClient(**kafka_client_options(), client_id="news-topics")
     try:
         missing = [t for t in topics.all() if t not in set(admin.list_topics())]
         created = []
@@ -78,7 +79,7 @@ def producer_make(**overrides: Any) -> Any:
     """A KafkaProducer that waits for the broker's acknowledgement and sends JSON values with string keys."""
     from kafka import KafkaProducer
 
-    options = {"bootstrap_servers": servers(), "acks": "all", "linger_ms": 5, "retries": 5,
+    options = {**kafka_client_options(), "acks": "all", "linger_ms": 5, "retries": 5,
                "key_serializer": lambda k: k.encode() if isinstance(k, str) else k,
                "value_serializer": lambda v: v if isinstance(v, bytes) else json.dumps(v).encode()}
     return KafkaProducer(**{**options, **overrides})
@@ -108,8 +109,8 @@ def lag_get(*, group: str = DEFAULT_GROUP, topic: str | None = None) -> dict[str
     from kafka.admin import KafkaAdminClient
 
     topic = topic or topics_default().raw
-    admin = KafkaAdminClient(bootstrap_servers=servers(), client_id="news-lag", request_timeout_ms=5000)
-    consumer = KafkaConsumer(bootstrap_servers=servers(), client_id="news-lag", request_timeout_ms=5000)
+    admin = KafkaAdminClient(**kafka_client_options(), client_id="news-lag", request_timeout_ms=5000)
+    consumer = KafkaConsumer(**kafka_client_options(), client_id="news-lag", request_timeout_ms=5000)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]

@@ -217,3 +217,28 @@ def test_links_are_stripped_when_serving_as_they_were_when_training(tiny_base: P
     with_link = runtime.classify(task="news", texts=["soars https://t.co/bd0xbFGjkT", "cuts www.example.com/x?y=1"])
     np.testing.assert_allclose(with_link.probs, runtime.classify(task="news", texts=["soars http", "cuts http"]).probs, atol=atol(1e-6))
     assert not np.allclose(runtime.embed(task=None, texts=["soars https://t.co/bd0xbFGjkT"]), runtime.embed(task=None, texts=["soars http"]))
+
+
+def test_int8_serving_agrees_with_float32_on_labels(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    if device_pick()[0].type != "cpu":
+        pytest.skip("int8 dynamic quantisation serves on the CPU only")
+    from services.ml.encoder import Int8Linear
+
+    fp32 = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts))
+    int8 = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), quantize="int8")
+    for task in ("news", "alerts"):  # two adapters on one int8 base
+        exact, approx = fp32.classify(task=task, texts=TEXTS), int8.classify(task=task, texts=TEXTS)
+        agreement = np.mean([a == b for a, b in zip(exact.labels, approx.labels)])
+        assert agreement >= 0.9, f"{task}: int8 labels agree with float32 on {agreement:.0%} of texts"
+        assert np.abs(exact.probs - approx.probs).max() < 0.1  # int8 rounding moves probabilities, not wholesale
+    modules = dict(int8._peft.named_modules())
+    plain_base = base_load(tiny_base, fresh=True)[1]
+    assert sum(isinstance(m, Int8Linear) for m in modules.values()) == sum(type(m) is torch.nn.Linear for m in plain_base.modules())
+    assert all(type(m) is torch.nn.Linear for name, m in modules.items() if ".lora_" in name and isinstance(m, torch.nn.Linear))
+    assert any(".lora_A." in name for name in modules)  # the adapters' own layers stay float32
+    np.testing.assert_allclose(np.linalg.norm(int8.embed(task=None, texts=TEXTS), axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_serving_refuses_a_bad_setting() -> None:
+    with pytest.raises(SuiteError, match=r"SUITE_QUANTIZE='int4'"):
+        InferenceRuntime(base_path="unused", resolver=lambda task: None, quantize="int4")
