@@ -372,9 +372,6 @@ SUITE_BATCH_WAIT_MS = env_float("SUITE_BATCH_WAIT_MS", 1.0)
 SUITE_BATCH_MAX = env_int("SUITE_BATCH_MAX", 64, minimum=1)  # most texts in one forward pass
 SUITE_TORCH_THREADS = env_int_optional("SUITE_TORCH_THREADS", minimum=1)  # CPU threads torch may use; None: torch's default
 
-# --- Auth --------------------------------------------------------------------------------------
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
 
 def env_choice(name: str, default: str, *, choices: tuple[str, ...]) -> str:
     """A variable that must be one of `choices` (lower-cased); ImproperlyConfigured names it otherwise."""
@@ -391,6 +388,9 @@ SUITE_DTYPE = env_choice("SUITE_DTYPE", "auto", choices=("auto", "float32", "bfl
 # CPU serving: int8 dynamic quantisation of the base encoder's nn.Linear layers (services/ml/runtime.py).
 SUITE_QUANTIZE = env_choice("SUITE_QUANTIZE", "none", choices=("none", "int8"))
 
+# --- Auth --------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -500,14 +500,31 @@ EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backend
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in logging.getLevelNamesMapping():
     raise ImproperlyConfigured(f"Environment variable DJANGO_LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+# SUITE_LOG_FORMAT: "text" (a line a person reads) or "json" (one JSON object per line, for a log shipper).
+SUITE_LOG_FORMAT = os.environ.get("SUITE_LOG_FORMAT", "text").strip().lower() or "text"
+if SUITE_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"Environment variable SUITE_LOG_FORMAT={SUITE_LOG_FORMAT!r} must be 'text' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if SUITE_LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"kafka": {"level": "WARNING"}, "faiss": {"level": "WARNING"}},  # faiss logs its loader at INFO on import
 }
+
+# --- Operators' endpoints (apps/core/operators.py) ----------------------------------------------
+# /metrics is off (404) while SUITE_METRICS_TOKEN is empty; set, Prometheus sends `Authorization: Bearer <token>`.
+SUITE_METRICS_TOKEN = os.environ.get("SUITE_METRICS_TOKEN", "").strip()
+if SUITE_METRICS_TOKEN and len(SUITE_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("Environment variable SUITE_METRICS_TOKEN is too short: use 16+ random characters (or leave it empty to turn /metrics off).")
+SUITE_READY_TIMEOUT_S = env_float("SUITE_READY_TIMEOUT_S", 1.0, minimum=0.1)  # per backing service in /readyz
+# Probes speak plain HTTP to the process (a load balancer's health check, a kubelet): never redirect them to https.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # --- Support desk ------------------------------------------------------------------------------
 def _env_fraction(name: str, default: float) -> float:

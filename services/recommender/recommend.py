@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from apps.recommender.models import Event, Item
 from services.errors import NotFound, SuiteError
+from services.metrics import RECOMMEND_SECONDS
 from services.recommender import ranking
 from services.recommender.vectors import index_get, vectors_of
 
@@ -139,6 +140,7 @@ def user_interactions(*, user: str) -> list[tuple[ranking.Interaction, str]]:
     return [(ranking.Interaction(item=pk, type=kind, at=at.timestamp()), title) for pk, kind, at, title in rows]
 
 
+@RECOMMEND_SECONDS.labels(kind="user").time()
 def recommendations_for(*, user: str, k: int = 10, category: str | None = None, exclude_seen: bool = True
                         ) -> tuple[list[Recommendation], str]:
     """(ranked recommendations, strategy: "personal" or "popular")."""
@@ -213,6 +215,7 @@ def _reason(item: Card, pk: int, index: object, seen_vectors: dict[int, np.ndarr
     return f"popular in {item.category}" if item.category else "trending now"
 
 
+@RECOMMEND_SECONDS.labels(kind="similar").time()
 def items_similar(*, external_id: str, k: int = 10) -> list[Recommendation]:
     """Items whose text is nearest this item's (in stock, itself excluded)."""
     k = k_check(k)

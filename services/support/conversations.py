@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.support.models import (CannedResponse, Conversation, Feedback, KnowledgeBase, KnowledgeGap, Message,
                                  TrainingExample)
 from services.errors import Conflict, NotFound, SuiteError
+from services.metrics import support_reply_count
 from services.support.answering import Answer, question_answer, text_check
 from services.support.knowledge import faq_add
 from services.support.masking import text_mask
@@ -79,6 +80,7 @@ def message_receive(*, kb: KnowledgeBase, token: str | None, text: object) -> Ex
         if answer.handoff:
             KnowledgeGap.objects.create(kb=kb, question=question.text, reason=answer.reason, confidence=answer.confidence,
                                         message=question)
+    support_reply_count(handoff=answer.handoff, reason=answer.reason)
     return Exchange(conversation=conversation, question=question, reply=reply, answer=answer)
 
 

@@ -1,0 +1,92 @@
+"""The suite's Prometheus series, served by GET /metrics (apps/core/operators.py) when SUITE_METRICS_TOKEN is set.
+
+Two kinds of series, because the suite runs as several processes (Daphne web processes, Celery workers, the
+Kafka consumer), possibly on several hosts:
+1. Per process, in memory (prometheus-client's default registry): what the serving process itself did —
+   inference batch sizes and latency per task, support answers vs handoffs, recommendation latency. Each web
+   process serves its own; Prometheus scrapes every web process (each host's /metrics) and sums them.
+   Inference run on Celery workers is counted in the worker's memory and not served (workers have no HTTP
+   endpoint); prometheus-client's multiprocess mode was not chosen because it needs one shared folder per host
+   wiped at every start, which the deployment does not provide.
+2. Cluster-wide, read from the database at scrape time (a custom collector): what any process did and recorded —
+   sentiment alerts raised by kind, retraining runs by outcome. Every host reports the same figures, so
+   dashboards should take max() over hosts for these, not sum().
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+# Batch sizes follow SUITE_BATCH_MAX (64 by default); latency buckets span a tiny CPU model to a large batch.
+_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+INFERENCE_BATCH_SIZE = Histogram("suite_inference_batch_size", "Texts per micro-batch run through the encoder.",
+                                 ["task", "kind"], buckets=_SIZE_BUCKETS)
+INFERENCE_SECONDS = Histogram("suite_inference_seconds", "Time to run one micro-batch (classify or embed).",
+                              ["task", "kind"], buckets=_SECONDS_BUCKETS)
+SUPPORT_REPLIES = Counter("suite_support_replies", "Customer messages answered by the bot or handed off to an agent.",
+                          ["outcome", "reason"])
+RECOMMEND_SECONDS = Histogram("suite_recommend_seconds", "Time to compute recommendations.", ["kind"],
+                              buckets=_SECONDS_BUCKETS)
+
+
+def inference_observe(*, task: str | None, kind: str, size: int, seconds: float) -> None:
+    """Record one micro-batch: its number of texts and how long the runtime took (task None: the base encoder)."""
+    labels = {"task": task or "base", "kind": kind}
+    INFERENCE_BATCH_SIZE.labels(**labels).observe(size)
+    INFERENCE_SECONDS.labels(**labels).observe(seconds)
+
+
+def support_reply_count(*, handoff: bool, reason: str) -> None:
+    """Record one customer message: answered by the bot, or handed off (reason: empty_kb, out_of_scope, ...)."""
+    SUPPORT_REPLIES.labels(outcome="handoff" if handoff else "answered", reason=reason or "unknown").inc()
+
+
+class DatabaseCollector(Collector):
+    """Cluster-wide counts read from the database at each scrape: alerts by kind, retraining runs by outcome."""
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        """The families without samples: registering must not query (the apps may not be loaded yet)."""
+        return [GaugeMetricFamily("suite_sentiment_alerts", "", labels=["kind"]),
+                GaugeMetricFamily("suite_retrain_runs", "", labels=["task", "outcome"])]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """1. Count in two grouped queries. 2. A database error yields nothing (the scrape still answers)."""
+        from django.db import DatabaseError
+        from django.db.models import Count
+
+        from apps.registry.models import RetrainRun
+        from apps.sentiment.models import Alert
+
+        try:
+            alerts = list(Alert.objects.order_by().values("kind").annotate(n=Count("id")))
+            runs = list(RetrainRun.objects.order_by().values("task__name", "status").annotate(n=Count("id")))
+        except DatabaseError as exc:
+            logger.warning("metrics: database series skipped (%s)", type(exc).__name__)
+            return
+        alert_family = GaugeMetricFamily("suite_sentiment_alerts", "Sentiment alerts raised (rows in the database), by kind.",
+                                         labels=["kind"])
+        for row in alerts:
+            alert_family.add_metric([row["kind"]], row["n"])
+        yield alert_family
+        run_family = GaugeMetricFamily("suite_retrain_runs", "Retraining runs (rows in the database), by task and outcome.",
+                                       labels=["task", "outcome"])
+        for row in runs:
+            run_family.add_metric([row["task__name"], row["status"]], row["n"])
+        yield run_family
+
+
+_collector = DatabaseCollector()
+REGISTRY.register(_collector)
+
+
+def metrics_render() -> tuple[bytes, str]:
+    """(body, content type) of every series in Prometheus' text format."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
