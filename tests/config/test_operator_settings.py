@@ -1,18 +1,22 @@
-"""SUITE_LOG_FORMAT: text (the default) or JSON lines; anything else stops the process naming the variable."""
+"""Operators' settings: SUITE_LOG_FORMAT (text or JSON lines), SUITE_METRICS_TOKEN, SUITE_READY_TIMEOUT_S."""
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from tests.config.test_settings import run_manage
 
 _LOG = "import logging; logging.getLogger('suite.probe').warning('disk %s full', 'd1')"
 
 
-def test_a_bad_log_format_fails_loudly_naming_the_variable() -> None:
-    result = run_manage("check", SUITE_LOG_FORMAT="xml")
+@pytest.mark.parametrize(("name", "value"), [("SUITE_LOG_FORMAT", "xml"), ("SUITE_METRICS_TOKEN", "short"),
+                                           ("SUITE_READY_TIMEOUT_S", "0"), ("SUITE_READY_TIMEOUT_S", "soon")])
+def test_a_bad_operator_setting_fails_loudly_naming_the_variable(name: str, value: str) -> None:
+    result = run_manage("check", **{name: value})
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
-    assert "SUITE_LOG_FORMAT" in result.stderr
+    assert name in result.stderr
 
 
 def test_json_format_writes_one_json_object_per_line() -> None:
