@@ -144,3 +144,16 @@ def test_recommendations_and_retrain_runs_show_in_the_series(client: Client) -> 
     text = _scrape(client)
     assert _sample(text, "suite_recommend_seconds_count", kind="user") == before + 1
     assert _sample(text, "suite_retrain_runs", task="sentiment-metrics", outcome="rejected") == 2
+
+
+def test_probes_are_not_redirected_to_https_when_the_rest_is() -> None:
+    with override_settings(SECURE_SSL_REDIRECT=True, SUITE_METRICS_TOKEN=""):
+        client = Client()  # a new client loads the middleware under these settings
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/metrics").status_code == 404
+        assert client.get("/").status_code == 301
+
+
+def test_probes_answer_only_get_and_read_no_body(client: Client) -> None:
+    assert client.post("/healthz", data=b"x", content_type="text/plain").status_code == 405
+    assert client.post("/readyz", data=b"x", content_type="text/plain").status_code == 405
