@@ -143,10 +143,22 @@ def kafka_ready(*, bootstrap_servers: str, timeout: float = 1.0) -> ReadyCheck:
 
 
 def registry_ready(*, registry_dir: str | Path) -> ReadyCheck:
-    """The registry folder exists and this process may write to it (promotions and retraining write there)."""
+    """The registry folder exists and this process may write to it (promotions and retraining write there).
+
+    The first registration creates the folder: a fresh install with nothing registered is ready without it, but
+    once a version is recorded a missing folder is a shared registry that is not mounted on this host.
+    """
+    from django.db import DatabaseError
+
+    from apps.registry.models import AdapterVersion
+
     folder = Path(registry_dir)
     if not folder.is_dir():
-        return ReadyCheck("registry", False, "folder missing")
+        try:
+            registered = AdapterVersion.objects.exists()
+        except DatabaseError:
+            registered = True  # cannot tell: say what is seen
+        return ReadyCheck("registry", not registered, "folder missing" if registered else "nothing registered yet")
     if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
         return ReadyCheck("registry", False, "folder not readable and writable")
     return ReadyCheck("registry", True, "folder present")

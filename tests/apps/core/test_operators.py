@@ -60,7 +60,8 @@ def test_readyz_with_redis_down_is_503_and_reveals_no_address(client: Client, tm
     assert response.status_code == 503
     checks = {c["name"]: c for c in response.json()["checks"]}
     assert checks["redis"] == {"name": "redis", "ok": False, "reason": "not reachable"}
-    assert checks["registry"]["ok"] is False and checks["database"]["ok"] is True
+    assert checks["registry"] == {"name": "registry", "ok": True, "reason": "nothing registered yet"}
+    assert checks["database"]["ok"] is True
     text = response.content.decode()
     kafka_host, _, kafka_port = settings.KAFKA_BOOTSTRAP_SERVERS.split(",")[0].rpartition(":")
     for secret in (str(port), "127.0.0.1", "localhost", kafka_host, kafka_port, str(tmp_path)):
@@ -79,8 +80,11 @@ def test_readyz_reports_a_champion_whose_artifact_is_gone(client: Client, tmp_pa
     with override_settings(REGISTRY_DIR=tmp_path):
         response = client.get("/readyz")
     assert response.status_code == 503
-    champions = {c["name"]: c for c in response.json()["checks"]}["champions"]
-    assert champions == {"name": "champions", "ok": False, "reason": "intent v1 artifact incomplete"}
+    checks = {c["name"]: c for c in response.json()["checks"]}
+    assert checks["champions"] == {"name": "champions", "ok": False, "reason": "intent v1 artifact incomplete"}
+    with override_settings(REGISTRY_DIR=tmp_path / "unmounted"):
+        checks = {c["name"]: c for c in client.get("/readyz").json()["checks"]}
+    assert checks["registry"] == {"name": "registry", "ok": False, "reason": "folder missing"}
     assert str(tmp_path) not in response.content.decode()
 
 
