@@ -18,7 +18,7 @@ from peft import PeftModel
 from services.errors import SuiteError
 from services.metrics import inference_observe
 from services.ml.artifacts import artifact_info, artifact_verify, head_load
-from services.ml.device import autocast_for, device_pick, quantize_configured
+from services.ml.device import autocast_for, device_configured, device_pick, device_resolve, quantize_configured
 from services.ml.encoder import base_load, base_quantize, ids_pad, mean_pool, peft_quiet, texts_prepare, weights_sha256
 
 KIND_CLASSIFY = "classify"
@@ -68,9 +68,11 @@ class InferenceRuntime:
     """
 
     def __init__(self, *, base_path: str | Path, resolver: Callable[[str], AdapterRef], max_adapters: int = 8,
-                 resolve_ttl_s: float = 2.0, max_batch: int = 64, max_length: int = 256, quantize: str | None = None) -> None:
+                 resolve_ttl_s: float = 2.0, max_batch: int = 64, max_length: int = 256, quantize: str | None = None,
+                 device: str | None = None) -> None:
         if max_adapters < 1 or max_batch < 1:
             raise SuiteError(f"max_adapters ({max_adapters}) and max_batch ({max_batch}) must be at least 1.")
+        self.device_setting = device  # None: SUITE_DEVICE (device_pick); "cpu" pins this runtime to the CPU, e.g. to compare precisions
         self.quantize = quantize if quantize is not None else quantize_configured()  # "none" or "int8" (SUITE_QUANTIZE)
         if self.quantize not in ("none", "int8"):
             raise SuiteError(f"SUITE_QUANTIZE={self.quantize!r} is not one of none, int8.", field="SUITE_QUANTIZE")
@@ -123,7 +125,12 @@ class InferenceRuntime:
 
     def _ensure_base(self) -> None:
         if self._base is None:
-            self.device, self.dtype = device_pick()
+            if self.device_setting is None:
+                self.device, self.dtype = device_pick()
+            else:
+                cuda = torch.cuda.is_available()
+                self.device, self.dtype = device_resolve(device=self.device_setting, dtype=device_configured()[1], cuda_available=cuda,
+                                                         bf16_supported=cuda and torch.cuda.is_bf16_supported())
             self._tokenizer, base = base_load(self.base_path, fresh=True)  # a private copy: PEFT injects layers into it
             self._base_sha256 = weights_sha256(self.base_path)
             if self.quantize == "int8":
