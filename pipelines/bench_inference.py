@@ -5,6 +5,10 @@
 Each path classifies the same texts with the same adapter, in batches of 1, 8 and 64. "Raw" is
 tokenize → `model(**batch)` under `torch.inference_mode` → mean pool → head, written directly on
 transformers + PEFT, the least work that gives the same scores.
+
+In the same run, two CPU runtimes serve that adapter in float32 and int8 (SUITE_QUANTIZE=int8): texts/s per batch
+size, their accuracy on held-out labelled headlines, and how often their labels agree (also on the sentiment check's
+real validation headlines, where ../shared/devdata has them).
 """
 from __future__ import annotations
 
@@ -87,6 +91,54 @@ def raw_classifier(version: object) -> Callable[[list[str]], np.ndarray]:
             return torch.softmax(head(pooled).float(), dim=-1).cpu().numpy()  # (batch, n_labels)
 
     return run
+
+
+def real_headlines(limit: int) -> list[str]:
+    """Up to `limit` real finance headlines (the sentiment check's validation texts), or [] where the data is absent."""
+    import csv
+
+    path = ROOT.parent / "shared" / "devdata" / "twitter_financial_news_sentiment" / "sent_valid.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return [row["text"] for _, row in zip(range(limit), csv.DictReader(f))]
+
+
+def quantize_compare(*, version: object, rounds: int, n_texts: int) -> dict[str, object]:
+    """float32 against int8 (SUITE_QUANTIZE=int8) CPU serving of the same adapter, alternating, in one process.
+
+    1. Two InferenceRuntimes on the CPU, one per precision; texts/s per batch size (median of `rounds`).
+    2. Accuracy of each on held-out labelled headlines, label agreement between them there and on real headlines
+       (sent_valid, where present), and the largest probability difference.
+    """
+    from services.ml.runtime import AdapterRef, InferenceRuntime
+
+    ref = AdapterRef(task=TASK, version=version.version, path=version.path, sha256=version.sha256)
+    runtimes = {precision: InferenceRuntime(base_path=version.base.path, resolver=lambda task: ref, quantize=quantize, device="cpu")
+                for precision, quantize in (("fp32", "none"), ("int8", "int8"))}  # the CPU whatever SUITE_DEVICE says
+    texts, labels = headlines(n_texts, seed=11)
+    rates: dict[str, dict[int, list[float]]] = {p: {b: [] for b in BATCH_SIZES} for p in runtimes}
+    for runtime in runtimes.values():
+        runtime.classify(task=TASK, texts=texts[:64])  # warm-up: loading and the first allocations
+    for _ in range(rounds):
+        for size in BATCH_SIZES:
+            batches = [texts[i:i + size] for i in range(0, len(texts) if size > 1 else 64, size)]
+            for precision, runtime in runtimes.items():
+                rates[precision][size].append(measure(lambda batch, r=runtime: r.classify(task=TASK, texts=batch), batches)[0])
+    out = {p: runtimes[p].classify(task=TASK, texts=texts) for p in runtimes}
+    real = real_headlines(1000)
+    real_out = {p: runtimes[p].classify(task=TASK, texts=real) for p in runtimes} if real else {}
+    result: dict[str, object] = {}
+    for precision in runtimes:
+        result[f"cpu_{precision}_per_s"] = {str(b): round(statistics.median(rates[precision][b]), 1) for b in BATCH_SIZES}
+        result[f"cpu_{precision}_accuracy"] = round(float(np.mean([a == b for a, b in zip(out[precision].labels, labels)])), 4)
+    result["int8_speedup_at_64"] = round(result["cpu_int8_per_s"]["64"] / result["cpu_fp32_per_s"]["64"], 2)
+    result["int8_label_agreement"] = round(float(np.mean([a == b for a, b in zip(out["fp32"].labels, out["int8"].labels)])), 4)
+    result["int8_max_prob_diff"] = round(float(np.abs(out["fp32"].probs - out["int8"].probs).max()), 4)
+    if real_out:
+        result["int8_real_agreement"] = round(float(np.mean([a == b for a, b in zip(real_out["fp32"].labels, real_out["int8"].labels)])), 4)
+        result["real_texts"] = len(real)
+    return result
 
 
 def worker_start() -> subprocess.Popen:
@@ -179,6 +231,8 @@ def inference_bench(*, rounds: int, n_texts: int, quiet: bool) -> dict[str, obje
         result[f"{path}_p95_ms"] = {str(b): pct(lat[path][b], 95) for b in BATCH_SIZES}
     result["inprocess_ratio_at_64"] = round(result["inprocess_per_s"]["64"] / result["raw_per_s"]["64"], 3)
     result["celery_ratio_at_64"] = round(result["celery_per_s"]["64"] / result["raw_per_s"]["64"], 3)
+    say("float32 against int8 CPU serving ...")
+    result.update(quantize_compare(version=version, rounds=rounds, n_texts=n_texts))
     if not quiet:
         say(f"device {result['device']}, {result['threads']} threads, adapter {TASK} v{version.version}")
         say(f"{'path':10} {'batch':>5} {'texts/s':>9} {'p50 ms':>8} {'p95 ms':>8}")
@@ -186,4 +240,10 @@ def inference_bench(*, rounds: int, n_texts: int, quiet: bool) -> dict[str, obje
             for b in BATCH_SIZES:
                 say(f"{path:10} {b:>5} {result[f'{path}_per_s'][str(b)]:>9} {result[f'{path}_p50_ms'][str(b)]:>8} {result[f'{path}_p95_ms'][str(b)]:>8}")
         say(f"ratio suite/raw at 64: in-process {result['inprocess_ratio_at_64']}, celery {result['celery_ratio_at_64']}")
+        for precision in ("fp32", "int8"):
+            rates = " ".join(f"{b}: {result[f'cpu_{precision}_per_s'][str(b)]}" for b in BATCH_SIZES)
+            say(f"cpu {precision}: texts/s by batch {rates}; accuracy {result[f'cpu_{precision}_accuracy']}")
+        say(f"int8/fp32 at 64: {result['int8_speedup_at_64']}x; labels agree {result['int8_label_agreement']}"
+            + (f", on {result['real_texts']} real headlines {result['int8_real_agreement']}" if "real_texts" in result else "")
+            + f"; largest probability difference {result['int8_max_prob_diff']}")
     return result
