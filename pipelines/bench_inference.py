@@ -141,6 +141,62 @@ def quantize_compare(*, version: object, rounds: int, n_texts: int) -> dict[str,
     return result
 
 
+def artifact_quantize_check(*, folder: str | Path, texts: list[str], labels: list[str], rounds: int = 3) -> dict[str, object]:
+    """A saved classifier artifact served in float32 and int8 on the CPU: accuracy of each, label agreement, texts/s at 64.
+
+    1. Two runtimes on the artifact (as artifact_runtime builds them, one with SUITE_QUANTIZE=int8), pinned to the CPU.
+    2. Each classifies `texts` `rounds` times in batches of 64, alternating; the median rate and the labels are kept.
+    """
+    import json
+
+    from services.ml.artifacts import INFO_FILE, artifact_sha256
+    from services.ml.runtime import AdapterRef, InferenceRuntime
+
+    ref = AdapterRef(task="evaluate", version=0, path=str(folder), sha256=artifact_sha256(folder))
+    base_path = json.loads((Path(folder) / INFO_FILE).read_text(encoding="utf-8"))["base_path"]
+    runtimes = {precision: InferenceRuntime(base_path=base_path, resolver=lambda task: ref, quantize=quantize, device="cpu")
+                for precision, quantize in (("fp32", "none"), ("int8", "int8"))}
+    batches = [texts[i:i + 64] for i in range(0, len(texts), 64)]
+    rates: dict[str, list[float]] = {p: [] for p in runtimes}
+    predicted: dict[str, list[str]] = {}
+    for _ in range(rounds):
+        for precision, runtime in runtimes.items():
+            rates[precision].append(measure(lambda batch, r=runtime: r.classify(task="evaluate", texts=batch), batches)[0])
+    for precision, runtime in runtimes.items():
+        predicted[precision] = runtime.classify(task="evaluate", texts=texts).labels
+    result: dict[str, object] = {"n": len(texts)}
+    for precision in runtimes:
+        result[f"{precision}_accuracy"] = round(float(np.mean([a == b for a, b in zip(predicted[precision], labels)])), 5)
+        result[f"{precision}_per_s_at_64"] = round(statistics.median(rates[precision]), 1)
+    result["accuracy_points_lost"] = round(100 * (result["fp32_accuracy"] - result["int8_accuracy"]), 2)
+    result["label_agreement"] = round(float(np.mean([a == b for a, b in zip(predicted["fp32"], predicted["int8"])])), 5)
+    result["int8_speedup_at_64"] = round(result["int8_per_s_at_64"] / result["fp32_per_s_at_64"], 2)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """float32 against int8 on the sentiment check: `python -m pipelines.bench_inference --artifact DIR` (no Django needed).
+
+    1. DIR is a classifier artifact trained on sent_train, e.g. `python -m pipelines.quality_sentiment --keep DIR`.
+    2. Score it on sent_valid in both precisions and print one JSON line (artifact_quantize_check).
+    """
+    import argparse
+    import csv
+
+    from services.output import json_line
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.bench_inference", description=main.__doc__.splitlines()[0])
+    parser.add_argument("--artifact", required=True, help="a classifier artifact folder (quality_sentiment --keep DIR)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    path = ROOT.parent / "shared" / "devdata" / "twitter_financial_news_sentiment" / "sent_valid.csv"
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    print(json_line(artifact_quantize_check(folder=args.artifact, texts=[r["text"] for r in rows],
+                                            labels=[r["label"] for r in rows], rounds=args.rounds)))
+    return 0
+
+
 def worker_start() -> subprocess.Popen:
     from config.celery import app
 
@@ -247,3 +303,7 @@ def inference_bench(*, rounds: int, n_texts: int, quiet: bool) -> dict[str, obje
             + (f", on {result['real_texts']} real headlines {result['int8_real_agreement']}" if "real_texts" in result else "")
             + f"; largest probability difference {result['int8_max_prob_diff']}")
     return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
