@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": result.seconds, "baseline_seconds": baseline["seconds"], "scoring_seconds": scoring_seconds,
         "best_epoch": result.metrics["best_epoch"], "epochs_run": result.metrics["epochs_run"],
         "n_valid": adapter["n"], "artifact_sha256": sha, "config": config.as_dict(),
-    }, sort_keys=False))
+    }))
     return 0
 
 
