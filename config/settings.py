@@ -76,6 +76,18 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_choice(name: str, default: str, *, choices: tuple[str, ...], upper: bool = False) -> str:
+    """One of `choices`, compared lower-cased (upper-cased with `upper`); unset or empty: `default`.
+
+    Anything else raises ImproperlyConfigured naming the variable and the choices.
+    """
+    raw = os.environ.get(name, "").strip()
+    value = (raw.upper() if upper else raw.lower()) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"Environment variable {name}={value!r} is not one of {', '.join(choices)}.")
+    return value
+
+
 def env_url(name: str, default: str, *, schemes: set[str]) -> str:
     value = env_str(name, default)
     parsed = urlparse(value)
@@ -193,9 +205,7 @@ REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes={"redis", "
 REDIS_SSL_CERT_REQS = os.environ.get("REDIS_SSL_CERT_REQS", "").strip().lower()
 REDIS_SSL_CA_CERTS = os.environ.get("REDIS_SSL_CA_CERTS", "")
 if urlparse(REDIS_URL).scheme == "rediss":
-    REDIS_SSL_CERT_REQS = REDIS_SSL_CERT_REQS or "required"
-    if REDIS_SSL_CERT_REQS not in {"required", "optional", "none"}:
-        raise ImproperlyConfigured(f"Environment variable REDIS_SSL_CERT_REQS={REDIS_SSL_CERT_REQS!r} must be required, optional or none.")
+    REDIS_SSL_CERT_REQS = env_choice("REDIS_SSL_CERT_REQS", "required", choices=("required", "optional", "none"))
     if REDIS_SSL_CA_CERTS and not Path(REDIS_SSL_CA_CERTS).is_file():
         raise ImproperlyConfigured(f"Environment variable REDIS_SSL_CA_CERTS={REDIS_SSL_CA_CERTS!r} is not a readable file on this host.")
     _redis_query = dict(parse_qsl(urlparse(REDIS_URL).query))
@@ -218,14 +228,10 @@ for _server in KAFKA_BOOTSTRAP_SERVERS.split(","):
 # Kafka security: services/kafka_config.py turns these into the options of every producer, consumer and admin client.
 # PLAINTEXT (dev, tests); SSL (TLS, optionally a client certificate); SASL_SSL (a user and password over TLS: the usual
 # production choice); SASL_PLAINTEXT (a password in clear: a private network only). TLS files are paths on each host.
-KAFKA_SECURITY_PROTOCOL = os.environ.get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
-if KAFKA_SECURITY_PROTOCOL not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
-    raise ImproperlyConfigured(f"Environment variable KAFKA_SECURITY_PROTOCOL={KAFKA_SECURITY_PROTOCOL!r} must be PLAINTEXT, SSL, "
-                               "SASL_PLAINTEXT or SASL_SSL.")
-KAFKA_SASL_MECHANISM = os.environ.get("KAFKA_SASL_MECHANISM", "").strip().upper() or "PLAIN"
-if KAFKA_SASL_MECHANISM not in {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}:
-    raise ImproperlyConfigured(f"Environment variable KAFKA_SASL_MECHANISM={KAFKA_SASL_MECHANISM!r} must be PLAIN, SCRAM-SHA-256 "
-                               "or SCRAM-SHA-512.")
+KAFKA_SECURITY_PROTOCOL = env_choice("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", upper=True,
+                                     choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+KAFKA_SASL_MECHANISM = env_choice("KAFKA_SASL_MECHANISM", "PLAIN", upper=True,
+                                  choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
 KAFKA_SASL_USERNAME = os.environ.get("KAFKA_SASL_USERNAME", "")
 KAFKA_SASL_PASSWORD = os.environ.get("KAFKA_SASL_PASSWORD", "")
 for _name, _value in (("KAFKA_SASL_USERNAME", KAFKA_SASL_USERNAME), ("KAFKA_SASL_PASSWORD", KAFKA_SASL_PASSWORD)):
@@ -373,13 +379,6 @@ SUITE_BATCH_MAX = env_int("SUITE_BATCH_MAX", 64, minimum=1)  # most texts in one
 SUITE_TORCH_THREADS = env_int_optional("SUITE_TORCH_THREADS", minimum=1)  # CPU threads torch may use; None: torch's default
 
 
-def env_choice(name: str, default: str, *, choices: tuple[str, ...]) -> str:
-    """A variable that must be one of `choices` (lower-cased); ImproperlyConfigured names it otherwise."""
-    value = os.environ.get(name, default).strip().lower()
-    if value not in choices:
-        raise ImproperlyConfigured(f"Environment variable {name}={value!r} is not one of {', '.join(choices)}.")
-    return value
-
 
 # Where tensors run (services/ml/device.py): auto takes CUDA when present; cuda without one fails at first use.
 SUITE_DEVICE = env_choice("SUITE_DEVICE", "auto", choices=("auto", "cpu", "cuda"))
@@ -501,9 +500,7 @@ LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in logging.getLevelNamesMapping():
     raise ImproperlyConfigured(f"Environment variable DJANGO_LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 # SUITE_LOG_FORMAT: "text" (a line a person reads) or "json" (one JSON object per line, for a log shipper).
-SUITE_LOG_FORMAT = os.environ.get("SUITE_LOG_FORMAT", "text").strip().lower() or "text"
-if SUITE_LOG_FORMAT not in {"text", "json"}:
-    raise ImproperlyConfigured(f"Environment variable SUITE_LOG_FORMAT={SUITE_LOG_FORMAT!r} must be 'text' or 'json'.")
+SUITE_LOG_FORMAT = env_choice("SUITE_LOG_FORMAT", "text", choices=("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -561,6 +558,4 @@ if not re.fullmatch(r"[A-Z]{2}", SUPPORT_PHONE_REGION):
 # longer than this many days are anonymised (texts masked again, the customer's token replaced) or deleted.
 # 0 = kept forever: how long support records may be kept is the operator's legal decision, so it is not guessed.
 SUPPORT_RETENTION_DAYS = env_int("SUPPORT_RETENTION_DAYS", 0, minimum=0)
-SUPPORT_RETENTION_ACTION = os.environ.get("SUPPORT_RETENTION_ACTION", "anonymise")
-if SUPPORT_RETENTION_ACTION not in ("anonymise", "delete"):
-    raise ImproperlyConfigured(f"Environment variable SUPPORT_RETENTION_ACTION={SUPPORT_RETENTION_ACTION!r} must be 'anonymise' or 'delete'.")
+SUPPORT_RETENTION_ACTION = env_choice("SUPPORT_RETENTION_ACTION", "anonymise", choices=("anonymise", "delete"))
