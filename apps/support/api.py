@@ -254,9 +254,12 @@ class ConsoleKnowledgeBases(APIView):
 
     @extend_schema(responses=OBJECT_LIST)
     def get(self, request: Request) -> Response:
-        return Response([{"name": kb.name, "state": kb_index_state(kb)[0], "progress": kb.index_progress,
-                          "message": kb_index_state(kb)[1], "faqs": kb.faqs.count(), "passages": kb.passages.count()}
-                         for kb in KnowledgeBase.objects.order_by("name")])
+        rows = []
+        for kb in KnowledgeBase.objects.order_by("name"):
+            state, message = kb_index_state(kb)
+            rows.append({"name": kb.name, "state": state, "progress": kb.index_progress, "message": message,
+                         "faqs": kb.faqs.count(), "passages": kb.passages.count()})
+        return Response(rows)
 
 
 class ConsoleKnowledgeBaseRebuild(APIView):
