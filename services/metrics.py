@@ -3,7 +3,8 @@
 Two kinds of series, because the suite runs as several processes (Daphne web processes, Celery workers, the
 Kafka consumer), possibly on several hosts:
 1. Per process, in memory (prometheus-client's default registry): what the serving process itself did —
-   inference batch sizes and latency per task, support answers vs handoffs, recommendation latency. Each web
+   inference batch sizes and latency per task, support answers vs handoffs, recommendation latency, the
+   revision and size of each in-memory vector index (vector_index_observe, called after every sync). Each web
    process serves its own; Prometheus scrapes every web process (each host's /metrics) and sums them.
    Inference run on Celery workers is counted in the worker's memory and not served (workers have no HTTP
    endpoint); prometheus-client's multiprocess mode was not chosen because it needs one shared folder per host
@@ -15,9 +16,10 @@ Kafka consumer), possibly on several hosts:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -35,6 +37,15 @@ SUPPORT_REPLIES = Counter("suite_support_replies", "Customer messages answered b
                           ["outcome", "reason"])
 RECOMMEND_SECONDS = Histogram("suite_recommend_seconds", "Time to compute recommendations.", ["kind"],
                               buckets=_SECONDS_BUCKETS)
+# Labels stay bounded: a space is one of a few index families (the catalogue, one per knowledge base), an encoder
+# is the version that built the vectors; a replaced encoder's series is removed when the process switches.
+VECTOR_INDEX_REVISION = Gauge("suite_vector_index_revision",
+                              "Revision of the vectors this process's in-memory index is current with.",
+                              ["space", "encoder"])
+VECTOR_INDEX_SIZE = Gauge("suite_vector_index_size", "Vectors held by this process's in-memory index.",
+                          ["space", "encoder"])
+_vector_index_encoders: dict[str, str] = {}
+_vector_index_lock = threading.Lock()
 
 
 def inference_observe(*, task: str | None, kind: str, size: int, seconds: float) -> None:
@@ -47,6 +58,27 @@ def inference_observe(*, task: str | None, kind: str, size: int, seconds: float)
 def support_reply_count(*, handoff: bool, reason: str) -> None:
     """Record one customer message: answered by the bot, or handed off (reason: empty_kb, out_of_scope, ...)."""
     SUPPORT_REPLIES.labels(outcome="handoff" if handoff else "answered", reason=reason or "unknown").inc()
+
+
+def vector_index_observe(*, space: str, encoder: str, revision: int, size: int) -> None:
+    """Record a process's in-memory index after a sync: the revision it reached and how many vectors it holds.
+
+    1. A space served by a new encoder drops the old encoder's series (one series per space, not one per
+       encoder ever used). 2. Set both gauges.
+    """
+    if not space or not encoder:
+        raise ValueError("vector_index_observe needs a space and an encoder (got empty).")
+    with _vector_index_lock:  # syncs run in several threads of one process
+        previous = _vector_index_encoders.get(space)
+        if previous is not None and previous != encoder:
+            for gauge in (VECTOR_INDEX_REVISION, VECTOR_INDEX_SIZE):
+                try:
+                    gauge.remove(space, previous)
+                except KeyError:
+                    pass
+        _vector_index_encoders[space] = encoder
+        VECTOR_INDEX_REVISION.labels(space=space, encoder=encoder).set(revision)
+        VECTOR_INDEX_SIZE.labels(space=space, encoder=encoder).set(size)
 
 
 class DatabaseCollector(Collector):
