@@ -140,6 +140,7 @@ INSTALLED_APPS = [
     "apps.support",
     "apps.sentiment",
     "apps.recommender",
+    "apps.vectors",
     "axes",  # login lockout (AXES_* below); keep after the apps: its middleware goes last
 ]
 
@@ -184,10 +185,21 @@ REGISTRY_DIR = Path(os.environ.get("SUITE_REGISTRY_DIR", VAR_DIR / "registry")) 
 # Largest CSV/TSV/JSON Lines file any import reads (services.tabular): a guard against a wrong file, not a quota.
 TABULAR_MAX_BYTES = env_int("TABULAR_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 _default_db = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+# Persistent connections: 0 (the default) closes each request's or task's connection at its end. The web server is
+# ASGI (Daphne), where Django runs every request's ORM work on a fresh thread: a connection kept for reuse there is
+# never reused, only left open until garbage collection, and PostgreSQL runs out of connections (Django's docs: off
+# under ASGI). A worker or consumer process alone may set it (seconds); reused connections are checked first.
+DATABASE_CONN_MAX_AGE_S = env_int("DATABASE_CONN_MAX_AGE_S", 0)
+# PostgreSQL only: how long a new connection may take before the request or task fails with an error naming the host.
+DATABASE_CONNECT_TIMEOUT_S = env_int("DATABASE_CONNECT_TIMEOUT_S", 10, minimum=1)
 try:
-    DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_db, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_db,
+                                                  conn_max_age=DATABASE_CONN_MAX_AGE_S,
+                                                  conn_health_checks=DATABASE_CONN_MAX_AGE_S > 0)}
 except Exception as exc:  # dj-database-url raises ValueError / UnknownSchemeError
     raise ImproperlyConfigured(f"Environment variable DATABASE_URL is invalid: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT_S)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker, consumer) share the demo's SQLite file: wait on locks.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
