@@ -325,6 +325,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "inference.*": {"queue": "inference"},
     "training.*": {"queue": "training"},
+    "vectors.*": {"queue": "inference"},  # embedding, re-embedding after a promotion, IVF snapshots, purge
 }
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to be redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -558,6 +559,14 @@ SUPPORT_INDEX_LEASE_S = env_int("SUPPORT_INDEX_LEASE_S", 120, minimum=2)  # a KB
 SUPPORT_IVF_THRESHOLD = env_int("SUPPORT_IVF_THRESHOLD", 20000, minimum=1)
 SUPPORT_IVF_NPROBE = env_int("SUPPORT_IVF_NPROBE", 16, minimum=1)
 SUPPORT_FAISS_THREADS = env_int("SUPPORT_FAISS_THREADS", 1, minimum=1)
+
+# --- Shared vectors (services/vectors/store.py: the database holds every embedding; each process an index of it) ---
+# Where `vectors_request` embeds changed rows: "worker" (the Celery task vectors.embed on the inference queue) or
+# "process" (now, in the calling process: one host without a worker, and most tests).
+SUITE_VECTORS_EMBED = env_choice("SUITE_VECTORS_EMBED", "worker", choices=("worker", "process"))
+SUITE_VECTORS_SYNC_S = env_float("SUITE_VECTORS_SYNC_S", 1.0)  # seconds: a process looks for newer vectors at most this often per space
+SUITE_VECTORS_PURGE_S = env_int("SUITE_VECTORS_PURGE_S", 3600, minimum=10)  # deleted vectors' tombstones kept this long; also the beat's purge period
+SUITE_VECTORS_CHECK_S = env_int("SUITE_VECTORS_CHECK_S", 300, minimum=10)  # beat: a missed encoder switch (promotion) is noticed this often
 SUPPORT_CUSTOMER_RATE = os.environ.get("SUPPORT_CUSTOMER_RATE", "30/minute")  # DRF throttle for anonymous customers
 if not re.fullmatch(r"\s*\d+\s*/[smhd].*", SUPPORT_CUSTOMER_RATE):  # what DRF's parse_rate reads: N/<s|m|h|d...>
     raise ImproperlyConfigured(f"Environment variable SUPPORT_CUSTOMER_RATE={SUPPORT_CUSTOMER_RATE!r} must be N/second, N/minute, N/hour or N/day.")

@@ -3,16 +3,15 @@
     python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
 
 Runs on its own var/ folder (var/bench-recommender). A synthetic catalogue and event log are created once (reused on
-later runs of the same sizes). The item vectors are random unit vectors inserted straight into the FAISS index
-(embedding 100k texts on a CPU would take most of an hour and measures the encoder, not serving); the index type is
-what the catalogue would get at that size (IVF past SUPPORT_IVF_THRESHOLD). The server is the real ASGI server
+later runs of the same sizes). The item vectors are random unit vectors stored straight into the shared vector store
+(embedding 100k texts on a CPU would take most of an hour and measures the encoder, not serving); past
+SUPPORT_IVF_THRESHOLD an IVF snapshot is trained once, as a worker would, and every server loads it. The server is the real ASGI server
 (daphne), `servers` processes accepting on one shared socket (one Django process runs sync views one at a time), DEBUG off; clients hold keep-alive connections and ask for k=10 for random users (10% of
 them unknown: cold start). Last line: {"items", "users", "p50_ms", "p95_ms", "p99_ms", "rps", "raw_faiss_p99_ms", ...}.
 """
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import random
 import socket
@@ -38,14 +37,14 @@ def catalogue_ensure(*, n_items: int, n_users: int, quiet: bool) -> None:
     from django.utils import timezone
 
     from apps.recommender.models import Event, Item
-    from services.recommender.vectors import encoder_tag, index_folder, index_install
-    from services.vectors import DenseIndex
+    from services.recommender.vectors import SPACE, encoder_tag, index_install
+    from services.vectors import snapshot_build, space_drop, space_ensure, space_status
 
     tag = encoder_tag()
-    name = tag.name
-    meta = index_folder() / "meta.json"
-    fresh = (Item.objects.count() == n_items and Event.objects.values("user_id").distinct().count() == n_users and meta.is_file()
-             and json.loads(meta.read_text())["encoder"] == name and json.loads(meta.read_text())["count"] == n_items)
+    space_ensure(name=SPACE)
+    status = space_status(space=SPACE)
+    fresh = (Item.objects.count() == n_items and Event.objects.values("user_id").distinct().count() == n_users
+             and status["encoder"] == tag.name and status["count"] == n_items and status["missing"] == 0)
     if fresh:
         return
     started = time.monotonic()
@@ -67,7 +66,10 @@ def catalogue_ensure(*, n_items: int, n_users: int, quiet: bool) -> None:
             for j in range(n_users * EVENTS_PER_USER)], batch_size=5000)
     vectors = rng.standard_normal((n_items, tag.dim), dtype=np.float32)  # the default base's width (384)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index_install(index=DenseIndex.build(tag=tag, ids=pks, vectors=vectors))
+    space_drop(space=SPACE)  # the old catalogue's vectors (and snapshots) go with it
+    space_ensure(name=SPACE)
+    index_install(pks=pks, vectors=vectors, text_hashes=["-"] * n_items)  # into the shared store, as a worker would
+    snapshot_build(space=SPACE)  # past SUPPORT_IVF_THRESHOLD: IVF trained once here, every server loads it
     if not quiet:
         print(f"catalogue: {n_items} items, {n_users} users in {time.monotonic() - started:.0f} s", file=sys.stderr)
 

@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 ROLE_USERS = {"support_agent": "agent", "risk_analyst": "analyst", "admin": "boss", "api_client": "shop"}
 
 
+@pytest.fixture(autouse=True)
+def _vectors_embedded_in_process(settings) -> None:  # noqa: ANN001
+    """Changed rows are embedded in the test's own process (SUITE_VECTORS_EMBED=process): a test of the worker path
+    sets "worker" itself (services/vectors/store.py)."""
+    settings.SUITE_VECTORS_EMBED = "process"
+
+
 @pytest.fixture
 def role_users(db) -> dict[str, object]:  # noqa: ANN001
     """One user per role (plus 'nobody' without a role), created through the real command."""

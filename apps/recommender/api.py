@@ -18,7 +18,7 @@ from apps.accounts.access import HasAccess
 from services.errors import SuiteError
 from services.recommender import catalog
 from services.recommender.recommend import K_MAX, k_check, recommendations_for, items_similar
-from services.recommender.vectors import index_update
+from services.recommender.vectors import items_embed_request
 
 ACCESS_TTL_S = 5.0  # how long a client's role check is reused: a revoked role stops working within this
 
@@ -98,7 +98,7 @@ class ItemDetail(APIView):
     @extend_schema(request=ITEM_PUT, responses={200: WRITE_OUT, 201: WRITE_OUT}, summary="Create or replace one item")
     def put(self, request: Request, external_id: str) -> Response:
         report = catalog.items_upsert(rows=[catalog.item_clean(request.data, external_id=external_id)])
-        index_update(pks=report.reembed)
+        items_embed_request(pks=report.reembed)
         return Response(report.as_dict(), status=201 if report.added else 200)
 
 
@@ -110,7 +110,7 @@ class Items(APIView):
     def post(self, request: Request) -> Response:
         good, errors = catalog.rows_clean(rows=_bulk(request.data, "items"), clean=catalog.item_clean, label=lambda n: f"items[{n}]")
         report = catalog.items_upsert(rows=good) if good else catalog.WriteReport()
-        index_update(pks=report.reembed)
+        items_embed_request(pks=report.reembed)
         report.errors = errors
         return Response(report.as_dict())
 

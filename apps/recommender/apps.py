@@ -22,4 +22,7 @@ class RecommenderConfig(AppConfig):
     verbose_name = "Recommender"
 
     def ready(self) -> None:
+        from services.recommender.vectors import source_install
+
+        source_install()  # the catalogue is the text source of the vector space "recommender"
         post_migrate.connect(_repair_schedule_create, sender=self, dispatch_uid="recommender-repair-schedule")

@@ -1,12 +1,12 @@
-"""Celery tasks of the recommender (`default` queue)."""
+"""Celery tasks of the recommender (`default` queue; the embedding itself runs wherever this runs, a worker)."""
 from __future__ import annotations
 
 from celery import shared_task
 
-from services.recommender.vectors import index_repair
+from services.recommender.vectors import embeddings_repair as repair
 
 
 @shared_task(name="recommender.embeddings_repair")
 def embeddings_repair() -> dict[str, int]:
-    """Re-embed catalogue items whose vector is stale or missing (beat: "recommender embeddings repair")."""
-    return index_repair()
+    """Embed catalogue items whose vector is stale or missing into the shared store (beat: "recommender embeddings repair")."""
+    return repair()

@@ -140,8 +140,12 @@ class InferenceRuntime:
                 base = base_quantize(base)  # the frozen base only: LoRA layers and heads stay float32
             self._base = base.to(self.device).eval()
 
-    def _adapter(self, ref: AdapterRef) -> _Adapter:
-        """The loaded adapter for `ref`, loading it (and evicting the least recently used) when needed."""
+    def _adapter(self, ref: AdapterRef, *, pinned: bool = False) -> _Adapter:
+        """The loaded adapter for `ref`, loading it (and evicting the least recently used) when needed.
+
+        `pinned` (embed_ref): other versions of the task stay loaded, since a switch of encoders embeds with the old
+        and the new version in turns; a champion load still drops the task's replaced versions.
+        """
         found = self._adapters.get(ref)
         if found is not None:
             self._adapters.move_to_end(ref)
@@ -164,7 +168,7 @@ class InferenceRuntime:
                            max_length=int(info.train_config.get("max_length", self.max_length)),
                            strip_urls=bool(info.train_config.get("strip_urls", False)))
         self._adapters[ref] = adapter
-        stale = [old for old in self._adapters if old.task == ref.task and old != ref]  # a task's replaced versions
+        stale = [] if pinned else [old for old in self._adapters if old.task == ref.task and old != ref]  # a task's replaced versions
         while len(self._adapters) - len(stale) > self.max_adapters:
             stale.append(next(old for old in self._adapters if old not in stale))
         self._adapter_activate(name)
@@ -233,6 +237,17 @@ class InferenceRuntime:
         with self._lock:
             self._ensure_base()
             adapter = self._adapter(ref) if ref is not None else None
+            if not texts:
+                return np.zeros((0, self._base.config.hidden_size), dtype=np.float32)
+            return self._pooled(texts, adapter, normalize=True).numpy()
+
+
+    def embed_ref(self, *, ref: AdapterRef, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised embeddings (n, hidden) from exactly the adapter `ref` (a pinned version, not the champion)."""
+        texts = _texts_check(texts)
+        with self._lock:
+            self._ensure_base()
+            adapter = self._adapter(ref, pinned=True)
             if not texts:
                 return np.zeros((0, self._base.config.hidden_size), dtype=np.float32)
             return self._pooled(texts, adapter, normalize=True).numpy()

@@ -30,7 +30,7 @@ class WriteReport:
     updated: int = 0  # items: changed rows; events: never (an event is immutable)
     unchanged: int = 0  # items sent again as they are; events already stored under their event id
     errors: list[str] = field(default_factory=list)  # "row N: `field` reason" (imports: "file:line: ...")
-    reembed: list[int] = field(default_factory=list)  # item pks whose text changed or whose vector is stale: embed them
+    reembed: list[int] = field(default_factory=list)  # item pks to embed: the store skips those whose vector is current
 
     def as_dict(self) -> dict[str, Any]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "errors": self.errors}
@@ -130,15 +130,14 @@ def items_upsert(*, rows: Iterable[dict[str, Any]]) -> WriteReport:
                 new.append(Item(**row, content_hash=content, text_hash=text_hash))
             elif item.content_hash == content:
                 report.unchanged += 1
-                if item.embedded_hash != item.text_hash:  # its embedding failed after the row committed: try again
-                    report.reembed.append(item.pk)
+                report.reembed.append(item.pk)  # the store embeds it only when its vector is missing (an embedding that failed)
             else:
+                if item.text_hash != text_hash:  # a changed price or stock keeps the vector
+                    report.reembed.append(item.pk)
                 for name, value in row.items():
                     setattr(item, name, value)
                 item.content_hash, item.text_hash = content, text_hash
                 changed.append(item)
-                if item.embedded_hash != text_hash:
-                    report.reembed.append(item.pk)
         Item.objects.bulk_create(new, batch_size=1000)
         if changed:
             Item.objects.bulk_update(changed, fields=[*(f for f in rows[0] if f != "external_id"), "content_hash", "text_hash"],

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.errors import SuiteError
 from services.recommender import catalog
-from services.recommender.vectors import index_update
+from services.recommender.vectors import items_embed
 from services.tabular import KEEP, table_open
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -58,10 +58,8 @@ def files_import(*, items: Path | None, interactions: Path | None, progress: Pro
     if items is not None:
         report = _rows_import(path=items, clean=catalog.item_clean, store=lambda rows: catalog.items_upsert(rows=rows),
                               stage="items", progress=progress)
-        for start in range(0, len(report.reembed), 1024):
-            index_update(pks=report.reembed[start:start + 1024])
-            if progress:
-                progress("embed", min(start + 1024, len(report.reembed)), len(report.reembed))
+        # A batch job: embedded here with a progress bar, not one worker task per chunk (services/vectors/store.py)
+        items_embed(pks=report.reembed, progress=(lambda done, total: progress("embed", done, total)) if progress else None)
         out["items"] = {**report.as_dict(), "embedded": len(report.reembed)}
     if interactions is not None:
         report = _rows_import(path=interactions, clean=catalog.event_clean, store=lambda rows: catalog.events_record(rows=rows),

@@ -3,8 +3,9 @@
 Base data and held-back set are interaction files (user_id,item_id,event,timestamp) over the live catalogue; the
 events the shop sent are added to the base histories; training pairs are each interaction's item text → the
 user's next distinct item's text; judged, like `recommender_eval`, by ranking each held-back user's last item
-among all items (ndcg/recall/hit rate at k) with the serving code's profile. On promotion the catalogue is
-re-embedded by the new champion in the promoting process, not in a request.
+among all items (ndcg/recall/hit rate at k) with the serving code's profile. On promotion the new champion becomes
+the pending encoder of the vector space "recommender" and a worker re-embeds the catalogue beside the old vectors
+(services/vectors/store.py); requests keep the old ones until the new are complete, never embedding themselves.
 """
 from __future__ import annotations
 
@@ -49,9 +50,10 @@ class RecommenderRetrainer(Retrainer):
         return RecommenderData(task=task_row, until=until)
 
     def promoted(self, *, task_row: Task) -> None:
-        from services.recommender.vectors import index_rebuild
+        from services.recommender.vectors import SPACE
+        from services.vectors import encoder_switch_check
 
-        index_rebuild()
+        encoder_switch_check(space=SPACE)  # new champion pending; a worker re-embeds the catalogue, then it switches
 
 
 def recommender_task_ensure() -> Task:

@@ -1,152 +1,100 @@
-"""Item text vectors: one FAISS index (services.vectors.DenseIndex) persisted under VAR_DIR/recommender/index.
+"""Item text vectors: the vector space "recommender" of the shared store (services/vectors/store.py).
 
-Texts are embedded by services.vectors for the `recommender` task: its champion adapter, or the default base
-while the task has none. The index is tagged with that encoder (`recommender:vN` or `base:<name>`); when the
-champion changes the tag no longer matches and the index is rebuilt from the catalogue. Item pks are the FAISS ids, so a changed text replaces its vector in place.
-An item's `embedded_hash` is set only once its vector is saved: an embedding that failed leaves it stale, and the
-item is embedded again on its next upsert (even unchanged) and by the periodic repair (`index_repair`).
-Each process caches the loaded index and reloads it when another process saved a newer one (meta.json mtime).
+The database holds every item's vector (key = the item's pk, content hash = its `text_hash`); each process searches
+its own in-memory index of it, kept current by revision (an item changed through another host is seen within
+SUITE_VECTORS_SYNC_S). Nothing is embedded inside a request: an item written asks for its embedding
+(`items_embed_request`: a worker, or this process with SUITE_VECTORS_EMBED=process); a promotion of the
+`recommender` task marks its champion pending and a worker re-embeds the catalogue beside the old vectors, which
+keep serving until the new ones are complete. An item whose vector is missing or stale (an embedding that failed)
+is embedded by the periodic repair (`embeddings_repair`).
 """
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 
-import faiss
 import numpy as np
-from django.db.models import F
 
 from apps.recommender.models import Item
 from services.recommender.catalog import item_text
-from services.vectors import DenseIndex, EncoderTag, encode, folder_locked, vectors_folder
+from services.vectors import DenseIndex, EncoderTag, TextSource, encode, source_register
+from services.vectors import store
 
 TASK = "recommender"
-CHECK_EVERY_S = 2.0  # how often a process looks for a newer index on disk
-
-_lock = threading.RLock()
-_cached: dict[str, object] = {"index": None, "mtime": 0.0, "checked": 0.0}
-
-
-def index_folder() -> Path:
-    return vectors_folder("recommender", "index")
+SPACE = "recommender"
 
 
 def encoder_tag() -> EncoderTag:
-    """The encoder that embeds item texts now: the task's champion, else the default base (no model load)."""
+    """The encoder that should embed item texts now: the task's champion, else the default base (no model load)."""
     return encode.encoder_tag_for(task=TASK)
 
 
-def items_texts(*, items: Sequence[Item]) -> list[str]:
-    return [item_text(title=i.title, description=i.description, category=i.category, tags=i.tags) for i in items]
+def _texts(space: str, keys: Sequence[int]) -> list[tuple[int, str, str]]:
+    items = Item.objects.filter(pk__in=list(keys)).order_by("pk")
+    return [(i.pk, item_text(title=i.title, description=i.description, category=i.category, tags=i.tags), i.text_hash)
+            for i in items.only("pk", "title", "description", "category", "tags", "text_hash")]
 
 
-def items_embed(*, items: Sequence[Item]) -> np.ndarray:
-    """(n, dim) L2-normalised vectors of the items' texts."""
-    return encode.texts_embed_for(task=TASK, texts=items_texts(items=items))
+def _keys(space: str) -> Iterable[tuple[int, str]]:
+    return Item.objects.order_by("pk").values_list("pk", "text_hash").iterator(chunk_size=10000)
+
+
+def source_install() -> None:
+    """Register the catalogue as the text source of the space "recommender" (apps/recommender/apps.py, ready())."""
+    source_register(SPACE, TextSource(task=lambda space: TASK, texts=_texts, keys=_keys))
+
+
+def items_embed_request(*, pks: Sequence[int]) -> None:
+    """These items were written: embed them (on a worker, or now with SUITE_VECTORS_EMBED=process)."""
+    store.vectors_request(space=SPACE, keys=list(pks))
+
+
+def items_embed(*, pks: Sequence[int] | None = None, progress: Callable[[int, int], None] | None = None) -> int:
+    """Embed these items here and now (None: every item whose vector is missing or stale); bulk imports, the worker."""
+    return store.vectors_embed(space=SPACE, keys=None if pks is None else list(pks), progress=progress)
+
+
+def items_forget(*, pks: Sequence[int]) -> int:
+    """Remove the vectors of deleted items (tombstones, in the caller's transaction)."""
+    return store.vectors_delete(space=SPACE, keys=list(pks))
+
+
+def embeddings_repair() -> dict[str, int]:
+    """Embed every item whose vector is missing or stale (the periodic repair, `recommender.embeddings_repair`).
+
+    Returns {"missing": items without a current vector before, "embedded": vectors written}.
+    """
+    store.space_ensure(name=SPACE)
+    missing = int(store.space_status(space=SPACE)["missing"])
+    return {"missing": missing, "embedded": items_embed(pks=None)}
 
 
 def index_get(*, fresh: bool = False) -> DenseIndex:
-    """The process's index (loaded once, reloaded when a newer one was saved; built when there is none).
+    """This process's index of item vectors (synced with the database; empty while there is none). Never embeds.
 
-    `fresh`: look at the disk now rather than trusting a check of the last CHECK_EVERY_S (writers do).
+    `fresh`: look at the database now rather than trusting a look of the last SUITE_VECTORS_SYNC_S.
     """
-    folder = index_folder()
-    now = time.monotonic()
-    with _lock:
-        index = _cached["index"]
-        if index is not None and not fresh and now - float(_cached["checked"]) < CHECK_EVERY_S:
-            return index  # type: ignore[return-value]
-        _cached["checked"] = now
-        meta = folder / "meta.json"
-        mtime = meta.stat().st_mtime if meta.is_file() else 0.0
-        tag = encoder_tag()
-        if index is not None and mtime == _cached["mtime"] and tag == index.tag:  # type: ignore[attr-defined]
-            return index  # type: ignore[return-value]  # same file, same encoder (a promotion re-embeds the catalogue)
-        loaded = DenseIndex.load(folder=folder, expected=tag)  # None: none saved, or another encoder built it
-        if loaded is None:
-            loaded = index_rebuild(tag=tag)
-            mtime = meta.stat().st_mtime if meta.is_file() else 0.0
-        _cached.update(index=loaded, mtime=mtime)
-        return loaded
+    if fresh:
+        store.view_touch(SPACE)
+    view = store.space_view(space=SPACE)
+    if view is None:
+        return DenseIndex(tag=encoder_tag())
+    return view.index
 
 
-def index_rebuild(*, tag: EncoderTag | None = None, progress: Callable[[int, int], None] | None = None) -> DenseIndex:
-    """Embed the whole catalogue into a fresh index and save it."""
-    items = list(Item.objects.order_by("pk"))
-    index = encode.index_from_texts(folder=index_folder(), task=TASK, ids=[i.pk for i in items], texts=items_texts(items=items),
-                                    tag=tag or encoder_tag(), progress=progress)
-    _cache_saved(index)
-    for item in items:
-        if item.embedded_hash != item.text_hash:
-            Item.objects.filter(pk=item.pk).update(embedded_hash=item.text_hash)
-    return index
+def index_install(*, pks: Sequence[int], vectors: np.ndarray, text_hashes: Sequence[str]) -> int:
+    """Store prepared vectors as the items' (the benchmark inserts random vectors this way); returns rows written."""
+    store.space_ensure(name=SPACE)
+    return store.vectors_put(space=SPACE, keys=list(pks), vectors=vectors, content_hashes=list(text_hashes))
 
 
-def index_update(*, pks: Sequence[int]) -> int:
-    """Re-embed these items into the index (incremental); returns how many were embedded."""
-    if not pks:
-        return 0
-    with _lock, folder_locked(index_folder()):  # across processes; another process may be writing: start from its saved index, not a stale copy
-        index = index_get(fresh=True)
-        items = list(Item.objects.filter(pk__in=list(pks)).order_by("pk"))
-        for start in range(0, len(items), 1024):
-            chunk = items[start:start + 1024]
-            index.upsert(ids=np.array([i.pk for i in chunk], dtype=np.int64), vectors=items_embed(items=chunk))
-        _save(index)
-        for item in items:
-            Item.objects.filter(pk=item.pk).update(embedded_hash=item.text_hash)
-        return len(items)
-
-
-def index_repair(*, chunk: int = 1024) -> dict[str, int]:
-    """Re-embed every item whose vector is stale or missing (the periodic repair, `recommender.embeddings_repair`).
-
-    1. Load the index as serving would (built from the catalogue when there is none for this encoder).
-    2. Stale: `embedded_hash != text_hash` (an embedding that failed after its row committed, or never ran).
-    3. Missing: an item with a current hash whose vector is not in the index (an index file replaced or lost).
-    4. Re-embed both, `chunk` items at a time; return {"stale", "missing", "embedded"}.
-    """
-    index = index_get(fresh=True)
-    stale = list(Item.objects.exclude(embedded_hash=F("text_hash")).order_by("pk").values_list("pk", flat=True))
-    current = Item.objects.filter(embedded_hash=F("text_hash")).order_by("pk").values_list("pk", flat=True)
-    present = index_ids(index=index)
-    missing = [pk for pk in current.iterator(chunk_size=10000) if pk not in present]
-    due = sorted([*stale, *missing])
-    embedded = sum(index_update(pks=due[start:start + chunk]) for start in range(0, len(due), chunk))
-    return {"stale": len(stale), "missing": len(missing), "embedded": embedded}
-
-
-def index_ids(*, index: DenseIndex) -> set[int]:
-    """The ids that have a vector in `index` (an exact index keeps its id map; an IVF one is asked item by item)."""
-    id_map = getattr(index.index, "id_map", None)
-    if id_map is not None:
-        return {int(i) for i in faiss.vector_to_array(id_map)}
-    pks = Item.objects.values_list("pk", flat=True)
-    return set(vectors_of(index=index, pks=list(pks))[0])
-
-
-def index_install(*, index: DenseIndex) -> None:
-    """Save a prepared index as the catalogue's (the benchmark inserts random vectors this way)."""
-    with _lock:
-        _save(index)
+def index_ids(*, index: DenseIndex | None = None) -> set[int]:
+    """The items that have a vector in `index` (default: this process's index)."""
+    return (index if index is not None else index_get()).ids()
 
 
 def index_forget() -> None:
-    """Drop this process's cached index (tests; after the files were replaced)."""
-    with _lock:
-        _cached.update(index=None, mtime=0.0, checked=0.0)
-
-
-def _save(index: DenseIndex) -> None:
-    index.save(folder=index_folder())
-    _cache_saved(index)
-
-
-def _cache_saved(index: DenseIndex) -> None:
-    """Keep the index just saved as this process's copy (its meta.json mtime: a later save elsewhere is seen)."""
-    _cached.update(index=index, mtime=(index_folder() / "meta.json").stat().st_mtime, checked=time.monotonic())
+    """Drop this process's index (tests: as a fresh process would, it reloads from the database)."""
+    store.views_forget(space=SPACE)
 
 
 def vectors_of(*, index: DenseIndex, pks: Sequence[int]) -> tuple[list[int], np.ndarray]:

@@ -14,7 +14,8 @@ from django.conf import settings
 
 from apps.registry.models import AdapterVersion
 from services.ml.runtime import KIND_CLASSIFY, KIND_EMBED, AdapterRef, ClassifyOutput, InferenceRuntime, MicroBatcher
-from services.registry.versions import base_default_ensure, version_get
+from services.errors import SuiteError
+from services.registry.versions import base_default_ensure, base_get, version_get
 
 # SUITE_RESOLVE_TTL_S, SUITE_BATCH_WAIT_MS and SUITE_BATCH_MAX are settings (config/settings.py validates them),
 # read when a runtime is made, not at import: a bad value names its variable, and tests may override them.
@@ -25,8 +26,12 @@ _task_base: dict[str, tuple[str, float]] = {}  # task -> (base path of its champ
 
 def champion_ref(task: str) -> AdapterRef:
     """The resolver the runtime asks: the task's champion as an AdapterRef."""
-    version: AdapterVersion = version_get(task_name=task)
-    return AdapterRef(task=task, version=version.version, path=version.path, sha256=version.sha256)
+    return version_ref(version_get(task_name=task))
+
+
+def version_ref(version: AdapterVersion) -> AdapterRef:
+    """One registered version as the runtime loads it."""
+    return AdapterRef(task=version.task.name, version=version.version, path=version.path, sha256=version.sha256)
 
 
 def _base_path_for(task: str | None) -> str:
@@ -43,7 +48,10 @@ def _base_path_for(task: str | None) -> str:
 
 def batcher_get(*, task: str | None) -> MicroBatcher:
     """The process's micro-batcher for the base model that serves `task` (created on first use)."""
-    base_path = _base_path_for(task)
+    return _batcher_for(_base_path_for(task))
+
+
+def _batcher_for(base_path: str) -> MicroBatcher:
     with _lock:
         batcher = _batchers.get(base_path)
         if batcher is None:
@@ -63,6 +71,27 @@ def texts_classify(*, task: str, texts: Sequence[str]) -> ClassifyOutput:
 def texts_embed(*, task: str | None, texts: Sequence[str]) -> np.ndarray:
     """L2-normalised embeddings from the task's champion adapter, or the default base when task is None."""
     return batcher_get(task=task).submit(task=task, texts=texts, kind=KIND_EMBED).result()
+
+
+def texts_embed_pinned(*, name: str, sha256: str, texts: Sequence[str]) -> np.ndarray:
+    """L2-normalised embeddings by exactly the encoder an EncoderTag names: `<task>:v<N>` or `base:<name>`.
+
+    Not "the champion now": the shared vector store compares queries with vectors made by one encoder version, so
+    both are embedded by that version until the space switches (services/vectors/store.py). `sha256` must match
+    the registered version's (or base's) hash: a version re-registered under the same number is refused.
+    """
+    if name.startswith("base:"):
+        base = base_get(name=name.removeprefix("base:"))
+        if sha256 not in (base.sha256, base.path):
+            raise SuiteError(f"Base encoder {base.name!r} changed since its vectors were made (hash differs).", field="encoder")
+        return _batcher_for(base.path).runtime.embed(task=None, texts=texts)
+    task, sep, number = name.rpartition(":v")
+    if not sep or not task or not number.isdigit():
+        raise SuiteError(f"Encoder {name!r} is neither `<task>:v<N>` nor `base:<name>`.", field="encoder")
+    version = version_get(task_name=task, version=int(number))
+    if version.sha256 != sha256:
+        raise SuiteError(f"Encoder {name!r} is registered with another hash than its vectors were made with.", field="encoder")
+    return _batcher_for(version.base.path).runtime.embed_ref(ref=version_ref(version), texts=texts)
 
 
 def serving_reset() -> None:

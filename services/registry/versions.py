@@ -242,6 +242,8 @@ def _alias_move(task: Task, name: str, version: AdapterVersion, *, actor: str, a
         payload = {"task": task.name, "version": version.version, "previous": before.version if before else None,
                    "action": action, "actor": actor, "reason": reason, "at": event.created_at.isoformat()}
         transaction.on_commit(lambda: ops_push(event="champion_changed", payload=payload))
+        from services.vectors.store import encoder_switch_check  # vector spaces this task embeds: new encoder pending
+        encoder_switch_check(task=task.name)
 
 
 def _audit(task: Task, alias: str, action: str, from_v: int | None, to_v: int | None, actor: str, reason: str,

@@ -63,6 +63,27 @@ def texts_embed_for(*, task: str | None, texts: Sequence[str], progress: Progres
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
+def texts_embed_tagged(*, tag: EncoderTag, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+    """L2-normalised float32 vectors (n, tag.dim) of `texts` by EXACTLY the encoder `tag` names (a pinned version).
+
+    The shared vector store embeds documents and queries only through this, so a query is compared with vectors of
+    the same encoder even while a promotion is being re-embedded (the champion "now" may already be another one).
+    1. `<task>:v<N>`: that adapter version, whatever the task's champion is; `base:<name>`: that base encoder.
+    2. EMBED_BATCH texts at a time, reporting (done, total).
+    """
+    from services.registry.serving import texts_embed_pinned
+
+    texts = list(texts)
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        parts.append(texts_embed_pinned(name=tag.name, sha256=tag.sha256, texts=texts[start:start + EMBED_BATCH]))
+        if progress:
+            progress(min(start + EMBED_BATCH, len(texts)), len(texts))
+    if not parts:
+        return np.zeros((0, tag.dim), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
 def _embed(*, task: str | None, texts: list[str]) -> np.ndarray:
     from services.registry.serving import texts_embed
 

@@ -90,7 +90,7 @@ class DenseIndex:
         self.tag = tag
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(tag.dim))
         self._gpu_index = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # writes (a sync's deltas) and searches never overlap on one FAISS index
 
     @classmethod
     def build(cls, *, tag: EncoderTag, ids: np.ndarray, vectors: np.ndarray) -> DenseIndex:
@@ -118,6 +118,21 @@ class DenseIndex:
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
+
+    def ids(self) -> set[int]:
+        """The ids stored (an exact index keeps an id map; an IVF index is read list by list)."""
+        with self._lock:
+            id_map = getattr(self.index, "id_map", None)
+            if id_map is not None:
+                return {int(i) for i in faiss.vector_to_array(id_map)}
+            if isinstance(self.index, faiss.IndexIVF):
+                invlists, out = self.index.invlists, set()
+                for list_no in range(self.index.nlist):
+                    size = invlists.list_size(list_no)
+                    if size:
+                        out.update(int(i) for i in faiss.rev_swig_ptr(invlists.get_ids(list_no), size))
+                return out
+        raise SuiteError(f"Cannot list the ids of a {type(self.index).__name__}.")
 
     def upsert(self, *, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors, replacing any stored under the same ids."""
@@ -147,8 +162,8 @@ class DenseIndex:
         vectors = _check(vectors, self.tag.dim)
         if len(self) == 0:
             return np.full((len(vectors), k), -1, dtype=np.int64), np.zeros((len(vectors), k), dtype=np.float32)
-        index = self._searcher()
-        scores, ids = index.search(vectors, min(k, len(self)))
+        with self._lock:
+            scores, ids = self._searcher().search(vectors, min(k, len(self)))
         if ids.shape[1] < k:
             pad = k - ids.shape[1]
             ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)

@@ -25,9 +25,21 @@ CATALOGUE = [
 ]
 
 
+def embedded(external_id: str) -> bool:
+    """The item has a vector of its current text in the shared store (active encoder) and in this process's index."""
+    from apps.recommender.models import Item
+    from apps.vectors.models import Embedding, VectorSpace
+
+    item = Item.objects.get(external_id=external_id)
+    space = VectorSpace.objects.filter(name=vectors.SPACE).first()
+    stored = space is not None and Embedding.objects.filter(space=space, encoder=space.encoder, key=item.pk,
+                                                            content_hash=item.text_hash, vector__isnull=False).exists()
+    return stored and item.pk in vectors.index_ids(index=vectors.index_get(fresh=True))
+
+
 @pytest.fixture
 def tiny_encoder(settings, tmp_path: Path) -> Path:  # noqa: ANN001
-    """A 2-layer random BERT registered as the default base; the recommender's index goes under tmp_path."""
+    """A 2-layer random BERT registered as the default base; the registry (and any vector snapshot) under tmp_path."""
     from services.registry.serving import serving_reset
 
     settings.REGISTRY_DIR = tmp_path / "registry"
@@ -49,6 +61,7 @@ def bow_encoder(tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_tag = encode.encoder_tag_for
     monkeypatch.setattr(encode, "encoder_tag_for", lambda *, task: replace(real_tag(task=task), dim=BOW_DIM))  # names follow promotions
     monkeypatch.setattr(encode, "texts_embed_for", lambda *, task, texts, progress=None: bow_vectors(texts=list(texts)))
+    monkeypatch.setattr(encode, "texts_embed_tagged", lambda *, tag, texts, progress=None: bow_vectors(texts=list(texts)))
 
 
 @pytest.fixture

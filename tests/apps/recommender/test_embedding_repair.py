@@ -1,4 +1,5 @@
-"""Items whose embedding failed after their row committed: embedded again on retry, and by the periodic repair."""
+"""Items whose embedding failed after their row committed: embedded again on retry, and by the periodic repair
+(which asks the shared vector store for every item whose vector is missing or of an older text)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.recommender.models import Item
-from services.recommender.vectors import index_get, index_ids, index_install
+from apps.vectors.models import Embedding
 from services.vectors import encode
+from tests.apps.recommender.conftest import embedded
 
 pytestmark = pytest.mark.django_db
 
@@ -18,21 +20,16 @@ LAMP = {"title": "Camping lamp", "description": "camping lamp bright", "category
 
 def embedding_fails_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The encoder raises on its next call, then works again; returns the failures seen."""
-    real, failed = encode.texts_embed_for, []
+    real, failed = encode.texts_embed_tagged, []
 
-    def flaky(*, task: str, texts: list[str], progress: object = None) -> np.ndarray:
+    def flaky(*, tag: object, texts: list[str], progress: object = None) -> np.ndarray:
         if not failed:
             failed.append("encoder down")
             raise RuntimeError("encoder down")
-        return real(task=task, texts=texts, progress=progress)
+        return real(tag=tag, texts=texts, progress=progress)
 
-    monkeypatch.setattr(encode, "texts_embed_for", flaky)
+    monkeypatch.setattr(encode, "texts_embed_tagged", flaky)
     return failed
-
-
-def embedded(external_id: str) -> bool:
-    item = Item.objects.get(external_id=external_id)
-    return item.embedded_hash == item.text_hash and item.pk in index_ids(index=index_get(fresh=True))
 
 
 def test_an_item_whose_embedding_failed_is_embedded_when_it_is_sent_again_unchanged(
@@ -60,14 +57,12 @@ def test_the_repair_task_embeds_stale_and_missing_items(catalogue: APIClient, mo
     with pytest.raises(Exception, match="encoder down"):
         run_json("recommender_import", items=str(items), no_progress=True)
     assert not embedded("lamp-1")
-    index = index_get(fresh=True)  # a vector lost from the index while its hash says it is there
-    index.remove(ids=np.array([Item.objects.get(external_id="pan-1").pk], dtype=np.int64))
-    index_install(index=index)
+    Embedding.objects.filter(key=Item.objects.get(external_id="pan-1").pk).delete()  # a vector lost from the store
     assert not embedded("pan-1")
 
-    assert embeddings_repair.apply().get() == {"stale": 1, "missing": 1, "embedded": 2}
+    assert embeddings_repair.apply().get() == {"missing": 2, "embedded": 2}
     assert embedded("lamp-1") and embedded("pan-1")
-    assert embeddings_repair.apply().get() == {"stale": 0, "missing": 0, "embedded": 0}  # nothing left to do
+    assert embeddings_repair.apply().get() == {"missing": 0, "embedded": 0}  # nothing left to do
 
 
 def test_the_repair_runs_on_a_beat_schedule_created_after_migrate(settings) -> None:

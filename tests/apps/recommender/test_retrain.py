@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from apps.registry.models import Alias, RetrainRun
+from services.vectors import space_status
 from tests.apps.recommender.test_eval import taste_files
 from tests.helpers import run_json
 from tests.services.conftest import CLASS_WORDS
@@ -55,7 +56,9 @@ def test_new_events_retrain_the_recommender_gated_on_held_back_users_and_the_cha
     assert run.n_new_examples == 180 and run.n_examples > 0 and run.phase == "done"
     assert set(run.drift["new"]) <= {"view", "click", "purchase"} and "domain_auc" in run.drift["embedding"]
     # The run re-embedded the catalogue with the new champion: no customer request pays for that.
-    assert json.loads((vectors.index_folder() / "meta.json").read_text())["encoder"] == "recommender:v1"
+    status = space_status(space=vectors.SPACE)
+    assert status["encoder"] == "recommender:v1" and status["pending_encoder"] is None and status["missing"] == 0
+    assert vectors.index_get(fresh=True).tag.name == "recommender:v1"
 
     # An admin now asks for a large gain; the next run's challenger, judged on the same held-back users, misses it.
     Task.objects.filter(name="recommender").update(gate_min_gain=0.5)
@@ -68,7 +71,7 @@ def test_new_events_retrain_the_recommender_gated_on_held_back_users_and_the_cha
     assert second["metrics"]["ndcg_at_k"] - second["champion_metrics"]["ndcg_at_k"] < 0.5
     assert Alias.objects.get(task__name="recommender", name="champion").version.version == 1
     assert Alias.objects.get(task__name="recommender", name="challenger").version.version == 2
-    assert json.loads((vectors.index_folder() / "meta.json").read_text())["encoder"] == "recommender:v1"
+    assert space_status(space=vectors.SPACE)["encoder"] == "recommender:v1"
     assert vectors.encoder_tag().name == "recommender:v1"
 
 
