@@ -20,6 +20,7 @@ import ctypes
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from celery import Celery, signals
@@ -102,3 +103,53 @@ def _limit_end(task_id: str | None = None, **_: Any) -> None:
         timer = _running.pop(task_id, None) if task_id is not None else None
     if timer is not None:
         timer.cancel()
+
+
+# --- Worker metrics: a worker has no web server, so it may serve its own series (services/metrics.py) ---------------
+_task_started: dict[str, float] = {}  # task id -> time.monotonic() at its start, while it runs
+
+
+@signals.worker_init.connect
+def _metrics_exporter_start(sender: Any = None, **_: Any) -> None:
+    """With SUITE_WORKER_METRICS_PORT set, serve this worker's registry on SUITE_WORKER_METRICS_ADDR:PORT.
+
+    A taken port is logged, not fatal: the worker's tasks matter more than its metrics (two workers on one host
+    need two ports). Under the prefork pool tasks run in child processes whose series this exporter cannot see;
+    the suite's workers use the thread pool (deploy/suite.sh, the Procfile).
+    """
+    from django.conf import settings
+
+    port = settings.SUITE_WORKER_METRICS_PORT
+    if not port:
+        return
+    from services.metrics import worker_exporter_start
+
+    pool = str(getattr(sender, "pool_cls", "") or "prefork")
+    if "prefork" in pool.lower():
+        log.warning("worker metrics: the prefork pool runs tasks in child processes; their series are not exported "
+                    "(run the worker with --pool=threads)")
+    try:
+        worker_exporter_start(addr=settings.SUITE_WORKER_METRICS_ADDR, port=port)
+    except OSError as exc:
+        log.error("worker metrics: cannot listen on %s:%s (%s); this worker exports nothing",
+                  settings.SUITE_WORKER_METRICS_ADDR, port, exc.strerror or exc)
+        return
+    log.info("worker metrics on http://%s:%s/metrics", settings.SUITE_WORKER_METRICS_ADDR, port)
+
+
+@signals.task_prerun.connect
+def _task_clock_start(task_id: str | None = None, **_: Any) -> None:
+    if task_id is not None:
+        _task_started[task_id] = time.monotonic()
+
+
+@signals.task_postrun.connect
+def _task_count(task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any) -> None:
+    """Count the task by its outcome (Celery's state: SUCCESS, FAILURE, RETRY, ...) and record how long it ran."""
+    started = _task_started.pop(task_id, None) if task_id is not None else None
+    if task is None:
+        return
+    from services.metrics import task_observe
+
+    task_observe(task=task.name, outcome=state or "unknown",
+                 seconds=None if started is None else time.monotonic() - started)

@@ -277,6 +277,8 @@ SENTIMENT_WEBHOOK_RETRIES = env_int("SENTIMENT_WEBHOOK_RETRIES", 3, minimum=0)  
 NEWS_MODEL_RETRIES = env_int("NEWS_MODEL_RETRIES", 3, minimum=0)  # retries of a headline the model fails on, then news.dlq
 NEWS_MODEL_RETRY_BACKOFF_S = env_float("NEWS_MODEL_RETRY_BACKOFF_S", 0.5)  # first wait before such a retry; doubles
 NEWS_FUTURE_TOLERANCE_S = env_float("NEWS_FUTURE_TOLERANCE_S", 300.0)  # a headline dated further ahead is clamped to its arrival
+# Each news consumer publishes its partitions' lag in Redis this often (0: never); an entry is stale after 3 periods.
+NEWS_LAG_PUBLISH_S = env_float("NEWS_LAG_PUBLISH_S", 5.0)
 # Alert deliveries (an outbox: services/sentiment/channels.py): each (alert, channel) is a row made with the alert and
 # sent by a Celery task; a pending row whose task is this many seconds overdue is sent again by a beat task.
 SENTIMENT_DELIVERY_REQUEUE_S = env_int("SENTIMENT_DELIVERY_REQUEUE_S", 300, minimum=10)
@@ -533,6 +535,16 @@ SUITE_METRICS_TOKEN = os.environ.get("SUITE_METRICS_TOKEN", "").strip()
 if SUITE_METRICS_TOKEN and len(SUITE_METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("Environment variable SUITE_METRICS_TOKEN is too short: use 16+ random characters (or leave it empty to turn /metrics off).")
 SUITE_READY_TIMEOUT_S = env_float("SUITE_READY_TIMEOUT_S", 1.0, minimum=0.1)  # per backing service in /readyz
+# A Celery worker serves its own series (inference it ran, tasks by outcome) on http://ADDR:PORT/ when PORT is set.
+SUITE_WORKER_METRICS_PORT = env_int("SUITE_WORKER_METRICS_PORT", 0)  # 0: no exporter
+if SUITE_WORKER_METRICS_PORT > 65535:
+    raise ImproperlyConfigured(f"Environment variable SUITE_WORKER_METRICS_PORT={SUITE_WORKER_METRICS_PORT} is not a port (1-65535, or 0 for off).")
+SUITE_WORKER_METRICS_ADDR = os.environ.get("SUITE_WORKER_METRICS_ADDR", "").strip() or "127.0.0.1"
+try:
+    ipaddress.ip_address(SUITE_WORKER_METRICS_ADDR)
+except ValueError:
+    raise ImproperlyConfigured(f"Environment variable SUITE_WORKER_METRICS_ADDR={SUITE_WORKER_METRICS_ADDR!r} is not an IP address "
+                               "(127.0.0.1, a private interface's address, or 0.0.0.0 for all).") from None
 # Probes speak plain HTTP to the process (a load balancer's health check, a kubelet): never redirect them to https.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 

@@ -233,7 +233,8 @@ def _db_reset() -> None:
 def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, batch_size: int = 64,
                  max_messages: int | None = None, idle_exit_seconds: float | None = None,
                  classify: Classify = classify_champion, after_store: AfterStore | None = after_store_default,
-                 stop: threading.Event | None = None, poll_timeout_ms: int = 500) -> ConsumeStats:
+                 stop: threading.Event | None = None, poll_timeout_ms: int = 500,
+                 lag_every_s: float | None = None) -> ConsumeStats:
     """Consume `topics.raw` as a member of `group` until `stop` is set, `max_messages` are done or it idles.
 
     1. Poll up to `batch_size` records.
@@ -243,9 +244,15 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     3. Commit the offsets.
     4. Live push and alert checks for the new rows; an alert's deliveries are stored with it and sent by
        Celery tasks (`alert_deliver_later`).
+    Beside the loop, a LagPublisher thread publishes the lag of the partitions this member owns every
+    `lag_every_s` seconds (default NEWS_LAG_PUBLISH_S; 0: off) for /metrics and the dashboard
+    (services/kafka_lag.py); a clean exit withdraws them.
     """
+    from django.conf import settings
     from kafka import KafkaConsumer
     from kafka.errors import CommitFailedError
+
+    from services.kafka_lag import LagPublisher
 
     topics = topics or topics_default()
     stop = stop or threading.Event()
@@ -257,6 +264,9 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
                              session_timeout_ms=10000, heartbeat_interval_ms=3000)
     producer = producer_make()
     stats = ConsumeStats()
+    lag_every_s = settings.NEWS_LAG_PUBLISH_S if lag_every_s is None else lag_every_s
+    assigned: list[frozenset] = [frozenset()]  # replaced after each poll; the publisher thread only reads it
+    publisher = LagPublisher(group=group, owned=lambda: assigned[0], every_s=lag_every_s).start() if lag_every_s > 0 else None
     idle_since = time.monotonic()
     backoff = 1.0  # seconds before redoing a batch that failed for the infrastructure; doubles up to 30 s
     try:
@@ -270,6 +280,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            assigned[0] = frozenset(consumer.assignment())  # after the poll, where a rebalance changes it
             records = [r for part in polled.values() for r in part]
             if not records:
                 if not consumer.assignment():  # still joining the group (or waiting out a dead member): not idle
@@ -304,6 +315,8 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
             if result is not None and after_store is not None:
                 after_store(result)
     finally:
+        if publisher is not None:
+            publisher.stop()  # its partitions go to the other members, which publish them
         consumer.close(autocommit=False)
         producer.close(timeout=10)
     return stats

@@ -1,17 +1,21 @@
 """The suite's Prometheus series, served by GET /metrics (apps/core/operators.py) when SUITE_METRICS_TOKEN is set.
 
-Two kinds of series, because the suite runs as several processes (Daphne web processes, Celery workers, the
+Three kinds of series, because the suite runs as several processes (Daphne web processes, Celery workers, the
 Kafka consumer), possibly on several hosts:
-1. Per process, in memory (prometheus-client's default registry): what the serving process itself did —
+1. Per process, in memory (prometheus-client's default REGISTRY): what the serving process itself did —
    inference batch sizes and latency per task, support answers vs handoffs, recommendation latency, the
-   revision and size of each in-memory vector index (vector_index_observe, called after every sync). Each web
-   process serves its own; Prometheus scrapes every web process (each host's /metrics) and sums them.
-   Inference run on Celery workers is counted in the worker's memory and not served (workers have no HTTP
-   endpoint); prometheus-client's multiprocess mode was not chosen because it needs one shared folder per host
-   wiped at every start, which the deployment does not provide.
-2. Cluster-wide, read from the database at scrape time (a custom collector): what any process did and recorded —
-   sentiment alerts raised by kind, retraining runs by outcome. Every host reports the same figures, so
-   dashboards should take max() over hosts for these, not sum().
+   revision and size of each in-memory vector index (vector_index_observe, called after every sync), and on
+   workers the Celery tasks run by outcome. Each web process serves its own; Prometheus scrapes every web
+   process (each host's /metrics) and sums them. Celery workers have no web server: with
+   SUITE_WORKER_METRICS_PORT set, each worker serves this registry itself (worker_exporter_start, from
+   config/celery.py); prometheus-client's multiprocess mode was not chosen because it needs one shared folder
+   per host wiped at every start, and the suite's workers run a thread pool (one process, one registry).
+2. Cluster-wide, read from the database at scrape time (DatabaseCollector): what any process did and recorded —
+   sentiment alerts raised by kind, retraining runs by outcome.
+3. Cluster-wide, read from Redis at scrape time (KafkaLagCollector): the Kafka consumer lag per partition, as
+   the news consumers measured and published it (services/kafka_lag.py); no scrape touches Kafka.
+Every host reports the same figures for 2 and 3, so dashboards take max() over hosts for these, not sum(). They
+live in CLUSTER_REGISTRY, which /metrics serves and a worker's exporter does not (it would repeat them).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import logging
 import threading
 from collections.abc import Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -44,6 +48,11 @@ VECTOR_INDEX_REVISION = Gauge("suite_vector_index_revision",
                               ["space", "encoder"])
 VECTOR_INDEX_SIZE = Gauge("suite_vector_index_size", "Vectors held by this process's in-memory index.",
                           ["space", "encoder"])
+# Celery tasks are a fixed set of names (config/celery.py's routes): a bounded label.
+CELERY_TASKS = Counter("suite_celery_tasks", "Celery tasks run by this worker, by task name and outcome (Celery's state).",
+                       ["task", "outcome"])
+CELERY_TASK_SECONDS = Histogram("suite_celery_task_seconds", "Time a Celery task ran on this worker.", ["task"],
+                                buckets=(0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0, 7200.0))
 _vector_index_encoders: dict[str, str] = {}
 _vector_index_lock = threading.Lock()
 
@@ -81,6 +90,25 @@ def vector_index_observe(*, space: str, encoder: str, revision: int, size: int) 
         VECTOR_INDEX_SIZE.labels(space=space, encoder=encoder).set(size)
 
 
+def task_observe(*, task: str, outcome: str, seconds: float | None) -> None:
+    """Record one Celery task run: outcome is Celery's state lower-cased (success, failure, retry, ...)."""
+    CELERY_TASKS.labels(task=task, outcome=outcome.lower() or "unknown").inc()
+    if seconds is not None:
+        CELERY_TASK_SECONDS.labels(task=task).observe(seconds)
+
+
+def worker_exporter_start(*, addr: str, port: int) -> object:
+    """Serve this process's registry (per-process series only) on http://addr:port/ in a daemon thread.
+
+    Returns the server (its .server_address tells the port when 0 was asked for). Raises OSError when the port
+    is taken; the caller decides whether that stops the process.
+    """
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=addr, registry=REGISTRY)
+    return server
+
+
 class DatabaseCollector(Collector):
     """Cluster-wide counts read from the database at each scrape: alerts by kind, retraining runs by outcome."""
 
@@ -115,10 +143,36 @@ class DatabaseCollector(Collector):
         yield run_family
 
 
-_collector = DatabaseCollector()
-REGISTRY.register(_collector)
+class KafkaLagCollector(Collector):
+    """suite_kafka_consumer_lag{group,topic,partition}: what the consumers published in Redis and is not stale."""
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily("suite_kafka_consumer_lag", "", labels=["group", "topic", "partition"])]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """1. Read the published entries (Redis only). 2. Redis unreachable: nothing (the scrape still answers)."""
+        import redis
+
+        from services.kafka_lag import lag_published
+
+        try:
+            entries = lag_published()
+        except redis.RedisError as exc:
+            logger.warning("metrics: Kafka lag skipped (%s)", type(exc).__name__)
+            return
+        family = GaugeMetricFamily("suite_kafka_consumer_lag",
+                                   "Messages not yet committed by the consumer group, per partition, as measured and "
+                                   "published by the consumer that owns it.", labels=["group", "topic", "partition"])
+        for entry in entries:
+            family.add_metric([entry.group, entry.topic, str(entry.partition)], entry.lag)
+        yield family
+
+
+CLUSTER_REGISTRY = CollectorRegistry(auto_describe=True)
+CLUSTER_REGISTRY.register(DatabaseCollector())
+CLUSTER_REGISTRY.register(KafkaLagCollector())
 
 
 def metrics_render() -> tuple[bytes, str]:
-    """(body, content type) of every series in Prometheus' text format."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    """(body, content type) of every series, this process's and the cluster-wide ones, in Prometheus' text format."""
+    return generate_latest(REGISTRY) + generate_latest(CLUSTER_REGISTRY), CONTENT_TYPE_LATEST

@@ -1,7 +1,8 @@
 """REST API of the sentiment monitor (risk analysts): /api/sentiment/..."""
 from __future__ import annotations
 
-from django.conf import settings
+from datetime import datetime, timezone
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -12,10 +13,9 @@ from rest_framework.views import APIView
 from apps.accounts.access import HasAccess
 from apps.core.schema import OBJECT_LIST, STRING_LIST
 from apps.sentiment.models import LABELS, OVERALL, RULE_LIMITS, AlertRule, Ticker
-from services.health import kafka_check
 from services.sentiment.aggregates import series_get
 from services.sentiment.alerts import alert_acknowledge, alert_json
-from services.sentiment.bus import DEFAULT_GROUP, lag_get
+from services.sentiment.bus import DEFAULT_GROUP, topics_default
 from services.sentiment.queries import alerts_list, headlines_list, range_parse, sources_list
 from services.sentiment.watchlist import relabel_create, rule_save, ticker_save
 
@@ -102,14 +102,30 @@ class Relabel(APIView):
 
 
 class Lag(APIView):
+    """The consumer lag the news consumers published (services/kafka_lag.py): Redis only, never Kafka."""
+
     permission_classes = SENTIMENT
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        status = kafka_check(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, timeout=1.0)
-        if not status.ok:
-            return Response({"group": DEFAULT_GROUP, "total": None, "partitions": {}, "error": status.message})
-        return Response(lag_get(group=request.query_params.get("group", DEFAULT_GROUP)))
+        import redis
+
+        from services.kafka_lag import lag_published
+
+        group = request.query_params.get("group") or DEFAULT_GROUP
+        topic = request.query_params.get("topic") or topics_default().raw
+        body = {"group": group, "topic": topic, "partitions": {}, "total": None, "consumers": [], "measured_at": None}
+        try:
+            entries = lag_published(group=group, topic=topic)
+        except redis.RedisError:
+            return Response({**body, "error": "Redis is not reachable: the published lag cannot be read."})
+        if not entries:
+            return Response({**body, "error": "No consumer of this group has published its lag lately "
+                                              "(is `manage.py news_consume` running?)."})
+        return Response({**body, "partitions": {str(e.partition): e.lag for e in entries},
+                         "total": sum(e.lag for e in entries),
+                         "consumers": sorted({e.consumer for e in entries}),
+                         "measured_at": datetime.fromtimestamp(min(e.measured_at for e in entries), tz=timezone.utc).isoformat()})
 
 
 def _ticker_json(ticker: Ticker) -> dict:

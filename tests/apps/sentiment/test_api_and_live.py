@@ -93,10 +93,30 @@ def test_analysts_manage_the_watchlist_rules_and_acknowledge_alerts(client, role
     assert client.get("/api/sentiment/alerts?open=1").json() == []
 
 
-def test_consumer_lag_is_reported_for_the_group(client, role_users, app_topics) -> None:  # noqa: ANN001
+def test_the_lag_endpoint_returns_what_the_consumers_published_without_touching_kafka(
+        client, role_users, app_topics, settings) -> None:  # noqa: ANN001
+    from services.kafka_lag import lag_publish, redis_client
+    from services.sentiment.bus import DEFAULT_GROUP
+
     client.force_login(role_users["risk_analyst"])
+    empty = client.get("/api/sentiment/lag").json()
+    assert empty["total"] is None and empty["partitions"] == {} and "news_consume" in empty["error"]
+    # Two consumers of the default group on two hosts, each publishing the partitions it owns.
+    lag_publish(client=redis_client(), group=DEFAULT_GROUP, consumer="host1:1:a", host="host1", ttl_s=60,
+                offsets={(app_topics.raw, 0): (12, 4), (app_topics.raw, 1): (3, 3)})
+    lag_publish(client=redis_client(), group=DEFAULT_GROUP, consumer="host2:1:b", host="host2", ttl_s=60,
+                offsets={(app_topics.raw, 2): (9, None)})
+    lag_publish(client=redis_client(), group="other", consumer="host3:1:c", host="host3", ttl_s=60,
+                offsets={(app_topics.raw, 0): (50, 0)})
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9"  # nothing listens there: reading Kafka would fail
     lag = client.get("/api/sentiment/lag").json()
-    assert lag["topic"] == app_topics.raw and lag["total"] == 0 and set(lag["partitions"]) == {"0", "1", "2"}
+    assert lag["group"] == DEFAULT_GROUP and lag["topic"] == app_topics.raw
+    assert lag["partitions"] == {"0": 8, "1": 0, "2": 9} and lag["total"] == 17
+    assert lag["consumers"] == ["host1:1:a", "host2:1:b"] and lag["measured_at"]
+    other = client.get("/api/sentiment/lag?group=other").json()
+    assert other["partitions"] == {"0": 50} and other["total"] == 50
+    client.force_login(role_users["support_agent"])
+    assert client.get("/api/sentiment/lag").status_code == 403
 
 
 def _communicator(user) -> WebsocketCommunicator:  # noqa: ANN001

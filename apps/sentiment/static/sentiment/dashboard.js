@@ -129,9 +129,20 @@
   }
 
   // --- lag, watchlist ----------------------------------------------------------------------------
+  // The lag the news consumers measured and published (read from Redis by the server, never from Kafka).
+  // ?group= and ?topic= on the page's address show another consumer group or topic.
   async function loadLag() {
-    try { const lag = await api("lag"); $("lag").textContent = lag.total === null ? "Kafka unreachable" : `${lag.total} message(s)`; }
-    catch (e) { $("lag").textContent = "unknown"; }
+    const node = $("lag"), page = new URLSearchParams(location.search), q = new URLSearchParams();
+    for (const k of ["group", "topic"]) if (page.get(k)) q.set(k, page.get(k));
+    try {
+      const lag = await api("lag" + (q.toString() ? "?" + q : ""));
+      const parts = Object.entries(lag.partitions);
+      node.dataset.total = lag.total === null ? "" : String(lag.total);
+      node.textContent = lag.total === null ? "not published" : `${lag.total} message(s)`;
+      node.title = lag.total === null ? lag.error
+        : `${lag.group} on ${lag.topic}: ` + parts.map(([p, n]) => `partition ${p}: ${n}`).join(", ")
+          + ` (measured ${new Date(lag.measured_at).toLocaleTimeString()} by ${lag.consumers.length} consumer(s))`;
+    } catch (e) { node.dataset.total = ""; node.textContent = "unknown"; node.title = e.message; }
   }
   const RULE_FIELDS = ["threshold", "window_minutes", "baseline_days", "cooldown_minutes"];
   async function loadWatchlist() {
