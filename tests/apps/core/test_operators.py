@@ -161,3 +161,20 @@ def test_probes_are_not_redirected_to_https_when_the_rest_is() -> None:
 def test_probes_answer_only_get_and_read_no_body(client: Client) -> None:
     assert client.post("/healthz", data=b"x", content_type="text/plain").status_code == 405
     assert client.post("/readyz", data=b"x", content_type="text/plain").status_code == 405
+
+
+@pytest.mark.django_db
+def test_the_vector_index_series_follow_the_last_sync_and_drop_an_encoder_that_was_replaced(client: Client) -> None:
+    from services.metrics import vector_index_observe
+
+    vector_index_observe(space="probe-space", encoder="enc-a", revision=3, size=10)
+    text = _scrape(client)
+    assert _sample(text, "suite_vector_index_revision", space="probe-space", encoder="enc-a") == 3
+    assert _sample(text, "suite_vector_index_size", space="probe-space", encoder="enc-a") == 10
+    vector_index_observe(space="probe-space", encoder="enc-b", revision=4, size=12)
+    text = _scrape(client)
+    assert 'encoder="enc-a"' not in text  # one series per space: the switched-away encoder's is gone
+    assert _sample(text, "suite_vector_index_revision", space="probe-space", encoder="enc-b") == 4
+    assert _sample(text, "suite_vector_index_size", space="probe-space", encoder="enc-b") == 12
+    with pytest.raises(ValueError, match="space"):
+        vector_index_observe(space="", encoder="enc-b", revision=1, size=1)
