@@ -328,6 +328,7 @@ CELERY_TASK_ROUTES = {
     "inference.*": {"queue": "inference"},
     "training.*": {"queue": "training"},
     "vectors.*": {"queue": "inference"},  # embedding, re-embedding after a promotion, IVF snapshots, purge
+    "support.index_rebuild": {"queue": "inference"},  # re-embeds a knowledge base (pipelines/support_index.py)
 }
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to be redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

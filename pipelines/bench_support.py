@@ -39,7 +39,7 @@ def passages_synthetic(n: int, *, seed: int = 0) -> list[tuple[str, str]]:
 def kb_ensure_bench(n: int, quiet: bool) -> object:
     from apps.support.models import Document, Passage
     from services.support.documents import text_hash
-    from services.support.knowledge import index_build, kb_ensure
+    from services.support.knowledge import kb_ensure, kb_vectors_embed
 
     kb = kb_ensure(name=KB_NAME)
     if Passage.objects.filter(kb=kb).count() != n:
@@ -49,7 +49,7 @@ def kb_ensure_bench(n: int, quiet: bool) -> object:
                                              content_hash=text_hash(text)) for i, (title, text) in enumerate(passages_synthetic(n))],
                                     batch_size=2000)
         started = time.monotonic()
-        index_build(kb=kb, progress=None if quiet else lambda d, t: print(f"\rembedding {d}/{t}", end="", flush=True))
+        kb_vectors_embed(kb=kb, progress=None if quiet else lambda d, t: print(f"\rembedding {d}/{t}", end="", flush=True))
         if not quiet:
             print(f"\nindexed {n} passages in {time.monotonic() - started:.1f} s")
     return kb
@@ -114,12 +114,13 @@ def support_bench(*, n_passages: int, n_queries: int, quiet: bool) -> dict[str, 
 
     from services.registry.versions import base_default_ensure
     from services.support.answering import question_answer
-    from services.vectors import gpu_available
-    from services.support.knowledge import encoder_tag
+    from services.support.knowledge import kb_space
     from services.support.retrieval import kb_search
+    from services.vectors import gpu_available, space_view
 
     kb = kb_ensure_bench(n_passages, quiet)
-    search = kb_search(kb=kb)  # loads the index and BM25 once, as a running server would have
+    search = kb_search(kb=kb)  # loads BM25 once, as a running server would have
+    view = space_view(space=kb_space(kb))  # and the KB's vectors from the database
     rng = random.Random(1)
     rows = passages_synthetic(n_passages)
     queries = []
@@ -128,7 +129,7 @@ def support_bench(*, n_passages: int, n_queries: int, quiet: bool) -> dict[str, 
         code, product = title.split(" ")[:2]
         queries.append(rng.choice([f"How long is the {title.split('— ')[1]} of my {product}?",
                                    f"{code} {title.split('— ')[1]}", f"my {product} has a problem with {title.split('— ')[1]}"]))
-    vectors = np.vstack([search.dense.index.reconstruct(int(i)) for i in list(search.items)[:n_passages]])
+    vectors = np.vstack([view.index.index.reconstruct(int(i)) for i in list(search.items)[:n_passages]])
     raw = raw_path(base_default_ensure().path, vectors)
     for text in queries[:10]:  # warm up both
         question_answer(kb=kb, text=text)
@@ -145,11 +146,11 @@ def support_bench(*, n_passages: int, n_queries: int, quiet: bool) -> dict[str, 
     if not quiet:
         print(f"answer ({n_passages} passages, {n_queries} queries): p50 {answer['p50_ms']} ms, p95 {answer['p95_ms']} ms, "
               f"p99 {answer['p99_ms']} ms; raw embed + FAISS: p50 {raw_p['p50_ms']} ms, p95 {raw_p['p95_ms']} ms")
-    dim = encoder_tag().dim
+    dim = view.tag.dim
     at_100k = faiss_search_ms(100_000, dim, quiet=quiet)
     at_1m = faiss_search_ms(1_000_000, dim, quiet=quiet)
     return {**answer, "raw_p50_ms": raw_p["p50_ms"], "raw_p95_ms": raw_p["p95_ms"], "passages": n_passages,
             "queries": n_queries, "faiss_100k_ms": at_100k["ms"], "faiss_100k_kind": at_100k["kind"],
             "faiss_100k_flat_ms": at_100k["flat_ms"], "faiss_1m_ms": at_1m["ms"], "faiss_1m_kind": at_1m["kind"],
-            "faiss_1m_flat_ms": at_1m["flat_ms"], "encoder": encoder_tag().name, "faiss_gpu": gpu_available(),
+            "faiss_1m_flat_ms": at_1m["flat_ms"], "encoder": view.tag.name, "faiss_gpu": gpu_available(),
             "faiss_version": faiss.__version__, "threads": __import__("torch").get_num_threads()}

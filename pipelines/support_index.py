@@ -1,7 +1,10 @@
-"""Full rebuild of a knowledge base's dense index (Celery task `support.index_rebuild`, or the command).
+"""Full rebuild of a knowledge base's vectors (Celery task `support.index_rebuild` on the inference queue, or the command).
 
     python manage.py support_index_rebuild --kb default [--async]
 
+The vectors live in the KB's shared space (services.vectors); the rebuild re-embeds every item whose stored vector
+is missing or was made from another text, and removes the vectors of items that are gone: a repair, run where the
+embedding should run (a worker). Processes that search the KB pick the new vectors up by revision, never rebuilding.
 Progress is kept on the KnowledgeBase row (index_state, index_progress) so pages and the command can follow it.
 A rebuild holds a lease on the row (SUPPORT_INDEX_LEASE_S), renewed while it embeds: a rebuild that was killed
 stops counting as "building" once its lease lapses, and the next rebuild takes the KB over.
@@ -16,16 +19,17 @@ from django.conf import settings
 
 from apps.support.models import KnowledgeBase
 from services.errors import SuiteError
-from services.support.knowledge import index_build, kb_get, kb_lease_claim, kb_lease_end, kb_lease_renew
+from services.support.knowledge import (kb_get, kb_lease_claim, kb_lease_end, kb_lease_renew, kb_vectors_embed,
+                                        kb_vectors_kind)
 
 PROGRESS_EVERY_S = 0.5  # at most two progress writes a second
 
 
 def kb_index_rebuild(*, kb_name: str, on_progress: Callable[[int, int], None] | None = None) -> dict:
-    """Claim the KB (one rebuild at a time), embed everything, save the index, mark it ready (failed on error).
+    """Claim the KB (one rebuild at a time), re-embed its space, mark it ready (failed on error).
 
     1. Claim the KB's lease: refused while a live rebuild holds it; a lapsed lease (a killed rebuild) is taken over.
-    2. Embed every item, renewing the lease every third of SUPPORT_INDEX_LEASE_S and writing progress; a rebuild
+    2. Embed every item that needs it, renewing the lease every third of SUPPORT_INDEX_LEASE_S and writing progress; a rebuild
        whose lease another took over stops.
     3. Mark the KB ready (or failed with the error) and drop the lease, unless another rebuild holds it by then.
     """
@@ -48,10 +52,11 @@ def kb_index_rebuild(*, kb_name: str, on_progress: Callable[[int, int], None] | 
 
     started = time.monotonic()
     try:
-        index = index_build(kb=kb, progress=progress)
+        status = kb_vectors_embed(kb=kb, progress=progress)
     except Exception as exc:
         kb_lease_end(kb=kb, owner=owner, state="failed", index_message=str(exc)[:300])
         raise
-    kb_lease_end(kb=kb, owner=owner, state="ready", index_progress=1.0, index_message=f"{len(index)} items, {index.kind}")
-    return {"kb": kb_name, "items": len(index), "kind": index.kind, "encoder": index.tag.name,
+    kind = kb_vectors_kind(kb)
+    kb_lease_end(kb=kb, owner=owner, state="ready", index_progress=1.0, index_message=f"{status['count']} items, {kind}")
+    return {"kb": kb_name, "items": status["count"], "kind": kind, "encoder": status["encoder"],
             "seconds": round(time.monotonic() - started, 2)}

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate
 
 
 def _retention_schedule_create(sender=None, **kwargs) -> None:  # noqa: ANN001, ANN003 - post_migrate signature
@@ -15,10 +15,22 @@ def _retention_schedule_create(sender=None, **kwargs) -> None:  # noqa: ANN001, 
         "description": "Anonymise or delete conversations idle longer than SUPPORT_RETENTION_DAYS (0: keep)."})
 
 
+def _kb_space_drop(sender=None, instance=None, **kwargs) -> None:  # noqa: ANN001, ANN003 - post_delete signature
+    """A deleted knowledge base takes its shared vectors with it (a new KB may get its pk back on SQLite)."""
+    from services.support.knowledge import kb_space
+    from services.vectors import space_drop
+
+    space_drop(space=kb_space(instance))
+
+
 class SupportConfig(AppConfig):
     name = "apps.support"
     label = "support"
     verbose_name = "Support desk"
 
     def ready(self) -> None:
+        from services.support.knowledge import source_install
+
         post_migrate.connect(_retention_schedule_create, sender=self, dispatch_uid="support-retention-schedule")
+        post_delete.connect(_kb_space_drop, sender=self.get_model("KnowledgeBase"), dispatch_uid="support-kb-space-drop")
+        source_install()  # the vector store reads the KBs' texts through it (web processes and workers alike)

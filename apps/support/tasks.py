@@ -1,4 +1,4 @@
-"""Celery tasks of the support desk (`default` queue)."""
+"""Celery tasks of the support desk (`default` queue; the index rebuild embeds, so CELERY_TASK_ROUTES sends it to `inference`)."""
 from __future__ import annotations
 
 from celery import shared_task
@@ -8,7 +8,7 @@ from pipelines.support_index import kb_index_rebuild
 
 @shared_task(name="support.index_rebuild", bind=True)
 def index_rebuild(self, kb_name: str) -> dict:  # noqa: ANN001
-    """Rebuild a KB's dense index; progress in the task state (PROGRESS: done/total) and on the KB row."""
+    """Re-embed a KB's vectors (missing, stale, removed); progress in the task state (PROGRESS: done/total) and on the KB row."""
     return kb_index_rebuild(kb_name=kb_name, on_progress=lambda done, total: self.update_state(
         state="PROGRESS", meta={"done": done, "total": total}))
 

@@ -1,17 +1,17 @@
-"""Knowledge bases: import FAQ files and documents idempotently, and keep each KB's search indexes in step.
+"""Knowledge bases: import FAQ files and documents idempotently, and keep each KB's vectors in step.
 
 Every FAQ entry and passage is one searchable item with a stable id (`item_id`): FAQ pk*2, passage pk*2+1,
-so one FAISS index holds both. A changed row is re-embedded under the same id; a removed row leaves the index.
+so one vector space ("support:<kb pk>", services.vectors: the database holds the vectors, every process searches
+its own in-memory copy) holds both. A changed row is re-embedded under the same id (on a worker, or here in
+`process` mode); a removed row's vector is tombstoned at once. No index files, no folder locks.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -20,7 +20,8 @@ from django.utils import timezone
 from apps.support.models import Document, FaqEntry, KnowledgeBase, Passage
 from services.errors import NotFound, SuiteError
 from services.support.documents import DOC_SUFFIXES, FaqRow, document_split, faq_read, text_hash
-from services.vectors import DenseIndex, EncoderTag, encode, folder_locked, vectors_folder
+from services.vectors import (TextSource, source_register, space_ensure, space_status, vectors_delete, vectors_embed,
+                              vectors_request)
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -89,11 +90,22 @@ def kb_lease_end(*, kb: KnowledgeBase, owner: str, state: str, **fields: object)
 
 
 def kb_index_state(kb: KnowledgeBase) -> tuple[str, str]:
-    """(state, message) of a KB's index as pages show it: a "building" KB whose lease lapsed has failed."""
+    """(state, message) of a KB's vectors as pages show it.
+
+    1. A "building" KB whose lease lapsed has failed; a live rebuild and a failed one say what their row says.
+    2. Otherwise the shared vectors speak for themselves: "ready" with their count, what a worker still has to
+       embed and an encoder switch under way; "empty" before anything was imported.
+    """
     expires = kb.index_lease_expires_at
     if kb.index_state == "building" and expires is not None and expires < timezone.now():
         return "failed", "the rebuild stopped before finishing (its lease lapsed); start a new one"
-    return kb.index_state, kb.index_message
+    if kb.index_state in ("building", "failed"):
+        return kb.index_state, kb.index_message
+    from apps.vectors.models import VectorSpace
+
+    if not VectorSpace.objects.filter(name=kb_space(kb)).exists():
+        return "empty", ""
+    return "ready", kb_vectors_message(kb=kb, status=space_status(space=kb_space(kb)))
 
 
 # --- items: what gets embedded and searched ---------------------------------------------------------------
@@ -111,7 +123,11 @@ def faq_lexical_text(faq: FaqEntry) -> str:
 
 
 def passage_text(passage: Passage) -> str:
-    return f"{passage.title}. {passage.text}"
+    return passage_text_of(title=passage.title, text=passage.text)
+
+
+def passage_text_of(*, title: str, text: str) -> str:
+    return f"{title}. {text}"
 
 
 def items_texts(*, kb: KnowledgeBase, ids: Iterable[int] | None = None) -> tuple[list[int], list[str]]:
@@ -131,68 +147,112 @@ def items_texts(*, kb: KnowledgeBase, ids: Iterable[int] | None = None) -> tuple
     return out_ids, texts
 
 
-# --- the encoder ------------------------------------------------------------------------------------------
+# --- the vectors: one shared space per KB (services.vectors; the database holds them, every process reads them) --
+
+SPACE_PREFIX = "support"
+
+
+def kb_space(kb: KnowledgeBase) -> str:
+    """The shared vector space of a KB: "support:<kb pk>", keyed by item_id."""
+    return f"{SPACE_PREFIX}:{kb.pk}"
+
+
+def _space_kb_pk(space: str) -> int:
+    prefix, _, pk = space.partition(":")
+    if prefix != SPACE_PREFIX or not pk.isdigit():
+        raise SuiteError(f"{space!r} is not a knowledge base's vector space (support:<kb id>).", field="space")
+    return int(pk)
+
 
 def embed_task() -> str | None:
     """The task whose champion embeds the KBs (SUPPORT_EMBED_TASK), None for the default base."""
     return settings.SUPPORT_EMBED_TASK or None
 
 
-def encoder_tag() -> EncoderTag:
-    """Which encoder embeds the KBs now: SUPPORT_EMBED_TASK's champion, else the registry's default base."""
-    return encode.encoder_tag_for(task=embed_task())
+def _source_task(space: str) -> str | None:  # noqa: ARG001 - every KB is embedded by the same task
+    return embed_task()
 
 
-def texts_vectors(*, texts: list[str], progress: Progress | None = None) -> np.ndarray:
-    """L2-normalised embeddings (n, dim) by the KBs' encoder, in batches so a progress bar can follow."""
-    return encode.texts_embed_for(task=embed_task(), texts=texts, progress=progress)
+def _source_texts(space: str, keys: Sequence[int]) -> list[tuple[int, str, str]]:
+    """(item id, dense text, its hash) of the given items that still exist."""
+    kb_pk = _space_kb_pk(space)
+    keys = list(keys)
+    faqs = FaqEntry.objects.filter(kb_id=kb_pk, pk__in=[k // 2 for k in keys if k % 2 == 0]).only("pk", "question")
+    passages = Passage.objects.filter(kb_id=kb_pk, pk__in=[k // 2 for k in keys if k % 2 == 1]).only("pk", "title", "text")
+    out = []
+    for row in [*faqs.order_by("pk"), *passages.order_by("pk")]:
+        text = faq_dense_text(row) if isinstance(row, FaqEntry) else passage_text(row)
+        out.append((item_id(row), text, text_hash(text)))
+    return out
 
 
-# --- the dense index on disk ------------------------------------------------------------------------------
-
-def index_folder(kb: KnowledgeBase) -> Path:
-    return vectors_folder("support", kb.name)
-
-
-def index_locked(kb: KnowledgeBase) -> AbstractContextManager[None]:
-    """One writer per KB index across processes (an import, the console's "add", a rebuild): no lost updates."""
-    return folder_locked(index_folder(kb))
-
-
-def index_build(*, kb: KnowledgeBase, progress: Progress | None = None) -> DenseIndex:
-    """Embed every item of the KB and save a fresh index (the full rebuild)."""
-    with index_locked(kb):
-        return _index_build(kb=kb, progress=progress)
+def _source_keys(space: str) -> Iterator[tuple[int, str]]:
+    """Every (item id, hash of its dense text) of the KB: what should have a vector."""
+    kb_pk = _space_kb_pk(space)
+    for pk, question in FaqEntry.objects.filter(kb_id=kb_pk).order_by("pk").values_list("pk", "question").iterator():
+        yield pk * 2, text_hash(question)  # faq_dense_text is the question
+    rows = Passage.objects.filter(kb_id=kb_pk).order_by("pk").values_list("pk", "title", "text").iterator()
+    for pk, title, text in rows:
+        yield pk * 2 + 1, text_hash(passage_text_of(title=title, text=text))
 
 
-def _index_build(*, kb: KnowledgeBase, progress: Progress | None) -> DenseIndex:
-    ids, texts = items_texts(kb=kb)
-    index = encode.index_from_texts(folder=index_folder(kb), task=embed_task(), ids=ids, texts=texts, tag=encoder_tag(),
-                                    progress=progress)
-    kb_index_saved(kb=kb, index=index)
-    return index
+def source_install() -> None:
+    """Tell the vector store how to read the KBs' texts (apps.support's ready(): every web and worker process)."""
+    source_register(SPACE_PREFIX, TextSource(task=_source_task, texts=_source_texts, keys=_source_keys))
 
 
-def kb_index_saved(*, kb: KnowledgeBase, index: DenseIndex) -> None:
-    """After an index was saved: every process reloads it (revision) and, unless a leased rebuild is running (it
-    records its own end), the KB shows "ready" with its size — an import or an edit builds the index too."""
+def kb_vectors_update(*, kb: KnowledgeBase, changed: list[int], removed: list[int],
+                      progress: Progress | None = None) -> None:
+    """After the KB's rows were written: removed items leave the vectors now, changed ones are (re-)embedded.
+
+    1. Removed items are tombstoned at once (in the caller's transaction when there is one).
+    2. Changed items: embedded on a worker (SUITE_VECTORS_EMBED=worker) or here; until then they are found by
+       their words only. A batch job that follows a progress bar embeds them here when embedding runs in process.
+    3. The KB's revision moves, so every process rebuilds its lexical index on its next query.
+    """
+    space = kb_space(kb)
+    space_ensure(name=space)
+    if removed:
+        vectors_delete(space=space, keys=removed)
+    if changed:
+        if progress is not None and settings.SUITE_VECTORS_EMBED == "process":
+            vectors_embed(space=space, keys=changed, progress=progress)
+        else:
+            vectors_request(space=space, keys=changed)
     kb_touch(kb)
     KnowledgeBase.objects.filter(pk=kb.pk).exclude(index_state="building").update(
-        index_state="ready", index_progress=1.0, index_message=f"{len(index)} items, {index.kind}")
+        index_state="ready", index_progress=1.0, index_message="")
 
 
-def index_apply(*, kb: KnowledgeBase, upsert: list[int], remove: list[int], progress: Progress | None = None) -> DenseIndex:
-    """Bring the saved index in step with changed rows, without a rebuild (a rebuild when none fits this encoder)."""
-    with index_locked(kb):
-        index = DenseIndex.load(folder=index_folder(kb), expected=encoder_tag())
-        if index is None:
-            return _index_build(kb=kb, progress=progress)
-        index.remove(ids=np.asarray(remove, dtype=np.int64))
-        ids, texts = items_texts(kb=kb, ids=upsert)
-        index.upsert(ids=np.asarray(ids, dtype=np.int64), vectors=texts_vectors(texts=texts, progress=progress))
-        index.save(folder=index_folder(kb))
-        kb_index_saved(kb=kb, index=index)
-        return index
+def kb_vectors_embed(*, kb: KnowledgeBase, progress: Progress | None = None) -> dict:
+    """Re-embed whatever of the KB is missing or stale under its encoder(s), here (the full rebuild's work).
+
+    1. Every item whose stored vector is missing or was made from another text is embedded (unchanged ones are
+       kept: their vectors are already right); vectors of items that are gone are removed.
+    2. Returns the space's status: {"revision", "encoder", "pending_encoder", "count", "missing", "progress"}.
+    """
+    space = kb_space(kb)
+    space_ensure(name=space)
+    vectors_embed(space=space, keys=None, progress=progress)
+    return space_status(space=space)
+
+
+def kb_vectors_kind(kb: KnowledgeBase) -> str:
+    """ "ivf" when a worker trained the KB's large index (a snapshot), else "flat" (exact search)."""
+    from apps.vectors.models import VectorSpace
+
+    snapshot = VectorSpace.objects.filter(name=kb_space(kb)).values_list("snapshot", flat=True).first()
+    return "ivf" if snapshot else "flat"
+
+
+def kb_vectors_message(*, kb: KnowledgeBase, status: dict) -> str:
+    """What the console says of a KB's vectors: "8 items, flat", then what a worker still has to embed."""
+    message = f"{status['count']} items, {kb_vectors_kind(kb)}"
+    if status.get("missing"):
+        message += f"; {status['missing']} waiting for vectors (found by their words meanwhile)"
+    if status.get("pending_encoder"):
+        message += f"; re-embedding for {status['pending_encoder']} ({status.get('progress') or 0:.0%})"
+    return message
 
 
 # --- import -----------------------------------------------------------------------------------------------
@@ -300,7 +360,10 @@ def docs_import(*, kb: KnowledgeBase, path: Path, report: ImportReport, changed:
 
 def kb_import(*, kb_name: str = "default", faq: Path | None = None, docs: Path | None = None, prune: bool = False,
               progress: Progress | None = None) -> ImportReport:
-    """Import FAQ and/or documents into a KB, then update its dense index in place for what changed."""
+    """Import FAQ and/or documents into a KB, then bring its vectors in step with what changed.
+
+    A KB whose vectors are incomplete (a new space, an embedding that never ran) gets the missing ones too.
+    """
     if faq is None and docs is None:
         raise SuiteError("Give a FAQ file, a documents folder, or both.")
     kb = kb_ensure(name=kb_name)
@@ -312,21 +375,27 @@ def kb_import(*, kb_name: str = "default", faq: Path | None = None, docs: Path |
     if docs is not None:
         docs_import(kb=kb, path=docs, report=report, changed=changed, removed=removed, prune=prune, progress=progress)
     report.removed = len(removed)
-    if changed or removed or DenseIndex.load(folder=index_folder(kb), expected=encoder_tag()) is None:
-        index_apply(kb=kb, upsert=changed, remove=removed, progress=progress)
+    if changed or removed:
+        kb_vectors_update(kb=kb, changed=changed, removed=removed, progress=progress)
+    elif space_status(space=space_ensure(name=kb_space(kb)).name)["missing"]:  # e.g. a KB from before shared vectors
+        if settings.SUITE_VECTORS_EMBED == "process":
+            kb_vectors_embed(kb=kb, progress=progress)
+        else:  # only the keys whose stored hash differs are embedded
+            vectors_request(space=kb_space(kb), keys=[key for key, _ in _source_keys(kb_space(kb))])
     return report
 
 
 def item_delete(*, kb: KnowledgeBase, rows: list[FaqEntry | Passage]) -> None:
-    """Delete FAQ entries or passages and take them out of the index."""
+    """Delete FAQ entries or passages and tombstone their vectors, in one transaction."""
     ids = [item_id(row) for row in rows]
-    for row in rows:
-        row.delete()
-    index_apply(kb=kb, upsert=[], remove=ids)
+    with transaction.atomic():
+        for row in rows:
+            row.delete()
+        kb_vectors_update(kb=kb, changed=[], removed=ids)
 
 
 def faq_add(*, kb: KnowledgeBase, question: str, answer: str, title: str, intent: str = "", url: str = "") -> FaqEntry:
-    """One FAQ entry from the console ("add to knowledge base"), indexed at once.
+    """One FAQ entry from the console ("add to knowledge base"): found by its words at once, by meaning once embedded.
 
     1. The agent wrote or confirmed the question and the title: customers see the title as the answer's source and
        the question shapes what it matches, so neither may fall back to a customer's words. Each is required.
@@ -342,7 +411,7 @@ def faq_add(*, kb: KnowledgeBase, question: str, answer: str, title: str, intent
     row = FaqRow(question=text_mask(text=question.strip()), answer=text_mask(text=answer.strip()), intent=intent.strip(),
                  url=url.strip(), title=text_mask(text=title.strip()))
     _, entry = faq_upsert(kb=kb, row=row, source="console")
-    index_apply(kb=kb, upsert=[item_id(entry)], remove=[])
+    kb_vectors_update(kb=kb, changed=[item_id(entry)], removed=[])
     return entry
 
 
@@ -350,8 +419,6 @@ __all__ = [
     "DOC_SUFFIXES",
     "ImportReport",
     "faq_add",
-    "index_apply",
-    "index_build",
     "item_delete",
     "item_id",
     "kb_ensure",
@@ -361,4 +428,8 @@ __all__ = [
     "kb_lease_claim",
     "kb_lease_end",
     "kb_lease_renew",
+    "kb_space",
+    "kb_vectors_embed",
+    "kb_vectors_update",
+    "source_install",
 ]

@@ -1,7 +1,10 @@
 """Hybrid retrieval over one knowledge base: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank.
 
-Each process keeps one `KbSearch` per knowledge base, reloaded when the KB's revision changes (an import, an
-edit, a rebuild in another process), so the web process and the workers follow changes without a restart.
+Dense: the KB's shared vector space (services.vectors `space_view`: this process's in-memory index, synced from
+the database by revision, never built or embedded here) and the query embedded by exactly the encoder of those
+vectors (`query_vectors`). Lexical: each process keeps one BM25 index per knowledge base, rebuilt when the KB's
+revision changes (an import, an edit, a delete in any process), so every web process and worker follows changes
+without a restart. An item whose vector a worker has not written yet is found by its words only.
 """
 from __future__ import annotations
 
@@ -9,10 +12,9 @@ import threading
 from dataclasses import dataclass
 
 from apps.support.models import FaqEntry, KnowledgeBase, Passage
-from services.support import knowledge
-from services.support.knowledge import faq_lexical_text, index_build, index_folder, item_id, passage_text
+from services.support.knowledge import faq_lexical_text, item_id, kb_space, passage_text
 from services.support.lexical import LexicalIndex, ranks_fuse
-from services.vectors import DenseIndex
+from services.vectors import query_vectors, space_view
 
 CANDIDATES = 20  # per ranking before fusion
 RERANK = 10  # fused candidates re-ordered by confidence
@@ -48,10 +50,12 @@ class Hit:
 
 
 class KbSearch:
+    """One KB's items and BM25 index as of one revision; dense search goes to the shared space on each query."""
+
     def __init__(self, *, kb: KnowledgeBase) -> None:
         self.revision = kb.revision
         self.created_at = kb.created_at  # with the pk: the same KB, not a recreated one (tests reuse pks)
-        self.tag = knowledge.encoder_tag()
+        self.space = kb_space(kb)
         items: list[Item] = []
         lexical_texts: list[str] = []
         for faq in FaqEntry.objects.filter(kb=kb).order_by("pk"):
@@ -64,22 +68,29 @@ class KbSearch:
             lexical_texts.append(passage_text(passage))
         self.items = {item.id: item for item in items}
         self.lexical = LexicalIndex(ids=[item.id for item in items], texts=lexical_texts)
-        self.dense = DenseIndex.load(folder=index_folder(kb), expected=self.tag) if items else None
-        if items and (self.dense is None or len(self.dense) != len(items)):
-            self.dense = index_build(kb=kb)  # missing, from another encoder, or out of step: rebuild (small KBs)
-            self.revision = KnowledgeBase.objects.get(pk=kb.pk).revision
 
     def search(self, *, text: str, k: int = 5) -> list[Hit]:
-        """The best `k` items for a query, best first (empty for an empty KB)."""
+        """The best `k` items for a query, best first (empty for an empty KB).
+
+        1. Dense candidates from the space's current view (none while it has no vectors), the query embedded by
+           the view's own encoder; lexical candidates from BM25.
+        2. Fuse the rankings; fused candidates that dense search missed get their cosine when they have a vector,
+           else 0 (lexical only).
+        3. Order by confidence.
+        """
         if not self.items:
             return []
-        vector = knowledge.texts_vectors(texts=[text])[0]  # (dim,)
-        dense_ids, dense_scores = self.dense.search(vectors=vector[None, :], k=CANDIDATES)
-        dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0 and int(i) in self.items}
+        view = space_view(space=self.space)
+        dense: dict[int, float] = {}
+        vector = None
+        if view is not None and len(view.index):
+            vector = query_vectors(view=view, texts=[text])[0]  # (dim,)
+            dense_ids, dense_scores = view.index.search(vectors=vector[None, :], k=CANDIDATES)
+            dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0 and int(i) in self.items}
         lexical = [doc for doc, _ in self.lexical.search(text=text, k=CANDIDATES) if doc in self.items]
         fused = ranks_fuse(rankings=[list(dense), lexical])[:max(k, RERANK)]
-        missing = [doc for doc, _ in fused if doc not in dense]
-        dense.update(self.dense.scores_for(vector=vector, ids=missing))
+        if vector is not None:
+            dense.update(view.index.scores_for(vector=vector, ids=[doc for doc, _ in fused if doc not in dense]))
         hits = [Hit(item=self.items[doc], fused=score, dense=dense.get(doc, 0.0),
                     lexical=self.lexical.coverage(text=text, doc_id=doc)) for doc, score in fused]
         # Fusion picks the candidates; their confidence (which looks at the query and each candidate) orders them.
@@ -91,12 +102,11 @@ _searches: dict[int, KbSearch] = {}
 
 
 def kb_search(*, kb: KnowledgeBase) -> KbSearch:
-    """This process's search structures for a KB, reloaded when its revision or the encoder moved on."""
+    """This process's lexical structures for a KB, rebuilt when its revision moved (one small query per call)."""
     revision = KnowledgeBase.objects.filter(pk=kb.pk).values_list("revision", flat=True).first()
-    tag = knowledge.encoder_tag()  # a new default base (or SUPPORT_EMBED_TASK champion) means new vectors
     with _lock:
         found = _searches.get(kb.pk)
-        if found is None or found.revision != revision or found.tag != tag or found.created_at != kb.created_at:
+        if found is None or found.revision != revision or found.created_at != kb.created_at:
             found = _searches[kb.pk] = KbSearch(kb=kb)
         return found
 

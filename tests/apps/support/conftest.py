@@ -35,7 +35,7 @@ The warranty covers manufacturing defects for 24 months.
 
 @pytest.fixture
 def tiny_encoder(settings, tmp_path: Path) -> Path:  # noqa: ANN001
-    """A 2-layer random BERT registered as the default base; support indexes go under tmp_path."""
+    """A 2-layer random BERT registered as the default base (the registry under tmp_path; vectors in the database)."""
     from services.registry.serving import serving_reset
     from services.support.retrieval import searches_reset
 
@@ -85,6 +85,8 @@ def bow_encoder(tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """
     monkeypatch.setattr(encode, "encoder_tag_for", lambda *, task: EncoderTag(name="bag-of-words-test", sha256="0" * 64, dim=BOW_DIM))
     monkeypatch.setattr(encode, "texts_embed_for", lambda *, task, texts, progress=None: bow_vectors(texts=list(texts)))
+    # The vector store embeds items and queries with a pinned encoder (the tag of the vectors it searches).
+    monkeypatch.setattr(encode, "texts_embed_tagged", lambda *, tag, texts, progress=None: bow_vectors(texts=list(texts)))
 
 
 @pytest.fixture

@@ -8,17 +8,29 @@ import pytest
 from django.core.management.base import CommandError
 
 from apps.support.models import Document, FaqEntry, KnowledgeBase, Passage
-from services.support.knowledge import encoder_tag, index_folder, item_delete, item_id
-from services.vectors import DenseIndex
+from apps.vectors.models import Embedding, VectorSpace
+from services.support.knowledge import item_delete, item_id, kb_index_state, kb_space
+from services.vectors import DenseIndex, space_view
 from tests.helpers import run_json
 
 pytestmark = pytest.mark.django_db
 
 
+def stored_keys(kb_name: str = "default") -> set[int]:
+    """Item ids with a vector in the database, under the KB space's active encoder."""
+    space = VectorSpace.objects.get(name=kb_space(KnowledgeBase.objects.get(name=kb_name)))
+    return set(Embedding.objects.filter(space=space, encoder=space.encoder, vector__isnull=False).values_list("key", flat=True))
+
+
 def saved_index(kb_name: str = "default") -> DenseIndex:
-    index = DenseIndex.load(folder=index_folder(KnowledgeBase.objects.get(name=kb_name)), expected=encoder_tag())
-    assert index is not None
-    return index
+    """This process's view of the KB's vectors (what searches use)."""
+    view = space_view(space=kb_space(KnowledgeBase.objects.get(name=kb_name)))
+    assert view is not None
+    return view.index
+
+
+def all_items() -> set[int]:
+    return {item_id(row) for row in [*FaqEntry.objects.all(), *Passage.objects.all()]}
 
 
 def test_it_imports_faq_and_documents_into_passages_with_titles_and_locations(tiny_encoder, kb_files) -> None:  # noqa: ANN001
@@ -29,20 +41,24 @@ def test_it_imports_faq_and_documents_into_passages_with_titles_and_locations(ti
     assert reset.title == "Router manual — Factory reset" and "QZ-77" in reset.text
     assert Passage.objects.filter(document__source="terms.txt", location__startswith="lines ").exists()
     index = saved_index()
-    assert len(index) == FaqEntry.objects.count() + Passage.objects.count()
-    meta = (index_folder(KnowledgeBase.objects.get(name="default")) / "meta.json").read_text()
-    assert "tiny-bert" in meta and encoder_tag().sha256 in meta
-    kb = KnowledgeBase.objects.get(name="default")  # the console shows the index the import built, not "empty"
-    assert (kb.index_state, kb.index_progress, kb.index_message) == ("ready", 1.0, f"{len(index)} items, flat")
+    assert len(index) == FaqEntry.objects.count() + Passage.objects.count() and stored_keys() == all_items()
+    space = VectorSpace.objects.get(name=kb_space(KnowledgeBase.objects.get(name="default")))
+    assert space.encoder == index.tag.name == "base:tiny-bert" and space.dim == index.tag.dim
+    kb = KnowledgeBase.objects.get(name="default")  # the console shows the vectors the import made, not "empty"
+    assert (kb.index_state, kb.index_progress) == ("ready", 1.0)
+    assert kb_index_state(kb) == ("ready", f"{len(index)} items, flat")
 
 
 def test_reimporting_the_same_files_changes_nothing(tiny_kb) -> None:  # noqa: ANN001
     before = (list(FaqEntry.objects.values_list("pk", "updated_at")), list(Passage.objects.values_list("pk", "text")))
     revision = KnowledgeBase.objects.get(name="default").revision
+    vectors_revision = VectorSpace.objects.get(name=kb_space(KnowledgeBase.objects.get(name="default"))).revision
     report = run_json("support_import", faq=str(tiny_kb["faq"]), docs=str(tiny_kb["docs"]), no_progress=True)
     assert report["added"] == report["updated"] == report["removed"] == 0 and report["unchanged"] == 6
     assert (list(FaqEntry.objects.values_list("pk", "updated_at")), list(Passage.objects.values_list("pk", "text"))) == before
     assert KnowledgeBase.objects.get(name="default").revision == revision  # the index was not touched
+    space = VectorSpace.objects.get(name=kb_space(KnowledgeBase.objects.get(name="default")))
+    assert space.revision == vectors_revision  # nothing re-embedded
 
 
 def test_changed_content_is_updated_in_place_and_removed_sections_leave_the_index(tiny_kb) -> None:  # noqa: ANN001
@@ -58,7 +74,7 @@ def test_changed_content_is_updated_in_place_and_removed_sections_leave_the_inde
     assert "14 days" in refund.answer and FaqEntry.objects.count() == 4  # same row, new answer
     assert not Passage.objects.filter(pk=warranty.pk).exists()
     index = saved_index()
-    assert len(index) == FaqEntry.objects.count() + Passage.objects.count()
+    assert len(index) == FaqEntry.objects.count() + Passage.objects.count() and stored_keys() == all_items()
     assert warranty.pk * 2 + 1 not in set(index.index.id_map.at(i) for i in range(len(index)))  # noqa: C401
 
 
@@ -71,7 +87,7 @@ def test_deleting_an_entry_takes_it_out_of_the_index_without_a_rebuild(tiny_kb) 
     index = saved_index()
     assert len(index) == n - 1
     ids, _ = index.search(vectors=np.ones((1, index.tag.dim), dtype=np.float32) / np.sqrt(index.tag.dim), k=n)
-    assert gone not in ids[0]
+    assert gone not in ids[0] and gone not in stored_keys()
 
 
 def test_bad_rows_are_reported_by_line_and_the_good_rows_still_imported(tiny_encoder, tmp_path: Path) -> None:  # noqa: ANN001
@@ -114,7 +130,7 @@ def test_prune_removes_entries_and_documents_that_left_their_file_or_folder(tiny
     report = run_json("support_import", faq=str(faq), docs=str(docs), prune=True, no_progress=True)
     assert report["removed"] == 1 + 1 and report["errors"] == []
     assert not FaqEntry.objects.filter(intent="shipping").exists() and not Document.objects.filter(source="terms.txt").exists()
-    assert len(saved_index()) == FaqEntry.objects.count() + Passage.objects.count()
+    assert len(saved_index()) == FaqEntry.objects.count() + Passage.objects.count() and stored_keys() == all_items()
     faq.write_text(faq.read_text() + ",no question\n", encoding="utf-8")
     refused = run_json("support_import", faq=str(faq), prune=True, no_progress=True)
     assert refused["removed"] == 0 and "nothing pruned" in refused["errors"][-1]

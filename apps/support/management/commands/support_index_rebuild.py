@@ -1,4 +1,7 @@
-"""Rebuild a knowledge base's dense index from scratch (after changing the encoder, or to re-size it).
+"""Rebuild a knowledge base's vectors: embed every item whose vector is missing or stale, drop those of removed items.
+
+Imports and edits keep the vectors in step by themselves, and a new encoder (SUPPORT_EMBED_TASK's champion) is
+built beside the old one by the vector store; this is the repair, e.g. after rows were changed behind the app's back.
 
     python manage.py support_index_rebuild [--kb default] [--async]
 
@@ -14,7 +17,7 @@ from services.output import json_line
 
 
 class Command(BaseCommand):
-    help = "Rebuild a support knowledge base's FAISS index (in this process, or on a worker with --async)."
+    help = "Re-embed a support knowledge base's vectors where needed (in this process, or on a worker with --async)."
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--kb", default="default")

@@ -1,0 +1,114 @@
+"""A knowledge base's vectors are shared through the database: every process searches them, none builds them in a request."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apps.support.models import FaqEntry, KnowledgeBase
+from apps.vectors.models import Embedding, VectorSpace
+from services.support.answering import question_answer
+from services.support.documents import FaqRow
+from services.support.knowledge import faq_add, faq_upsert, item_id, kb_index_state, kb_space, kb_touch
+from services.support.retrieval import kb_search, searches_reset
+from services.vectors import encode, space_view, views_forget
+from tests.apps.support.conftest import bow_vectors
+from tests.conftest import ROOT
+from tests.helpers import database_url, wait_until
+
+
+def fresh_process() -> None:
+    """Forget every cache this process holds (its lexical indexes and its copies of the vectors): a second process."""
+    searches_reset()
+    views_forget()
+
+
+@pytest.fixture
+def embedded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text the (bag-of-words) encoder embeds from now on, in order."""
+    seen: list[str] = []
+
+    def tagged(*, tag, texts, progress=None) -> np.ndarray:  # noqa: ANN001, ARG001
+        seen.extend(texts)
+        return bow_vectors(texts=list(texts))
+
+    monkeypatch.setattr(encode, "texts_embed_tagged", tagged)
+    return seen
+
+
+@pytest.mark.django_db
+def test_an_entry_edited_in_one_process_answers_in_a_fresh_one(fixture_kb) -> None:  # noqa: ANN001
+    kb = KnowledgeBase.objects.get(name="default")
+    assert question_answer(kb=kb, text="Can I pay with bitcoin?").handoff  # warms this process's caches
+    faq_add(kb=kb, question="Can I pay with bitcoin?", answer="We take cards and PayPal, not bitcoin.", title="Payment")
+    fresh_process()
+    answer = question_answer(kb=kb, text="Can I pay with bitcoin?")
+    assert not answer.handoff and answer.reply == "We take cards and PayPal, not bitcoin."
+    assert answer.hits[0].dense > 0.99  # answered from the shared vector, not by its words alone
+
+
+@pytest.mark.django_db
+def test_a_search_embeds_the_query_and_never_the_corpus(fixture_kb, embedded: list[str]) -> None:  # noqa: ANN001
+    kb = KnowledgeBase.objects.get(name="default")
+    fresh_process()  # a cold process: its first search loads the vectors from the database
+    questions = ["How do I reset my password?", "How long does the XR-200 battery last?", "refund policy"]
+    for question in questions:
+        question_answer(kb=kb, text=question)
+    # An entry written without its vector (the worker has not run yet) is not embedded by a request either.
+    faq_upsert(kb=kb, row=FaqRow(question="Is there a student discount?", answer="Yes, 10 % with a student card.",
+                                 intent="", url="", title="Student discount"), source="test")
+    kb_touch(kb)
+    question_answer(kb=kb, text="student discount")
+    assert embedded == [*questions, "student discount"]
+
+
+@pytest.mark.django_db
+def test_entries_without_a_vector_yet_are_found_by_their_words(fixture_kb) -> None:  # noqa: ANN001
+    kb = KnowledgeBase.objects.get(name="default")
+    _, entry = faq_upsert(kb=kb, row=FaqRow(question="Do you offer gift wrapping for orders?",
+                                            answer="Gift wrapping costs 3 euros per parcel.", intent="", url="",
+                                            title="Gift wrapping"), source="test")
+    kb_touch(kb)  # rows written, vectors not requested: what a web host sees while the worker is busy
+    view = space_view(space=kb_space(kb))
+    assert view.missing == 1 and item_id(entry) not in view.keys
+    hit = kb_search(kb=kb).search(text="gift wrapping for my order", k=3)[0]
+    assert hit.item.pk == entry.pk and hit.dense == 0.0 and hit.lexical > 0
+    state, message = kb_index_state(KnowledgeBase.objects.get(pk=kb.pk))
+    assert state == "ready" and "1 waiting for vectors" in message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_added_by_another_process_is_searched_here_within_seconds(tiny_kb, settings) -> None:  # noqa: ANN001
+    kb = KnowledgeBase.objects.get(name="default")
+    search = kb_search(kb=kb)
+    before = space_view(space=kb_space(kb)).revision
+    assert all(hit.lexical == 0 for hit in search.search(text="zeppelin delivery", k=3))  # nothing about it yet
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": database_url(),
+           "SUITE_REGISTRY_DIR": str(settings.REGISTRY_DIR), "SUITE_VAR_DIR": str(Path(settings.VAR_DIR) / "other-host"),
+           "SUITE_VECTORS_EMBED": "process", "SUPPORT_EMBED_TASK": ""}
+    code = ("from apps.support.models import KnowledgeBase; from services.support.knowledge import faq_add; "
+            "faq_add(kb=KnowledgeBase.objects.get(name='default'), question='Do you deliver by zeppelin?', "
+            "answer='Only on Sundays.', title='Zeppelin delivery')")
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=300,
+                   capture_output=True)
+    added = FaqEntry.objects.get(title="Zeppelin delivery")
+
+    def answered_here() -> bool:
+        hits = kb_search(kb=kb).search(text="Do you deliver by zeppelin?", k=1)
+        return bool(hits) and hits[0].item.pk == added.pk and hits[0].dense > 0.99  # its own vector, synced from the database
+
+    wait_until(answered_here, timeout=30, interval=0.2, message="this process never searched the other's new entry")
+    assert space_view(space=kb_space(kb)).revision > before
+
+
+@pytest.mark.django_db
+def test_deleting_a_knowledge_base_drops_its_vectors(fixture_kb) -> None:  # noqa: ANN001
+    kb = KnowledgeBase.objects.get(name="default")
+    space = VectorSpace.objects.get(name=kb_space(kb))
+    assert Embedding.objects.filter(space=space).exists()
+    kb.delete()
+    assert not VectorSpace.objects.filter(pk=space.pk).exists() and not Embedding.objects.filter(space_id=space.pk).exists()
