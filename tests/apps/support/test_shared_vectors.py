@@ -15,10 +15,11 @@ from services.support.answering import question_answer
 from services.support.documents import FaqRow
 from services.support.knowledge import faq_add, faq_upsert, item_id, kb_index_state, kb_space, kb_touch
 from services.support.retrieval import kb_search, searches_reset
-from services.vectors import encode, space_view, views_forget
-from tests.apps.support.conftest import bow_vectors
+from services.vectors import (EncoderTag, encode, encoder_switch_check, space_reembed, space_view, store,
+                              views_forget)
+from tests.apps.support.conftest import BOW_DIM, bow_vectors
 from tests.conftest import ROOT
-from tests.helpers import database_url, wait_until
+from tests.helpers import database_url, run_json, wait_until
 
 
 def fresh_process() -> None:
@@ -112,3 +113,38 @@ def test_deleting_a_knowledge_base_drops_its_vectors(fixture_kb) -> None:  # noq
     assert Embedding.objects.filter(space=space).exists()
     kb.delete()
     assert not VectorSpace.objects.filter(pk=space.pk).exists() and not Embedding.objects.filter(space_id=space.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_new_champion_of_the_embed_task_is_switched_to_only_once_the_kb_is_re_embedded(
+        tiny_encoder, kb_files, settings, monkeypatch) -> None:  # noqa: ANN001
+    champion = {"tag": EncoderTag(name="support-pairs:v1", sha256="1" * 64, dim=BOW_DIM)}
+    used: list[tuple[str, str]] = []  # (encoder, text) of every embedding
+
+    def tagged(*, tag, texts, progress=None) -> np.ndarray:  # noqa: ANN001, ARG001
+        used.extend((tag.name, text) for text in texts)
+        return bow_vectors(texts=list(texts))
+
+    monkeypatch.setattr(encode, "encoder_tag_for", lambda *, task: champion["tag"])
+    monkeypatch.setattr(encode, "texts_embed_tagged", tagged)
+    monkeypatch.setattr(store, "_send", lambda task, **kwargs: None)  # the worker's part is run below, by hand
+    settings.SUPPORT_EMBED_TASK = "support-pairs"
+    run_json("support_import", faq=str(kb_files["faq"]), docs=str(kb_files["docs"]), no_progress=True)
+    kb = KnowledgeBase.objects.get(name="default")
+    assert VectorSpace.objects.get(name=kb_space(kb)).task == "support-pairs"
+
+    settings.SUITE_VECTORS_EMBED = "worker"
+    champion["tag"] = EncoderTag(name="support-pairs:v2", sha256="2" * 64, dim=BOW_DIM)  # promoted
+    assert encoder_switch_check(task="support-pairs") == [kb_space(kb)]
+    used.clear()
+    answer = question_answer(kb=kb, text="What is your refund policy?")
+    assert answer.reply.startswith("Refunds are paid") and used == [("support-pairs:v1", "What is your refund policy?")]
+    state, message = kb_index_state(KnowledgeBase.objects.get(pk=kb.pk))
+    assert state == "ready" and "re-embedding for support-pairs:v2 (0%)" in message  # the old vectors still answer
+
+    assert space_reembed(space=kb_space(kb))["switched"]  # what the inference worker runs
+    used.clear()
+    answer = question_answer(kb=kb, text="What is your refund policy?")
+    assert answer.reply.startswith("Refunds are paid") and used == [("support-pairs:v2", "What is your refund policy?")]
+    assert space_view(space=kb_space(kb)).tag.name == "support-pairs:v2"
+    assert kb_index_state(KnowledgeBase.objects.get(pk=kb.pk)) == ("ready", "8 items, flat")
