@@ -1,6 +1,6 @@
 """REST API of the recommender (token or session, access area recommender_api).
 
-PUT /api/items/{id}, POST /api/items (bulk), POST /api/events (one or a list), GET /api/recommendations,
+PUT and DELETE /api/items/{id}, POST /api/items (bulk), POST /api/events (one or a list), GET /api/recommendations,
 GET /api/items/{id}/similar. Validation lives in services.recommender.catalog, whose errors name the field.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.access import HasAccess
+from apps.core.schema import ErrorSerializer
 from services.errors import SuiteError
 from services.recommender import catalog
 from services.recommender.recommend import K_MAX, k_check, recommendations_for, items_similar
@@ -100,6 +101,12 @@ class ItemDetail(APIView):
         report = catalog.items_upsert(rows=[catalog.item_clean(request.data, external_id=external_id)])
         items_embed_request(pks=report.reembed)
         return Response(report.as_dict(), status=201 if report.added else 200)
+
+    @extend_schema(request=None, responses={204: None, 404: ErrorSerializer},
+                   summary="Delete one item (its vector too: no host recommends it any more)")
+    def delete(self, request: Request, external_id: str) -> Response:
+        catalog.item_delete(external_id=external_id)
+        return Response(status=204)
 
 
 class Items(APIView):

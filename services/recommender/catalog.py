@@ -15,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from apps.recommender.models import Event, Item
-from services.errors import SuiteError
+from services.errors import NotFound, SuiteError
 from services.timeparse import time_parse
 
 PRICE_MAX = 1e12  # a price past this is a mistake or an attack, in any currency
@@ -150,6 +150,23 @@ def items_upsert(*, rows: Iterable[dict[str, Any]]) -> WriteReport:
             for external_id in set(waiting.values_list("item_external_id", flat=True)):  # events sent before their item
                 waiting.filter(item_external_id=external_id).update(item_id=created[external_id])
     return report
+
+
+def item_delete(*, external_id: str) -> int:
+    """Delete one item and tombstone its vector in the same transaction (every host stops recommending it); its pk.
+
+    Its events stay, with `item` unset and `item_external_id` kept: an item sent again under that id gets them back.
+    """
+    from services.recommender.vectors import items_forget  # that module imports this one
+
+    with transaction.atomic():
+        item = Item.objects.select_for_update().filter(external_id=external_id).first()
+        if item is None:
+            raise NotFound(f"No item with id {external_id!r}.", field="id")
+        pk = item.pk
+        items_forget(pks=[pk])
+        item.delete()
+    return pk
 
 
 def event_clean(data: object) -> dict[str, Any]:
