@@ -25,7 +25,8 @@ def consume_all(topics, n: int) -> int:  # noqa: ANN001
 
 
 def test_replayed_news_updates_the_dashboard_chart_and_table_live_and_an_alert_appears(
-        asgi_server: str, browser_page, role_users, app_topics) -> None:  # noqa: ANN001, F811
+        asgi_server: str, browser_page, role_users, app_topics, celery_worker_process) -> None:  # noqa: ANN001, F811
+    # The in-app alert reaches the page through its outbox delivery, a Celery task: the real worker sends it.
     from services.sentiment.watchlist import rule_save, ticker_save
 
     ticker_save(symbol="ACME", name="Acme Corp")
@@ -50,3 +51,47 @@ def test_replayed_news_updates_the_dashboard_chart_and_table_live_and_an_alert_a
     assert "v7" in page.inner_text("#headlines tbody")
     assert "volume" in page.inner_text("#alerts")
     page.screenshot(path=str(SCREENSHOTS / "sentiment.png"), full_page=True)
+
+
+def test_the_dashboard_shows_the_lag_the_consumer_published_and_follows_it_to_zero(
+        asgi_server: str, browser_page, role_users, app_topics) -> None:  # noqa: ANN001, F811
+    import threading
+    import uuid
+    from urllib.parse import urlencode
+
+    from django.db import connection
+
+    from pipelines.news_consumer import news_consume
+
+    group = f"g-browser-lag-{uuid.uuid4().hex[:6]}"
+    messages_produce(app_topics.raw, [news_message(i) for i in range(5)], partitions=3)  # partitions 0,1,2,0,1
+    release, stop = threading.Event(), threading.Event()
+
+    def held_classify(texts: list[str]):  # noqa: ANN202 - the consumer holds its first batch: nothing is committed
+        release.wait(90)
+        return words_classify(texts)
+
+    def consume() -> int:
+        try:
+            return news_consume(group=group, topics=app_topics, batch_size=10, classify=held_classify, after_store=None,
+                                stop=stop, lag_every_s=0.5).stored
+        finally:
+            connection.close()
+
+    page = browser_page
+    login(page, asgi_server, "analyst", "pw-analyst")
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(consume)
+        try:
+            page.goto(asgi_server + "/sentiment/?" + urlencode({"group": group, "topic": app_topics.raw}))
+            page.wait_for_selector("#lag[data-total='5']", timeout=60000)  # polled every 5 s from what was published
+            assert page.inner_text("#lag") == "5 message(s)"
+            title = page.get_attribute("#lag", "title")
+            assert "partition 0: 2" in title and "partition 1: 2" in title and "partition 2: 1" in title
+            page.screenshot(path=str(SCREENSHOTS / "sentiment-lag.png"), full_page=True)
+            release.set()
+            page.wait_for_selector("#lag[data-total='0']", timeout=60000)
+        finally:
+            release.set()
+            stop.set()
+        assert future.result(timeout=60) == 5
