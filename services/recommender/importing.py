@@ -59,8 +59,8 @@ def files_import(*, items: Path | None, interactions: Path | None, progress: Pro
         report = _rows_import(path=items, clean=catalog.item_clean, store=lambda rows: catalog.items_upsert(rows=rows),
                               stage="items", progress=progress)
         # A batch job: embedded here with a progress bar, not one worker task per chunk (services/vectors/store.py)
-        items_embed(pks=report.reembed, progress=(lambda done, total: progress("embed", done, total)) if progress else None)
-        out["items"] = {**report.as_dict(), "embedded": len(report.reembed)}
+        embedded = items_embed(pks=report.reembed, progress=(lambda done, total: progress("embed", done, total)) if progress else None)
+        out["items"] = {**report.as_dict(), "embedded": embedded}  # vectors written: unchanged texts are not embedded again
     if interactions is not None:
         report = _rows_import(path=interactions, clean=catalog.event_clean, store=lambda rows: catalog.events_record(rows=rows),
                               stage="interactions", progress=progress)
