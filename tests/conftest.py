@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import WebhookServer, process_stop, wait_until, webhook_serve
+from tests.helpers import WebhookServer, database_url, process_stop, wait_until, webhook_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,15 +43,13 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
 
     Tests that let it read rows must commit them (transactional_db).
     """
-    from django.db import connection
-
     from config.celery import app
 
     with django_db_blocker.unblock():
-        test_db = connection.settings_dict["NAME"]
+        test_db_url = database_url()
     # The worker may call the tests' local HTTP servers (webhook receivers): outbound requests to 127.0.0.1 are
     # refused unless allow-listed.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{test_db}",
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": test_db_url,
            "SUITE_OUTBOUND_ALLOW": "127.0.0.1"}
     log = open(Path(os.environ.get("SUITE_VAR_DIR", ROOT / "var")) / "test-worker.log", "w")
     proc = subprocess.Popen(

@@ -152,3 +152,19 @@ def process_stop(proc: subprocess.Popen, *, timeout: float) -> None:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def database_url() -> str:
+    """DATABASE_URL of the database this test runs on (SQLite file or PostgreSQL test_<db>), for child processes."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    if connection.vendor == "postgresql":
+        auth = quote(s["USER"] or "", safe="") + (":" + quote(s["PASSWORD"], safe="") if s.get("PASSWORD") else "")
+        host = s["HOST"] or "127.0.0.1"
+        return f"postgres://{auth}@{host}:{s['PORT'] or 5432}/{quote(s['NAME'], safe='')}"
+    raise NotImplementedError(f"no DATABASE_URL for a {connection.vendor} test database")

@@ -68,9 +68,14 @@ def client_address(request: HttpRequest) -> str:
     return str(client)
 
 
-def axes_client_ip(request: HttpRequest) -> str:
-    """AXES_CLIENT_IP_CALLABLE: django-axes locks out by the same client address the throttles use."""
-    return client_address(request)
+def axes_client_ip(request: HttpRequest) -> str | None:
+    """AXES_CLIENT_IP_CALLABLE: django-axes locks out by the same client address the throttles use.
+
+    None when the peer's address cannot be read (a Unix socket, a request built in code): axes' address columns are
+    PostgreSQL `inet`, which refuses the text "unknown"; NULL is what axes itself stores then.
+    """
+    address = client_address(request)
+    return None if address == "unknown" else address
 
 
 class ClientAddressThrottleMixin:

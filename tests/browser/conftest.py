@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.helpers import process_stop, wait_until
+from tests.helpers import database_url, process_stop, wait_until
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -31,11 +31,9 @@ def _free_port() -> int:
 
 @pytest.fixture
 def asgi_server(transactional_db) -> Iterator[str]:  # noqa: ANN001
-    """Daphne serving config.asgi on a free port, on the same (file) test database as this test."""
-    from django.db import connection
-
+    """Daphne serving config.asgi on a free port, on the same test database as this test."""
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     log_path = SCREENSHOTS.parent / "test-daphne.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")

@@ -19,7 +19,11 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_the_default_settings_load_with_sqlite_redis_and_kafka() -> None:
-    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    # The tests themselves may run on PostgreSQL (DATABASE_URL): the default is what a process without it gets.
+    result = run_manage("shell", "--no-imports", "-c", "from django.conf import settings; d = settings.DATABASES['default']; "
+                        "print(d['ENGINE'], d['CONN_MAX_AGE'], d['OPTIONS']['transaction_mode'])", DATABASE_URL="")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "0", "IMMEDIATE"]
     assert settings.REDIS_URL.startswith("redis://")
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
     assert settings.CELERY_BROKER_URL == settings.REDIS_URL
@@ -31,6 +35,27 @@ def test_database_url_switches_to_postgresql() -> None:
                         DATABASE_URL="postgres://suite:pw@db.internal:5432/suite")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "suite"]
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, ["0", "False", "10"]),  # ASGI: connections are not kept (a kept one would only leak)
+    ({"DATABASE_CONN_MAX_AGE_S": "30", "DATABASE_CONNECT_TIMEOUT_S": "3"}, ["30", "True", "3"]),
+    ({"DATABASE_URL": "postgres://suite:pw@db.internal:5432/suite?connect_timeout=7"}, ["0", "False", "7"]),  # the URL's own wins
+])
+def test_postgresql_connections_follow_the_database_settings(env: dict, expected: list) -> None:
+    result = run_manage("shell", "--no-imports", "-c", "from django.conf import settings; d = settings.DATABASES['default']; "
+                        "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'], d['OPTIONS']['connect_timeout'])",
+                        **{"DATABASE_URL": "postgres://suite:pw@db.internal:5432/suite", **env})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected
+
+
+@pytest.mark.parametrize("env", [{"DATABASE_CONN_MAX_AGE_S": "forever"}, {"DATABASE_CONN_MAX_AGE_S": "-1"},
+                                 {"DATABASE_CONNECT_TIMEOUT_S": "0"}])
+def test_bad_database_connection_settings_are_refused_by_name(env: dict) -> None:
+    result = run_manage("check", **env)
+    assert result.returncode != 0
+    assert next(iter(env)) in result.stderr
 
 
 @pytest.mark.parametrize(

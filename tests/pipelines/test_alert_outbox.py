@@ -13,7 +13,7 @@ from apps.sentiment.models import Alert, Delivery, DeliveryAttempt
 from services.sentiment.channels import deliveries_requeue
 from services.sentiment.watchlist import rule_save, ticker_save
 from tests.conftest import ROOT
-from tests.helpers import wait_until
+from tests.helpers import database_url, wait_until
 from tests.pipelines.conftest import messages_produce, news_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,7 +40,7 @@ def test_an_alert_whose_consumer_died_before_delivery_is_delivered_once_by_the_w
     rule_save(symbol="ACME", kind="volume", threshold=3.0, channels=["webhook"], webhook_url=webhook_server.url)
     messages_produce(news_topics.raw, [news_message(i) for i in range(12)])
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
-           "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"}
+           "DATABASE_URL": database_url()}
     doomed = subprocess.run([sys.executable, "-c", DOOMED_CONSUMER, news_topics.raw.removesuffix(".raw")], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=180, check=False)
     assert doomed.returncode == -signal.SIGKILL, doomed.stderr[-3000:]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
-from apps.core.clients import client_address
+from apps.core.clients import axes_client_ip, client_address
 
 
 def _address(settings, proxies: list[str], remote: str, forwarded: str | None = None) -> str:  # noqa: ANN001
@@ -31,3 +31,19 @@ def _address(settings, proxies: list[str], remote: str, forwarded: str | None = 
 def test_the_client_address(settings, proxies: list[str], remote: str, forwarded: str | None, client: str) -> None:  # noqa: ANN001
     assert _address(settings, proxies, remote, forwarded) == client
 
+
+
+@pytest.mark.django_db
+def test_a_sign_in_without_a_readable_peer_address_is_recorded_without_one(client, django_user_model) -> None:  # noqa: ANN001
+    """axes' columns are `inet` on PostgreSQL: "unknown" would crash the sign-in there; the address is NULL."""
+    from axes.models import AccessAttempt, AccessLog
+
+    assert axes_client_ip(RequestFactory().get("/", REMOTE_ADDR="")) is None
+    assert axes_client_ip(RequestFactory().get("/", REMOTE_ADDR="198.51.100.7")) == "198.51.100.7"
+    user = django_user_model.objects.create_user("someone", password="right-pass")
+    client.force_login(user)  # signs in with a request built in code: no REMOTE_ADDR
+    assert AccessLog.objects.get(username="someone").ip_address is None
+    client.logout()
+    response = client.post("/accounts/login/", {"username": "someone", "password": "wrong-pass"}, REMOTE_ADDR="")
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert AccessAttempt.objects.get(username="someone").ip_address is None

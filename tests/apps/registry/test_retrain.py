@@ -12,7 +12,7 @@ from apps.sentiment.models import Relabel
 from services.registry.drift import label_drift
 from services.registry.retrain import RetrainBusy, lock_claim
 from services.registry.versions import task_ensure
-from tests.helpers import csv_write, run_json
+from tests.helpers import csv_write, database_url, run_json
 from tests.services.conftest import sentiment_rows, tiny_base_write
 
 # The tiny data speaks of bullish/bearish headlines; the sentiment app's labels are positive/negative.
@@ -248,7 +248,7 @@ def test_a_worker_killed_mid_training_leaves_no_half_registered_version_and_no_s
     run_json("retrain", task="sentiment", base_data=str(big), held_back=str(sentiment_setup["held_back"]))
     relabels_add(*rows(30, seed=4))
     queue = f"retrain-kill-test-{os.getpid()}"  # no other worker listens here: the killed task is not redelivered
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": database_url(),
            "SUITE_REGISTRY_DIR": str(settings.REGISTRY_DIR), "RETRAIN_LOCK_TTL_S": "5", "RETRAIN_EPOCHS": "20"}
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool=threads",
                                "--concurrency=2", "-n", f"kill-test-{os.getpid()}@%h", "-l", "WARNING"],
@@ -308,12 +308,11 @@ def test_support_feedback_retrains_the_intent_task_and_ignores_rejections(settin
 def test_a_failed_run_is_recorded_with_its_reason_and_releases_the_lock(tmp_path: Path) -> None:
     from django.core.management.base import CommandError
 
-    base = csv_write(tmp_path / "base.csv", *rows(30, seed=1))
+    base = tmp_path / "base.csv"
+    base.write_bytes(b"")  # an empty base file is recorded (the registry keeps a copy): the run fails reading it
     task = task_ensure(name="sentiment")
-    Task.objects.filter(pk=task.pk).update(retrain_data=str(base), retrain_eval=str(base))
-    base.write_bytes(b"")  # the base file is emptied after it was recorded
     with pytest.raises(CommandError, match="empty"):
-        run_json("retrain", task="sentiment", force=True)
+        run_json("retrain", task="sentiment", force=True, base_data=str(base), held_back=str(base))
     run = RetrainRun.objects.get(task=task)
     assert run.status == RetrainRun.FAILED and run.reason.startswith("failed:") and "base.csv" in run.reason
     assert Task.objects.get(pk=task.pk).retrain_lock_owner == ""

@@ -15,7 +15,7 @@ from django.db import connection
 from apps.sentiment.models import OVERALL, Bucket, ScoredNews
 from services.sentiment.bus import producer_make
 from tests.conftest import ROOT
-from tests.helpers import wait_until
+from tests.helpers import database_url, wait_until
 from tests.pipelines.conftest import topic_read
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -63,7 +63,7 @@ def test_sigkilled_consumers_and_a_broker_restart_lose_and_duplicate_nothing(app
     producer.close()
     well_formed = N - len(malformed)
 
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+    env = {**os.environ, "DATABASE_URL": database_url(),
            "SUITE_REGISTRY_DIR": str(tiny_sentiment_model), "NEWS_TOPIC_PREFIX": app_topics.raw.removesuffix(".raw")}
     log = tmp_path / "consumers.log"
     first = consumer_start(env, log, idle_exit=False)

@@ -16,7 +16,7 @@ from django.db import connection
 
 from apps.sentiment.models import OVERALL, Bucket, ScoredNews
 from tests.conftest import ROOT
-from tests.helpers import run_json, wait_until
+from tests.helpers import database_url, run_json, wait_until
 from tests.pipelines.conftest import topic_read
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,7 +50,7 @@ def test_replayed_headlines_are_consumed_scored_by_the_champion_and_sigterm_exit
     summary = run_json("news_replay", file=str(data), rate=200)
     assert summary["sent"] == 18 and summary["invalid"] == 0 and summary["topic"] == app_topics.raw
 
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+    env = {**os.environ, "DATABASE_URL": database_url(),
            "SUITE_REGISTRY_DIR": str(tiny_sentiment_model), "NEWS_TOPIC_PREFIX": app_topics.raw.removesuffix(".raw")}
     proc = subprocess.Popen([sys.executable, "manage.py", "news_consume", "--group", "g-cmd", "--batch-size", "8"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

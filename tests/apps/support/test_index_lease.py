@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.support.models import FaqEntry, KnowledgeBase
 from services.support.knowledge import kb_ensure, kb_index_state
 from tests.conftest import ROOT
-from tests.helpers import run_json, wait_until
+from tests.helpers import database_url, run_json, wait_until
 
 LEASE_S = 2  # the killed rebuild's lease (SUPPORT_INDEX_LEASE_S, its minimum)
 
@@ -28,7 +28,7 @@ def test_a_rebuild_killed_mid_way_lapses_and_the_next_rebuild_takes_over(tiny_en
     FaqEntry.objects.bulk_create([FaqEntry(kb=kb, key=f"{n:064d}", question=f"question number {n} about the router",
                                            answer="an answer", content_hash=f"{n:064d}") for n in range(20000)])
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
-           "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}", "SUITE_REGISTRY_DIR": str(settings.REGISTRY_DIR),
+           "DATABASE_URL": database_url(), "SUITE_REGISTRY_DIR": str(settings.REGISTRY_DIR),
            "SUITE_VAR_DIR": str(settings.VAR_DIR), "SUPPORT_INDEX_LEASE_S": str(LEASE_S)}
     rebuild = subprocess.Popen([sys.executable, "manage.py", "support_index_rebuild", "--kb", "default"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
