@@ -65,6 +65,9 @@ def _faq_row(values: dict) -> FaqRow:
     missing = [name for name in ("question", "answer") if not texts[name]]
     if missing:
         raise ValueError(f"empty or missing {' and '.join(missing)}")
+    nul = [name for name in FAQ_FIELDS if "\x00" in texts[name]]
+    if nul:  # PostgreSQL cannot store it in a text column, and no FAQ means it
+        raise ValueError(f"a NUL character (\\x00) in {' and '.join(nul)}")
     return FaqRow(**texts)
 
 
@@ -189,10 +192,10 @@ def pdf_split(*, path: Path, fallback_title: str) -> tuple[str, list[PassageChun
 
     try:
         reader = PdfReader(str(path))
-        title = (reader.metadata.title if reader.metadata else None) or fallback_title
+        title = str((reader.metadata.title if reader.metadata else None) or fallback_title).replace("\x00", "")
         chunks = []
-        for number, page in enumerate(reader.pages, start=1):
-            chunks += _windows(page.extract_text() or "", title=title, location=f"page {number}")
+        for number, page in enumerate(reader.pages, start=1):  # a PDF's text may carry NULs that no database stores
+            chunks += _windows((page.extract_text() or "").replace("\x00", " "), title=title, location=f"page {number}")
     except (PdfReadError, ValueError, KeyError) as exc:
         raise SuiteError(f"{path.name}: not a readable PDF ({exc}).", field="docs") from None
     return title, chunks
@@ -208,7 +211,7 @@ def document_split(*, path: Path) -> tuple[str, list[PassageChunk]]:
     if suffix == ".pdf":
         return pdf_split(path=path, fallback_title=fallback)
     raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
+    if b"\x00" in raw:  # anywhere: a text file holds none (and PostgreSQL could not store it)
         raise SuiteError(f"{path.name}: binary content, not text.", field="docs")
     try:
         text = raw.decode("utf-8-sig")

@@ -23,6 +23,7 @@ def stand_in_encoder(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     tag = EncoderTag(name="bag-of-words-test", sha256="0" * 64, dim=BOW_DIM)
     monkeypatch.setattr(encode, "encoder_tag_for", lambda *, task: tag)
     monkeypatch.setattr(encode, "texts_embed_for", lambda *, task, texts, progress=None: bow_vectors(texts=list(texts)))
+    monkeypatch.setattr(encode, "texts_embed_tagged", lambda *, tag, texts, progress=None: bow_vectors(texts=list(texts)))
 
 
 @pytest.fixture

@@ -65,3 +65,15 @@ def test_faq_files_keep_good_rows_and_name_bad_lines(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_bytes(b"question,answer\nok,\xff\xfe\n")
     with pytest.raises(SuiteError, match="bad.csv:2"):
         faq_read(path=tmp_path / "bad.csv")
+
+
+def test_a_nul_character_is_refused_by_line_in_a_faq_and_anywhere_in_a_text_document(tmp_path: Path) -> None:
+    faq = tmp_path / "faq.csv"
+    faq.write_text("question,answer\nGood?,Yes.\nBad\x00one?,No.\nAlso good?,Yes.\n", encoding="utf-8")
+    read = faq_read(path=faq)
+    assert [row.question for row in read.rows] == ["Good?", "Also good?"]
+    assert read.errors == ["faq.csv:3: a NUL character (\\x00) in question"]
+    doc = tmp_path / "late.txt"
+    doc.write_bytes(b"Plain text.\n" * 500 + b"then a \x00 far past the first 4 KiB\n")
+    with pytest.raises(SuiteError, match="late.txt: binary content"):
+        document_split(path=doc)
