@@ -329,6 +329,7 @@ CELERY_TASK_ROUTES = {
     "training.*": {"queue": "training"},
     "vectors.*": {"queue": "inference"},  # embedding, re-embedding after a promotion, IVF snapshots, purge
     "support.index_rebuild": {"queue": "inference"},  # re-embeds a knowledge base (pipelines/support_index.py)
+    "support.vectors_repair": {"queue": "inference"},  # embeds KB items a killed host left without a vector
 }
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to be redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -566,6 +567,7 @@ SUPPORT_INTENT_MIN_PROB = _env_fraction("SUPPORT_INTENT_MIN_PROB", 0.5)  # inten
 SUPPORT_MESSAGE_MAX_CHARS = env_int("SUPPORT_MESSAGE_MAX_CHARS", 2000, minimum=1)
 SUPPORT_EMBED_TASK = os.environ.get("SUPPORT_EMBED_TASK", "")  # "" = the default base encoder; or a pairs task's champion
 SUPPORT_INDEX_LEASE_S = env_int("SUPPORT_INDEX_LEASE_S", 120, minimum=2)  # a KB rebuild's lease: lapses this long after its last renewal (a killed rebuild)
+SUPPORT_EMBED_REPAIR_S = env_int("SUPPORT_EMBED_REPAIR_S", 900, minimum=10)  # beat: KB items whose vector is missing or stale (a host killed mid-write) re-embedded this often
 # Vector indexes (services/vectors/index.py; the support KBs' and the recommender's): exact search below the
 # threshold (ms at that size), IVF with √n lists past it; nprobe lists visited per query (recall vs speed);
 # FAISS threads per search (one query at a time is the serving pattern: more threads cost more than they save).

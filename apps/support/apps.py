@@ -15,6 +15,17 @@ def _retention_schedule_create(sender=None, **kwargs) -> None:  # noqa: ANN001, 
         "description": "Anonymise or delete conversations idle longer than SUPPORT_RETENTION_DAYS (0: keep)."})
 
 
+def _repair_schedule_create(sender=None, **kwargs) -> None:  # noqa: ANN001, ANN003 - post_migrate signature
+    """The KB vectors repair's beat schedule (every SUPPORT_EMBED_REPAIR_S), unless it exists: an admin's edits are kept."""
+    from django.conf import settings
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(every=settings.SUPPORT_EMBED_REPAIR_S, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.get_or_create(name="support vectors repair", defaults={
+        "task": "support.vectors_repair", "interval": every,
+        "description": "Embed knowledge-base items whose vector is missing or stale (a host killed mid-write)."})
+
+
 def _kb_space_drop(sender=None, instance=None, **kwargs) -> None:  # noqa: ANN001, ANN003 - post_delete signature
     """A deleted knowledge base takes its shared vectors with it (a new KB may get its pk back on SQLite)."""
     from services.support.knowledge import kb_space
@@ -32,5 +43,6 @@ class SupportConfig(AppConfig):
         from services.support.knowledge import source_install
 
         post_migrate.connect(_retention_schedule_create, sender=self, dispatch_uid="support-retention-schedule")
+        post_migrate.connect(_repair_schedule_create, sender=self, dispatch_uid="support-vectors-repair-schedule")
         post_delete.connect(_kb_space_drop, sender=self.get_model("KnowledgeBase"), dispatch_uid="support-kb-space-drop")
         source_install()  # the vector store reads the KBs' texts through it (web processes and workers alike)

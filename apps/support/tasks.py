@@ -1,4 +1,4 @@
-"""Celery tasks of the support desk (`default` queue; the index rebuild embeds, so CELERY_TASK_ROUTES sends it to `inference`)."""
+"""Celery tasks of the support desk (`default` queue; the index rebuild and the vectors repair embed, so CELERY_TASK_ROUTES sends them to `inference`)."""
 from __future__ import annotations
 
 from celery import shared_task
@@ -11,6 +11,14 @@ def index_rebuild(self, kb_name: str) -> dict:  # noqa: ANN001
     """Re-embed a KB's vectors (missing, stale, removed); progress in the task state (PROGRESS: done/total) and on the KB row."""
     return kb_index_rebuild(kb_name=kb_name, on_progress=lambda done, total: self.update_state(
         state="PROGRESS", meta={"done": done, "total": total}))
+
+
+@shared_task(name="support.vectors_repair")
+def vectors_repair() -> dict[str, int]:
+    """Embed knowledge-base items whose vector is missing or stale (beat: "support vectors repair")."""
+    from services.support.knowledge import kb_vectors_repair
+
+    return kb_vectors_repair()
 
 
 @shared_task(name="support.conversations_retention")

@@ -237,6 +237,22 @@ def kb_vectors_embed(*, kb: KnowledgeBase, progress: Progress | None = None) -> 
     return space_status(space=space)
 
 
+def kb_vectors_repair() -> dict[str, int]:
+    """Embed what is missing or stale in every KB (the beat's `support.vectors_repair`, every SUPPORT_EMBED_REPAIR_S).
+
+    A host killed between writing rows and asking for their vectors leaves them to be found by their words only;
+    this catches them up. A KB under a live rebuild is left to it.
+    """
+    out = {"kbs": 0, "embedded": 0}
+    for kb in KnowledgeBase.objects.order_by("pk"):
+        if kb_index_state(kb)[0] == "building":
+            continue
+        space_ensure(name=kb_space(kb))
+        out["embedded"] += vectors_embed(space=kb_space(kb), keys=None)
+        out["kbs"] += 1
+    return out
+
+
 def kb_vectors_kind(kb: KnowledgeBase) -> str:
     """ "ivf" when a worker trained the KB's large index (a snapshot), else "flat" (exact search)."""
     from apps.vectors.models import VectorSpace
@@ -430,6 +446,7 @@ __all__ = [
     "kb_lease_renew",
     "kb_space",
     "kb_vectors_embed",
+    "kb_vectors_repair",
     "kb_vectors_update",
     "source_install",
 ]

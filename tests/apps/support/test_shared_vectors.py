@@ -148,3 +148,28 @@ def test_a_new_champion_of_the_embed_task_is_switched_to_only_once_the_kb_is_re_
     assert answer.reply.startswith("Refunds are paid") and used == [("support-pairs:v2", "What is your refund policy?")]
     assert space_view(space=kb_space(kb)).tag.name == "support-pairs:v2"
     assert kb_index_state(KnowledgeBase.objects.get(pk=kb.pk)) == ("ready", "8 items, flat")
+
+
+@pytest.mark.django_db
+def test_the_beat_repair_embeds_what_a_killed_host_left_without_vectors_and_leaves_a_rebuilding_kb_alone(
+        fixture_kb, kb_files) -> None:  # noqa: ANN001
+    from django_celery_beat.models import PeriodicTask
+
+    from apps.support.tasks import vectors_repair
+    from services.support.knowledge import kb_ensure, kb_lease_claim
+
+    kb = KnowledgeBase.objects.get(name="default")
+    _, entry = faq_upsert(kb=kb, row=FaqRow(question="Can I collect my order in a shop?", answer="Yes, in every shop.",
+                                            intent="", url="", title="Collect in a shop"), source="test")
+    kb_touch(kb)  # rows written; the host died before asking for their vectors
+    other = kb_ensure(name="brand-b")
+    run_json("support_import", faq=str(kb_files["faq"]), kb="brand-b", no_progress=True)
+    gone = FaqEntry.objects.filter(kb=other).first()
+    FaqEntry.objects.filter(pk=gone.pk).delete()  # deleted behind the store's back...
+    assert kb_lease_claim(kb=other, owner="a-live-rebuild")  # ...while a rebuild holds brand-b: left to that rebuild
+
+    assert vectors_repair.apply().get() == {"kbs": 1, "embedded": 1}
+    assert item_id(entry) in space_view(space=kb_space(kb)).keys and space_view(space=kb_space(kb)).missing == 0
+    assert item_id(gone) in space_view(space=kb_space(other)).keys
+    schedule = PeriodicTask.objects.get(name="support vectors repair")  # made by migrate (post_migrate)
+    assert schedule.task == "support.vectors_repair" and schedule.interval.every == 900
