@@ -40,7 +40,8 @@ def _keys(space: str) -> Iterable[tuple[int, str]]:
 
 def source_install() -> None:
     """Register the catalogue as the text source of the space "recommender" (apps/recommender/apps.py, ready())."""
-    source_register(SPACE, TextSource(task=lambda space: TASK, texts=_texts, keys=_keys))
+    source_register(SPACE, TextSource(task=lambda space: TASK, texts=_texts, keys=_keys,
+                                      count=lambda space: Item.objects.count()))
 
 
 def items_embed_request(*, pks: Sequence[int]) -> None:

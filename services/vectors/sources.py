@@ -19,6 +19,9 @@ class TextSource:
     task: Callable[[str], str | None]  # space name -> registry task whose champion embeds it (None: the default base)
     texts: Callable[[str, Sequence[int]], list[tuple[int, str, str]]]  # (space, keys) -> [(key, text, content_hash)] of keys that still exist
     keys: Callable[[str], Iterable[tuple[int, str]]]  # space -> every (key, content_hash) that should have a vector
+    # space -> how many keys should have a vector (cheap); None: counted from `keys` (a full scan), at most every
+    # MISSING_EVERY_S per process, since SpaceView.missing is read in requests
+    count: Callable[[str], int] | None = None
 
 
 _sources: dict[str, TextSource] = {}

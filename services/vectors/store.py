@@ -268,13 +268,17 @@ def encoder_switch_check(*, space: str | None = None, task: str | None = None) -
     every SUITE_VECTORS_CHECK_S, which also re-asks for a switch whose worker died). A space whose encoder went back
     to the active one before its switch completed drops its pending encoder.
     """
-    rows = VectorSpace.objects.all()
-    if space is not None:
-        rows = rows.filter(name=space)
-    if task is not None:
-        rows = rows.filter(task=task)
+    rows = list(VectorSpace.objects.all() if space is None else VectorSpace.objects.filter(name=space))
+    if task is not None:  # a promotion of `task`: the spaces it embeds (by the source's word, else the row's)
+        rows = [row for row in rows
+                if (source_for(row.name).task(row.name) if source_known(row.name) else row.task or None) == task]
     changed = []
     for row in rows:
+        if source_known(row.name):  # the source is the authority: a setting that names another task takes effect here
+            task_now = source_for(row.name).task(row.name) or ""
+            if task_now != row.task:
+                VectorSpace.objects.filter(pk=row.pk).update(task=task_now)
+                row.task = task_now
         tag = encode.encoder_tag_for(task=row.task or None)
         if tag == tag_active(row):
             if row.pending_encoder:

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 ROW_FIELDS = ("uid", "encoder", "encoder_sha256", "dim", "revision", "generation", "purged_revision", "snapshot",
               "snapshot_revision")
 FETCH = 5000  # rows per fetch while loading
+MISSING_EVERY_S = 10.0  # a scan of a source's keys for SpaceView.missing, at most this often per view
 
 
 @dataclass
@@ -53,6 +54,7 @@ class SpaceView:
     space: str = ""
     generation: int = 0
     keys: set[int] = field(default_factory=set, repr=False)  # keys with a vector in `index`
+    missing_at: float = field(default=float("-inf"), repr=False)  # time.monotonic() of the last scan for `missing`
 
 
 @dataclass
@@ -116,8 +118,8 @@ def space_view(*, space: str) -> SpaceView | None:
     if row["revision"] > view.revision:
         with _load_lock(space):
             if row["revision"] > view.revision:
-                _deltas_apply(space=space, view=view, upto=row["revision"])
-                view.missing = _missing(space, view)
+                added = _deltas_apply(space=space, view=view, upto=row["revision"])
+                view.missing = _missing(space, view, added=added)
                 _observe(view)
     return view
 
@@ -189,7 +191,7 @@ def view_load(*, space: str, row: dict) -> SpaceView:
                 _add(view, batch_ids, batch_vectors)
         _add(view, batch_ids, batch_vectors)
         view.revision = row["revision"]
-    view.missing = _missing(space, view)
+    view.missing = _missing(space, view, force=True)
     _observe(view)
     return view
 
@@ -202,8 +204,11 @@ def _add(view: SpaceView, ids: list[int], vectors: list[np.ndarray]) -> None:
         vectors.clear()
 
 
-def _deltas_apply(*, space: str, view: SpaceView, upto: int) -> None:
-    """Apply the rows of the view's encoder with view.revision < revision <= upto (upserts and tombstones)."""
+def _deltas_apply(*, space: str, view: SpaceView, upto: int) -> int:
+    """Apply the rows of the view's encoder with view.revision < revision <= upto (upserts and tombstones).
+
+    Returns how many keys gained a vector they did not have.
+    """
     rows = Embedding.objects.filter(space__name=space, encoder=view.tag.name, revision__gt=view.revision,
                                     revision__lte=upto).values_list("key", "vector")
     ups: dict[int, np.ndarray] = {}
@@ -218,16 +223,27 @@ def _deltas_apply(*, space: str, view: SpaceView, upto: int) -> None:
     if gone:
         view.index.remove(ids=np.asarray(sorted(gone), dtype=np.int64))
         view.keys.difference_update(gone)
+    added = len(set(ups) - view.keys)
     if ups:
         view.index.upsert(ids=np.asarray(list(ups), dtype=np.int64), vectors=np.stack(list(ups.values())))
         view.keys.update(ups)
     view.revision = upto
+    return added
 
 
-def _missing(space: str, view: SpaceView) -> int:
+def _missing(space: str, view: SpaceView, *, force: bool = False, added: int = 0) -> int:
+    """Keys the source lists without a vector in the view: by the source's cheap count when it has one, else by a
+    scan of its keys at most every MISSING_EVERY_S (a sync after a write elsewhere happens inside requests)."""
     if not source_known(space):
         return 0
-    return sum(1 for key, _ in source_for(space).keys(space) if key not in view.keys)
+    source = source_for(space)
+    if source.count is not None:
+        return max(0, int(source.count(space)) - len(view.keys))
+    now = time.monotonic()
+    if not force and now - view.missing_at < MISSING_EVERY_S:
+        return max(0, view.missing - added)  # between scans: keys that gained a vector are no longer missing
+    view.missing_at = now
+    return sum(1 for key, _ in source.keys(space) if key not in view.keys)
 
 
 def _observe(view: SpaceView) -> None:

@@ -163,6 +163,14 @@ def test_a_promotion_rolled_back_before_the_switch_drops_the_pending_encoder(not
     assert space_status(space=SPACE)["pending_encoder"] is None
 
 
+@pytest.mark.django_db
+def test_the_source_names_the_task_whose_promotions_switch_a_space(notes) -> None:  # noqa: ANN001
+    write({1: "red tent"})
+    VectorSpace.objects.filter(name=SPACE).update(task="another-task")  # e.g. a setting changed since it was created
+    assert encoder_switch_check(task="notes") == []  # found by the source's task; its encoder is unchanged
+    assert VectorSpace.objects.get(name=SPACE).task == "notes"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_process_with_a_view_reloads_a_switched_space_in_the_background(notes) -> None:  # noqa: ANN001
     write({1: "red tent", 2: "blue pan"})
