@@ -84,6 +84,7 @@ def test_the_dashboard_shows_the_lag_the_consumer_published_and_follows_it_to_ze
         future = pool.submit(consume)
         try:
             page.goto(asgi_server + "/sentiment/?" + urlencode({"group": group, "topic": app_topics.raw}))
+            page.wait_for_selector("#live[data-state=live]")
             page.wait_for_selector("#lag[data-total='5']", timeout=60000)  # polled every 5 s from what was published
             assert page.inner_text("#lag") == "5 message(s)"
             title = page.get_attribute("#lag", "title")
