@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
@@ -298,13 +299,29 @@ def encoder_switch_check(*, space: str | None = None, task: str | None = None) -
 
 
 def space_reembed(*, space: str, progress: Progress | None = None) -> dict[str, object]:
-    """Embed the whole space with its pending encoder (beside the active one), then switch when it is complete."""
+    """Embed the whole space with its pending encoder (beside the active one), then switch when it is complete.
+
+    One run per space at a time: a lease in the cache (Redis), renewed as chunks are written, so the beat's repeated
+    request during a long switch is a no-op, and a dead worker's lease lapses for the next request to take over.
+    """
     row = space_get(space=space)
     pending = row.pending_encoder
     if not pending:
         return {"space": space, "pending": None, "switched": False}
-    embedded = vectors_embed(space=space, keys=None, progress=progress)
-    switched = _switch_if_complete(space=space, pending=pending)
+    lease, ttl = f"vectors:reembed:{row.uid}", 2 * settings.SUITE_VECTORS_CHECK_S
+    if not cache.add(lease, pending, timeout=ttl):
+        return {"space": space, "pending": pending, "switched": False, "skipped": "another worker is re-embedding it"}
+
+    def renew(done: int, total: int) -> None:
+        cache.touch(lease, ttl)
+        if progress:
+            progress(done, total)
+
+    try:
+        embedded = vectors_embed(space=space, keys=None, progress=renew)
+        switched = _switch_if_complete(space=space, pending=pending)
+    finally:
+        cache.delete(lease)
     if switched:
         view_touch(space)
         snapshot_maybe(space=space)

@@ -164,6 +164,24 @@ def test_a_promotion_rolled_back_before_the_switch_drops_the_pending_encoder(not
 
 
 @pytest.mark.django_db
+def test_a_second_re_embedding_of_a_space_leaves_it_to_the_one_running(notes, settings, monkeypatch) -> None:  # noqa: ANN001
+    from django.core.cache import cache
+
+    write({1: "red tent"})
+    monkeypatch.setattr(store, "_send", lambda task, **kwargs: None)
+    settings.SUITE_VECTORS_EMBED = "worker"
+    notes["tag"] = NEW
+    encoder_switch_check(space=SPACE)
+    lease = f"vectors:reembed:{VectorSpace.objects.get(name=SPACE).uid}"
+    assert cache.add(lease, "another worker", timeout=60)
+    try:
+        assert space_reembed(space=SPACE)["skipped"] and VectorSpace.objects.get(name=SPACE).encoder == OLD.name
+    finally:
+        cache.delete(lease)
+    assert space_reembed(space=SPACE)["switched"] is True and cache.get(lease) is None
+
+
+@pytest.mark.django_db
 def test_the_source_names_the_task_whose_promotions_switch_a_space(notes) -> None:  # noqa: ANN001
     write({1: "red tent"})
     VectorSpace.objects.filter(name=SPACE).update(task="another-task")  # e.g. a setting changed since it was created
