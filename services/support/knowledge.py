@@ -196,9 +196,16 @@ def _source_keys(space: str) -> Iterator[tuple[int, str]]:
         yield pk * 2 + 1, text_hash(passage_text_of(title=title, text=text))
 
 
+def _source_count(space: str) -> int:
+    """How many items of the KB should have a vector (two counts: a view's "missing" without scanning every row)."""
+    kb_pk = _space_kb_pk(space)
+    return FaqEntry.objects.filter(kb_id=kb_pk).count() + Passage.objects.filter(kb_id=kb_pk).count()
+
+
 def source_install() -> None:
     """Tell the vector store how to read the KBs' texts (apps.support's ready(): every web and worker process)."""
-    source_register(SPACE_PREFIX, TextSource(task=_source_task, texts=_source_texts, keys=_source_keys))
+    source_register(SPACE_PREFIX, TextSource(task=_source_task, texts=_source_texts, keys=_source_keys,
+                                             count=_source_count))
 
 
 def kb_vectors_update(*, kb: KnowledgeBase, changed: list[int], removed: list[int],
