@@ -47,6 +47,7 @@ BASE_ITEMS = [
     {"id": "mh-x3", "title": "item3 year", "description": "ceo names board", "category": "plans"},
 ]
 QUESTION = "ask3 ask7 board quarter plan"
+METRICS_TOKEN = "multihost-metrics-token-0123456789"
 
 
 # --- the hosts ---------------------------------------------------------------------------------------------
@@ -164,14 +165,15 @@ def hosts_prepare(root: str) -> None:
 
     1. Migrate the shared database.
     2. Register the tiny base encoder (inside the shared registry folder) as the default.
-    3. Train two `intent` adapters with different label names: v1 becomes champion, v2 waits as challenger.
+    3. Train two `intent` adapters with different label names, and two `recommender` (pairs) adapters on different
+       pairs: each task's v1 becomes champion, v2 waits as challenger.
     4. Issue an API token for the recommender, support and registry APIs; print {"token"} as the last line.
     """
     from io import StringIO
 
     from django.core.management import call_command
 
-    from tests.services.conftest import sentiment_rows, tiny_base_write
+    from tests.services.conftest import pair_rows, sentiment_rows, tiny_base_write
 
     call_command("migrate", "--no-input", verbosity=0)
     base = tiny_base_write(Path(os.environ["SUITE_REGISTRY_DIR"]) / "bases" / "tiny-bert")
@@ -184,6 +186,14 @@ def hosts_prepare(root: str) -> None:
             writer.writerow(["text", "label"])
             writer.writerows((text, names[label]) for text, label in zip(texts, labels))
         call_command("train_adapter", task="intent", data=str(data), epochs=2, stdout=open(os.devnull, "w"))
+    for version in (1, 2):
+        data = Path(root) / f"pairs-v{version}.csv"
+        with data.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["query", "item"])
+            writer.writerows(zip(*pair_rows(48, seed=version)))
+        call_command("train_adapter", task="recommender", kind="pairs", data=str(data), text_col="query", label_col="item",
+                     epochs=1, stdout=open(os.devnull, "w"))
     out = StringIO()
     call_command("api_token_create", client="multihost-shop", scope="recommender,support,registry", days=0, stdout=out)
     print(json.dumps({"token": json.loads(out.getvalue().strip().splitlines()[-1])["token"]}))
@@ -224,6 +234,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "SUITE_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1",
            "SUITE_VECTORS_EMBED": "worker",  # web hosts hand embedding to the worker host, as in production
            "SUITE_RESOLVE_TTL_S": "1",  # how soon a running process asks the registry for a new champion
+           "SUITE_METRICS_TOKEN": METRICS_TOKEN,  # /metrics tells which encoder each host's vector index holds
            # Every customer call of the test comes from 127.0.0.1: lift the per-address throttles.
            "SUPPORT_CUSTOMER_RATE": "100000/minute", "SUPPORT_CONVERSATION_RATE": "100000/minute",
            # Answer only what a dense vector matches exactly (cosine 1): a host without the entry's vector (lexical
@@ -269,6 +280,18 @@ def _similar(hosts: Hosts, host: str, item: str) -> dict[str, dict] | None:
 
 def _ask(hosts: Hosts, host: str, text: str) -> dict:
     return hosts.customer(host, "/api/support/messages", {"text": text})
+
+
+def _index_encoders(hosts: Hosts, host: str, space: str) -> dict[str, float]:
+    """{encoder: vectors} of `host`'s in-memory index of `space`, as its /metrics reports it."""
+    response = requests.get(hosts.url(host, "/metrics"), headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=30)
+    assert response.status_code == 200, f"/metrics on host {host}: {response.status_code} {response.text[:300]}"
+    out = {}
+    for labels, value in re.findall(r"^suite_vector_index_size\{([^}]*)\} (\S+)$", response.text, flags=re.M):
+        named = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if named.get("space") == space:
+            out[named["encoder"]] = float(value)
+    return out
 
 
 # --- the checks --------------------------------------------------------------------------------------------
@@ -360,6 +383,32 @@ def test_a_promotion_on_the_worker_host_is_served_by_both_web_hosts(hosts: Hosts
                    message=lambda: f"host {host} still serves the old intent champion\n{hosts.logs()}")
         detail = hosts.api(host, "GET", "/api/registry/tasks/intent").json()
         assert detail["champion"] == 2, detail
+
+
+def test_a_recommender_promotion_on_the_worker_host_switches_both_web_hosts_to_the_new_vectors(hosts: Hosts) -> None:
+    response = hosts.api("a", "POST", "/api/items", json=BASE_ITEMS)  # unchanged when the first check ran
+    assert response.status_code == 200, response.text
+    before = wait_until(lambda: _similar(hosts, "b", "mh-x1"), timeout=SETTLE_S, message="host B recommends nothing")
+    # A process syncs its index when it searches: the similar calls above and below come before reading /metrics.
+    wait_until(lambda: all(_similar(hosts, host, "mh-x1") and set(_index_encoders(hosts, host, "recommender")) == {"recommender:v1"}
+                           for host in ("a", "b")), timeout=SETTLE_S,
+               message=lambda: f"the web hosts' indexes are not on recommender:v1\n{hosts.logs()}")
+    promoted = hosts.manage("worker", "registry_promote", "--task", "recommender", "--version", "2", "--force",
+                            "--reason", "multi-host test", "--actor", "multihost-test")
+    assert promoted["promoted"] is True, promoted
+
+    def switched() -> bool:
+        """Both hosts search vectors of the new encoder only, and score alike (scores differ from the old encoder's)."""
+        on_a, on_b = _similar(hosts, "a", "mh-x1"), _similar(hosts, "b", "mh-x1")
+        if any(set(_index_encoders(hosts, host, "recommender")) != {"recommender:v2"} for host in ("a", "b")):
+            return False
+        scores = {item: row["score"] for item, row in (on_b or {}).items()}
+        return bool(on_a and on_b and scores == {item: row["score"] for item, row in on_a.items()}
+                    and scores != {item: row["score"] for item, row in before.items()})
+
+    wait_until(switched, timeout=SETTLE_S * 2,
+               message=lambda: f"the web hosts did not both switch to recommender:v2 (A: {_index_encoders(hosts, 'a', 'recommender')}, "
+                               f"B: {_index_encoders(hosts, 'b', 'recommender')})\n{hosts.logs()}")
 
 
 def test_killing_host_a_mid_write_leaves_host_b_serving_and_nothing_half_written(hosts: Hosts) -> None:
