@@ -55,7 +55,8 @@ def kb_get(*, name: str = "default") -> KnowledgeBase:
 
 
 def kb_touch(kb: KnowledgeBase) -> None:
-    """Bump the revision so every process reloads its cached indexes on its next query."""
+    """Bump the revision so every process rebuilds its lexical index (and item texts) on its next query; the
+    vectors have their own revision in the shared store."""
     KnowledgeBase.objects.filter(pk=kb.pk).update(revision=F("revision") + 1)
     kb.refresh_from_db(fields=["revision"])
 
