@@ -11,7 +11,7 @@
 #   PG_PORT=5433 PG_DURABLE=0 deploy/postgres.sh start    # test cluster: no fsync (data may be lost on a crash)
 #
 # Environment: PG_PORT (5433: beside a system cluster on 5432), PG_VAR (var/postgres-$PG_PORT: data/, postgres.log,
-# run/ for the Unix socket), PG_USER and PG_DB (suite, suite: the role the suite connects as, with CREATEDB so that
+# run/ for the Unix socket; as root with a clone the postgres account cannot reach, ~postgres/sector-ai/<clone>-<port>), PG_USER and PG_DB (suite, suite: the role the suite connects as, with CREATEDB so that
 # the tests can make their test_<db> database), PG_PASSWORD (empty: connections from 127.0.0.1 are trusted, no
 # password; set: the role gets it and 127.0.0.1 needs it, scram-sha-256), PG_DURABLE (1: fsync and synchronous
 # commit as in production; 0: off, for throw-away test data), PG_BIN (newest /usr/lib/postgresql/*/bin),
@@ -20,18 +20,33 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PG_PORT=${PG_PORT:-5433}
+PG_VAR_GIVEN=${PG_VAR:-}
 PG_VAR=${PG_VAR:-$ROOT/var/postgres-$PG_PORT}
 PG_USER=${PG_USER:-suite}
 PG_DB=${PG_DB:-suite}
 PG_PASSWORD=${PG_PASSWORD:-}
 PG_DURABLE=${PG_DURABLE:-1}
 PG_OS_USER=${PG_OS_USER:-postgres}
-DATA=$PG_VAR/data
-RUN=$PG_VAR/run
-LOG=$PG_VAR/postgres.log
 
 say() { echo "[postgres] $*"; }
 die() { echo "[postgres] ERROR: $*" >&2; exit 1; }
+
+# As root the server runs as PG_OS_USER, which must reach PG_VAR. A clone in a closed home (/root is 0700) is out of
+# its reach: then the cluster lives in that account's home instead, in a folder named after the clone and the port.
+place() {
+  if [ "$(id -u)" = 0 ] && [ -z "$PG_VAR_GIVEN" ] && id -u "$PG_OS_USER" >/dev/null 2>&1; then
+    local probe=$ROOT/var/postgres-$PG_PORT home
+    while [ ! -e "$probe" ]; do probe=$(dirname "$probe"); done
+    if ! runuser -u "$PG_OS_USER" -- test -x "$probe" 2>/dev/null; then
+      home=$(getent passwd "$PG_OS_USER" | cut -d: -f6)
+      PG_VAR=$home/sector-ai/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)-$PG_PORT
+    fi
+  fi
+  DATA=$PG_VAR/data
+  RUN=$PG_VAR/run
+  LOG=$PG_VAR/postgres.log
+}
+place
 
 case "$PG_PORT" in ''|*[!0-9]*) die "PG_PORT=$PG_PORT is not a port number" ;; esac
 case "$PG_USER$PG_DB" in *[!A-Za-z0-9_]*) die "PG_USER and PG_DB must be letters, digits and underscores (got $PG_USER, $PG_DB)" ;; esac
@@ -98,6 +113,7 @@ init_cluster() {
   say "initdb in ${DATA#"$ROOT"/}"
   mkdir -p "$DATA" "$RUN"
   if [ "$(id -u)" = 0 ]; then
+    case "$PG_VAR" in "$ROOT"/*) ;; *) say "$PG_OS_USER cannot reach the clone's var/: the cluster lives in $PG_VAR" ;; esac
     id -u "$PG_OS_USER" >/dev/null 2>&1 || die "no OS user $PG_OS_USER to run PostgreSQL as (the postgresql package makes 'postgres'; or set PG_OS_USER)"
     chown "$PG_OS_USER": "$PG_VAR" "$DATA" "$RUN"
     runuser -u "$PG_OS_USER" -- test -w "$DATA" ||
@@ -146,6 +162,7 @@ EOF
 start() {
   mkdir -p "$PG_VAR"
   install
+  place  # the OS account exists now
   if alive; then ensure_role_and_db; say "already running on 127.0.0.1:$PG_PORT (data ${DATA#"$ROOT"/})"; echo "DATABASE_URL=$(url)"; return 0; fi
   if port_taken; then die "port $PG_PORT is in use by something else (not the cluster in ${DATA#"$ROOT"/}); set PG_PORT"; fi
   [ -f "$DATA/PG_VERSION" ] || init_cluster
