@@ -27,7 +27,7 @@ from apps.support.models import CannedResponse, Conversation, Feedback, Knowledg
 from apps.support.serializers import conversation_detail, conversation_summary, gap_dict, message_dict
 from services.errors import SuiteError
 from services.support import conversations as conv
-from services.support.knowledge import kb_ensure, kb_get, kb_index_state
+from services.support.knowledge import kb_ensure, kb_get, kb_index_state, kb_rebuilding
 
 SUPPORT = [HasAccess("support")]
 
@@ -272,6 +272,6 @@ class ConsoleKnowledgeBaseRebuild(APIView):
         from apps.support.tasks import index_rebuild
 
         kb = kb_get(name=name)
-        if kb_index_state(kb)[0] == "building":  # a lapsed lease (a killed rebuild) is not "building"
+        if kb_rebuilding(kb):  # a lapsed lease (a killed rebuild) is not "building"
             raise SuiteError(f"The index of {name!r} is already being rebuilt.", field="kb")
         return Response({"kb": name, "task_id": index_rebuild.delay(name).id}, status=202)

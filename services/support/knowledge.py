@@ -7,7 +7,7 @@ its own in-memory copy) holds both. A changed row is re-embedded under the same 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -90,6 +90,12 @@ def kb_lease_end(*, kb: KnowledgeBase, owner: str, state: str, **fields: object)
         index_state=state, index_lease_owner="", index_lease_expires_at=None, **fields) == 1
 
 
+def kb_rebuilding(kb: KnowledgeBase) -> bool:
+    """True while a rebuild holds a live lease on the KB (no expiry at all counts as held)."""
+    expires = kb.index_lease_expires_at
+    return kb.index_state == "building" and (expires is None or expires >= timezone.now())
+
+
 def kb_index_state(kb: KnowledgeBase) -> tuple[str, str]:
     """(state, message) of a KB's vectors as pages show it.
 
@@ -97,8 +103,7 @@ def kb_index_state(kb: KnowledgeBase) -> tuple[str, str]:
     2. Otherwise the shared vectors speak for themselves: "ready" with their count, what a worker still has to
        embed and an encoder switch under way; "empty" before anything was imported.
     """
-    expires = kb.index_lease_expires_at
-    if kb.index_state == "building" and expires is not None and expires < timezone.now():
+    if kb.index_state == "building" and not kb_rebuilding(kb):
         return "failed", "the rebuild stopped before finishing (its lease lapsed); start a new one"
     if kb.index_state in ("building", "failed"):
         return kb.index_state, kb.index_message
@@ -129,23 +134,6 @@ def passage_text(passage: Passage) -> str:
 
 def passage_text_of(*, title: str, text: str) -> str:
     return f"{title}. {text}"
-
-
-def items_texts(*, kb: KnowledgeBase, ids: Iterable[int] | None = None) -> tuple[list[int], list[str]]:
-    """(item ids, texts to embed) of a KB, all of them or those among `ids`."""
-    faqs, passages = FaqEntry.objects.filter(kb=kb), Passage.objects.filter(kb=kb)
-    if ids is not None:
-        ids = list(ids)
-        faqs = faqs.filter(pk__in=[i // 2 for i in ids if i % 2 == 0])
-        passages = passages.filter(pk__in=[i // 2 for i in ids if i % 2 == 1])
-    out_ids, texts = [], []
-    for faq in faqs.order_by("pk"):
-        out_ids.append(item_id(faq))
-        texts.append(faq_dense_text(faq))
-    for passage in passages.order_by("pk"):
-        out_ids.append(item_id(passage))
-        texts.append(passage_text(passage))
-    return out_ids, texts
 
 
 # --- the vectors: one shared space per KB (services.vectors; the database holds them, every process reads them) --
@@ -253,7 +241,7 @@ def kb_vectors_repair() -> dict[str, int]:
     """
     out = {"kbs": 0, "embedded": 0}
     for kb in KnowledgeBase.objects.order_by("pk"):
-        if kb_index_state(kb)[0] == "building":
+        if kb_rebuilding(kb):
             continue
         space_ensure(name=kb_space(kb))
         out["embedded"] += vectors_embed(space=kb_space(kb), keys=None)
@@ -452,6 +440,7 @@ __all__ = [
     "kb_lease_claim",
     "kb_lease_end",
     "kb_lease_renew",
+    "kb_rebuilding",
     "kb_space",
     "kb_vectors_embed",
     "kb_vectors_repair",
