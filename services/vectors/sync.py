@@ -134,7 +134,7 @@ def _cold_load(space: str, row: dict) -> SpaceView:
         with _lock:
             entry = _views.get(space)
         if entry is not None and entry.uid == row["uid"] and entry.view.generation == row["generation"] \
-                and entry.view.revision >= row["revision"] >= row["purged_revision"]:
+                and entry.view.revision == row["revision"] >= row["purged_revision"]:
             return entry.view  # another thread loaded it while this one waited
         view = view_load(space=space, row=row)
         with _lock:

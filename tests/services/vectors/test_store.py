@@ -107,6 +107,20 @@ def test_an_unchanged_text_is_not_embedded_again_and_a_missing_key_is_counted(no
 
 
 @pytest.mark.django_db
+def test_a_writer_reads_its_own_write_and_forgets_it_when_its_transaction_rolls_back(notes) -> None:  # noqa: ANN001
+    from django.db import transaction
+
+    write({1: "red tent"})
+    space_view(space=SPACE)
+    with pytest.raises(RuntimeError, match="rolled back"), transaction.atomic():
+        write({2: "blue pan"})
+        assert space_view(space=SPACE).index.ids() == {1, 2}  # its own write, at once
+        raise RuntimeError("rolled back")
+    del NOTES[2]
+    assert space_view(space=SPACE).index.ids() == {1}  # the revision went back: reloaded, not kept
+
+
+@pytest.mark.django_db
 def test_purged_tombstones_make_a_process_synced_below_them_reload_fully(notes) -> None:  # noqa: ANN001
     write({1: "red tent", 2: "blue pan"})
     view = space_view(space=SPACE)
