@@ -34,13 +34,19 @@ The warranty covers manufacturing defects for 24 months.
 
 
 @pytest.fixture
-def tiny_encoder(settings, tmp_path: Path) -> Path:  # noqa: ANN001
-    """A 2-layer random BERT registered as the default base (the registry under tmp_path; vectors in the database)."""
+def tiny_encoder(settings, tmp_path: Path, request: pytest.FixtureRequest) -> Path:  # noqa: ANN001
+    """A 2-layer random BERT registered as the default base (vectors in the database).
+
+    The registry folder is the test's own under tmp_path, unless the session's real Celery worker embeds for the
+    test: the registry records the base relative to its folder and the worker resolves it in its own
+    SUITE_REGISTRY_DIR (this run's default), as another host would, so such a test shares that folder.
+    """
     from services.registry.serving import serving_reset
     from services.support.retrieval import searches_reset
 
     searches_reset()
-    settings.REGISTRY_DIR = tmp_path / "registry"
+    if "celery_worker_process" not in request.fixturenames:
+        settings.REGISTRY_DIR = tmp_path / "registry"
     settings.VAR_DIR = tmp_path / "var"
     settings.SUPPORT_EMBED_TASK = ""
     base = tiny_base_write(tmp_path / "tiny-base")
