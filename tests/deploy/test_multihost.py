@@ -7,7 +7,7 @@ hosts share: DATABASE_URL (a database of its own on the test PostgreSQL server, 
 hosts' tasks), KAFKA_BOOTSTRAP_SERVERS and SUITE_REGISTRY_DIR. Run by `make test` (deploy/test.sh exports a
 PostgreSQL DATABASE_URL); on its own:
 
-    TEST_REDIS_PORT=6406 TEST_VAR_DIR=var/test-multi deploy/test.sh tests/deploy/test_multihost.py -v
+    deploy/test.sh tests/deploy/test_multihost.py -v
 
 The checks go through the HTTP APIs only, and every "within seconds" is a wait_until deadline, never a timing.
 """
@@ -106,7 +106,8 @@ class Hosts:
         log = self.log("worker").open("a")
         self.procs["worker"] = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "inference,training,default", "--pool=threads",
-             "--concurrency=4", "-n", f"multihost-{uuid.uuid4().hex[:8]}@%h", "-l", "INFO"],
+             "--concurrency=4",  # the Procfile's worker with fewer threads (a 2-core CI machine) and a name of its own
+             "-n", f"multihost-{uuid.uuid4().hex[:8]}@%h", "-l", "INFO"],
             cwd=ROOT, env=self.host_env("worker"), stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
