@@ -141,19 +141,18 @@ def quantize_compare(*, version: object, rounds: int, n_texts: int) -> dict[str,
     return result
 
 
-def artifact_quantize_check(*, folder: str | Path, texts: list[str], labels: list[str], rounds: int = 3) -> dict[str, object]:
+def artifact_quantize_check(*, folder: str | Path, texts: list[str], labels: list[str], rounds: int = 3,
+                            base_path: str | Path | None = None) -> dict[str, object]:
     """A saved classifier artifact served in float32 and int8 on the CPU: accuracy of each, label agreement, texts/s at 64.
 
     1. Two runtimes on the artifact (as artifact_runtime builds them, one with SUITE_QUANTIZE=int8), pinned to the CPU.
     2. Each classifies `texts` `rounds` times in batches of 64, alternating; the median rate and the labels are kept.
     """
-    import json
-
-    from services.ml.artifacts import INFO_FILE, artifact_sha256
+    from services.ml.artifacts import artifact_base_path, artifact_sha256
     from services.ml.runtime import AdapterRef, InferenceRuntime
 
     ref = AdapterRef(task="evaluate", version=0, path=str(folder), sha256=artifact_sha256(folder))
-    base_path = json.loads((Path(folder) / INFO_FILE).read_text(encoding="utf-8"))["base_path"]
+    base_path = base_path or artifact_base_path(folder)  # the artifact's packaged base unless a folder is given
     runtimes = {precision: InferenceRuntime(base_path=base_path, resolver=lambda task: ref, quantize=quantize, device="cpu")
                 for precision, quantize in (("fp32", "none"), ("int8", "int8"))}
     batches = [texts[i:i + 64] for i in range(0, len(texts), 64)]

@@ -61,11 +61,12 @@ def adapter_train(request: TrainRequest, *, progress: bool = True,
     staging.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=request.staging_prefix or f"{request.task}-", dir=staging))
     try:
-        sha = artifact_save(result=result, folder=staged, source=Path(request.data).name)
-        version = version_register(
+        sha = artifact_save(result=result, folder=staged, source=Path(request.data).name, base_name=base.name,
+                            base_location=base.location)
+        version = version_register(  # copies the data file into the registry: the row records that copy, not request.data
             task_name=request.task, kind=kind, base=base, staged_dir=staged, sha256=sha, metrics=result.metrics,
             label_map=result.label_names, train_config=result.config.as_dict(), data_fingerprint=result.fingerprint,
-            data_source=str(Path(request.data).resolve()), created_by=request.created_by,
+            data_source=request.data, created_by=request.created_by,
         )
     finally:
         if staged.exists():

@@ -175,6 +175,8 @@ def champions_ready(*, registry_dir: str | Path) -> ReadyCheck:
     from django.db import DatabaseError
 
     from apps.registry.models import Alias
+    from services.errors import SuiteError
+    from services.registry.paths import base_resolve, registry_resolve
 
     try:
         champions = list(Alias.objects.filter(name=Alias.CHAMPION).select_related("version__task", "version__base"))
@@ -183,10 +185,14 @@ def champions_ready(*, registry_dir: str | Path) -> ReadyCheck:
     missing: list[str] = []
     for alias in champions:
         version = alias.version
-        adapter = _registry_path(version.path, registry_dir=registry_dir)
+        adapter = registry_resolve(version.location, root=registry_dir)
+        try:
+            base = base_resolve(version.base.location, root=registry_dir)
+        except SuiteError:  # a packaged base whose package is not installed on this host
+            base = None
         if not all((adapter / name).is_file() for name in ARTIFACT_FILES):
             missing.append(f"{version.task.name} v{version.version} artifact incomplete")
-        elif not _registry_path(version.base.path, registry_dir=registry_dir).is_dir():
+        elif base is None or not base.is_dir():
             missing.append(f"{version.task.name} v{version.version} base model missing")
     if missing:
         return ReadyCheck("champions", False, "; ".join(missing)[:300])
@@ -211,9 +217,3 @@ def readiness_report(*, redis_url: str, kafka_bootstrap_servers: str, registry_d
         checks.append(ReadyCheck("champions", False, "database not reachable"))
     ready = all(check.ok for check in checks)
     return {"status": "ready" if ready else "not_ready", "checks": [check.as_dict() for check in checks]}
-
-
-def _registry_path(path: str, *, registry_dir: str | Path) -> Path:
-    """A path recorded in the registry: absolute as stored, or relative to the registry folder."""
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else Path(registry_dir) / candidate

@@ -8,12 +8,14 @@ from apps.registry.models import AdapterVersion, Alias, AliasEvent, BaseModel, O
 @admin.register(BaseModel)
 class BaseModelAdmin(admin.ModelAdmin):
     list_display = ["name", "embedding_size", "licence", "is_default", "created_at"]
+    readonly_fields = ["location", "sha256"]  # set by registry_add_base, which copies or names the model (no host paths)
 
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "gate_metric", "gate_min_gain", "gate_guard_metric", "gate_max_drop",
                     "retrain_min_examples", "retrain_lock_owner", "retrain_lock_expires_at"]
+    readonly_fields = ["retrain_data_file", "retrain_eval_file"]  # copies in the registry: `retrain --base-data/--held-back`
 
 
 @admin.register(AdapterVersion)

@@ -4,10 +4,12 @@ from django.db import models
 
 
 class BaseModel(models.Model):
-    """A base encoder: a local Hugging Face model folder, never downloaded."""
+    """A base encoder: a local Hugging Face model folder, never downloaded, recorded without a host path."""
 
     name = models.SlugField(max_length=100, unique=True)
-    path = models.CharField(max_length=500)
+    # `package:<name>` (a model shipped in a Python package, found in each host's site-packages) or a folder relative
+    # to SUITE_REGISTRY_DIR (services/registry/paths.py); `path` is where it is on this host.
+    location = models.CharField(max_length=500)
     sha256 = models.CharField(max_length=64)
     embedding_size = models.PositiveIntegerField()
     licence = models.CharField(max_length=100, blank=True)
@@ -19,6 +21,13 @@ class BaseModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def path(self) -> str:
+        """The model folder on this host (resolved at each use: the database holds no host path)."""
+        from services.registry.paths import base_resolve
+
+        return str(base_resolve(self.location))
 
 
 class Task(models.Model):
@@ -36,9 +45,11 @@ class Task(models.Model):
     gate_min_gain = models.FloatField(default=0.0)
     gate_guard_metric = models.CharField(max_length=50, blank=True, default="accuracy")
     gate_max_drop = models.FloatField(default=0.01)
-    # Retraining: the base training file and the fixed held-back evaluation file (CSV/JSONL with `text,label`).
-    retrain_data = models.CharField(max_length=500, blank=True)
-    retrain_eval = models.CharField(max_length=500, blank=True)
+    # Retraining: the base training file and the fixed held-back evaluation file (CSV/JSONL with `text,label`), as
+    # copies in the registry folder, `data/<sha256>/<file name>` (services/registry/paths.py); `retrain_data` and
+    # `retrain_eval` are where they are on this host.
+    retrain_data_file = models.CharField(max_length=500, blank=True)
+    retrain_eval_file = models.CharField(max_length=500, blank=True)
     # New feedback examples a scheduled run needs before it trains; empty = the RETRAIN_MIN_EXAMPLES setting.
     retrain_min_examples = models.PositiveIntegerField(null=True, blank=True)
     # The per-task retraining lock: a holder token and an expiry its heartbeat pushes forward, so a dead
@@ -53,6 +64,20 @@ class Task(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def retrain_data(self) -> str:
+        """The base training file on this host ("" when none is recorded)."""
+        from services.registry.paths import registry_resolve
+
+        return str(registry_resolve(self.retrain_data_file)) if self.retrain_data_file else ""
+
+    @property
+    def retrain_eval(self) -> str:
+        """The held-back evaluation file on this host ("" when none is recorded)."""
+        from services.registry.paths import registry_resolve
+
+        return str(registry_resolve(self.retrain_eval_file)) if self.retrain_eval_file else ""
+
 
 class AdapterVersion(models.Model):
     """One trained LoRA adapter: an artifact folder on disk plus what it is and where it came from."""
@@ -60,13 +85,13 @@ class AdapterVersion(models.Model):
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="versions")
     version = models.PositiveIntegerField()
     base = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="adapters")
-    path = models.CharField(max_length=500)
+    location = models.CharField(max_length=500)  # the artifact folder relative to SUITE_REGISTRY_DIR; `path` on this host
     sha256 = models.CharField(max_length=64)
     metrics = models.JSONField(default=dict)
     label_map = models.JSONField(default=list, blank=True)
     train_config = models.JSONField(default=dict)
     data_fingerprint = models.CharField(max_length=64)
-    data_source = models.CharField(max_length=500, blank=True)
+    data_source = models.CharField(max_length=500, blank=True)  # the training data's copy: `data/<sha256>/<name>`
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     created_by = models.CharField(max_length=150)  # a username, or "pipeline:<name>" for automated runs
     created_at = models.DateTimeField(auto_now_add=True)
@@ -77,6 +102,13 @@ class AdapterVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task.name} v{self.version}"
+
+    @property
+    def path(self) -> str:
+        """The artifact folder on this host (resolved at each use: the database holds no host path)."""
+        from services.registry.paths import registry_resolve
+
+        return str(registry_resolve(self.location))
 
 
 class Alias(models.Model):

@@ -12,7 +12,7 @@ from services.registry.retrain import min_examples_for
 class BaseModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = BaseModel
-        fields = ["name", "path", "sha256", "embedding_size", "licence", "is_default", "created_at"]
+        fields = ["name", "location", "path", "sha256", "embedding_size", "licence", "is_default", "created_at"]
 
 
 class VersionSerializer(serializers.ModelSerializer):
@@ -22,7 +22,7 @@ class VersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AdapterVersion
-        fields = ["task", "version", "base", "path", "sha256", "metrics", "label_map", "train_config",
+        fields = ["task", "version", "base", "location", "path", "sha256", "metrics", "label_map", "train_config",
                   "data_fingerprint", "data_source", "created_by", "created_at", "aliases"]
 
     def get_aliases(self, obj: AdapterVersion) -> list[str]:

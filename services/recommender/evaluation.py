@@ -224,7 +224,7 @@ def _register(*, result: Any, base: Any, metrics: dict[str, Any], source: Path) 
     staging.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix="recommender-", dir=staging))
     try:
-        sha = artifact_save(result=result, folder=staged, source=source.name)
+        sha = artifact_save(result=result, folder=staged, source=source.name, base_name=base.name, base_location=base.location)
         numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         version = version_register(task_name="recommender", kind=Task.KIND_PAIRS, base=base, staged_dir=staged, sha256=sha,
                                    metrics=numeric, label_map=[], train_config=result.config.as_dict(),

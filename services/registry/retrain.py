@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -184,16 +183,20 @@ def retrain_task_get(*, name: str) -> Task:
 
 
 def task_data_set(*, task: str, base_data: str | None = None, held_back: str | None = None) -> Task:
-    """Record where a task's base training file and fixed held-back set live (both are read on every run)."""
+    """Record a task's base training file and fixed held-back set (both are read on every run).
+
+    Each file is copied into the registry folder (`data/<sha256>/<file name>`, services/registry/paths.py) and the
+    task records that copy: every host finds it in the registry it mounts, and an edit of the caller's file after
+    this call changes nothing (record the file again to change the data).
+    """
+    from services.registry.paths import data_file_store
+
     row = retrain_task_get(name=task)
     for field, value in (("retrain_data", base_data), ("retrain_eval", held_back)):
         if value is None:
             continue
-        path = Path(value).expanduser().resolve()
-        if not path.is_file():
-            raise SuiteError(f"{path} does not exist or is not a file.", field=field)
-        setattr(row, field, str(path))
-    row.save(update_fields=["retrain_data", "retrain_eval"])
+        setattr(row, f"{field}_file", data_file_store(value, field=field))
+    row.save(update_fields=["retrain_data_file", "retrain_eval_file"])
     return row
 
 

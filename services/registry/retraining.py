@@ -107,10 +107,11 @@ class ClassifierData:
 
     def __init__(self, *, task: Task, feedback: list[Example]) -> None:
         from services.ml.data import dataset_read
+        from services.registry.paths import data_file_path
 
         self.task, self.feedback = task, feedback
-        self.base = dataset_read(path=task.retrain_data)
-        self.held_back = dataset_read(path=task.retrain_eval)
+        self.base = dataset_read(path=data_file_path(task.retrain_data_file, field="retrain_data"))
+        self.held_back = dataset_read(path=data_file_path(task.retrain_eval_file, field="retrain_eval"))
         self.reference_texts, self.train_labels = self.base.texts, self.base.labels
         self.skipped: list[str] = []  # read with the STOP policy: a bad row fails the run, naming it, so none is skipped
 

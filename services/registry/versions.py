@@ -7,13 +7,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from apps.registry.models import AdapterVersion, Alias, AliasEvent, BaseModel, Task
 from services.errors import NotFound, SuiteError
 from services.registry.live import ops_push
 from services.registry.gate import GatePolicy, GateResult, gate_check
+from services.registry.paths import (
+    PACKAGE_PREFIX,
+    STAGING_DIR,
+    base_location_for,
+    data_file_store,
+    location_is_host_path,
+    registry_dir,
+    registry_relative,
+)
 
 DEFAULT_BASE_NAME = "all-minilm-l6-v2"
 
@@ -29,15 +37,21 @@ class PromoteOutcome:
 # --- base models -----------------------------------------------------------------------------------------
 
 def base_register(*, name: str, path: str | Path, licence: str = "", default: bool = False) -> BaseModel:
-    """Register a local Hugging Face model folder as a base encoder (re-registering updates it).
+    """Register a Hugging Face model folder as a base encoder (re-registering updates it); no host path is stored.
 
-    1. Check the folder holds config.json and weights; read the embedding size.
-    2. Hash the weights, so a changed folder is noticed.
-    3. Store the row; `default=True` makes it the one new adapters use.
+    1. `path` is a folder, or `package:<name>` for a model a Python package ships (the default all-minilm-l6-v2).
+    2. Check the folder holds config.json and weights; read the embedding size; hash the weights.
+    3. Record where every host finds it (services/registry/paths.py): a packaged model by its name, a folder inside
+       the registry folder by its relative path, any other folder copied into the registry folder first
+       (`bases/<name>-<sha12>`), so that hosts which mount the registry elsewhere, or lack the folder, still load it.
+    4. Store the row; `default=True` makes it the one new adapters use.
     """
-    from services.ml.encoder import weights_sha256
+    from services.ml.encoder import packaged_base_path, weights_sha256
 
-    folder = Path(path).expanduser().resolve()
+    if isinstance(path, str) and path.startswith(PACKAGE_PREFIX):
+        folder = packaged_base_path(path[len(PACKAGE_PREFIX):])
+    else:
+        folder = Path(path).expanduser().resolve()
     config_file = folder / "config.json"
     if not folder.is_dir():
         raise SuiteError(f"Base model folder {folder} does not exist.", field="path")
@@ -54,9 +68,10 @@ def base_register(*, name: str, path: str | Path, licence: str = "", default: bo
         sha = weights_sha256(folder)
     except FileNotFoundError:
         raise SuiteError(f"{folder} holds no weights (*.safetensors or *.bin).", field="path") from None
+    location = base_location_for(folder, name=name, sha256=sha)
     with transaction.atomic():
         base, _ = BaseModel.objects.update_or_create(
-            name=name, defaults={"path": str(folder), "sha256": sha, "embedding_size": size, "licence": licence}
+            name=name, defaults={"location": location, "sha256": sha, "embedding_size": size, "licence": licence}
         )
         if default or not BaseModel.objects.filter(is_default=True).exists():
             BaseModel.objects.exclude(pk=base.pk).update(is_default=False)
@@ -70,9 +85,10 @@ def base_default_ensure() -> BaseModel:
     base = BaseModel.objects.filter(is_default=True).first()
     if base is not None:
         return base
-    from services.ml.encoder import default_base_path
+    from services.ml.encoder import DEFAULT_PACKAGED_BASE
 
-    return base_register(name=DEFAULT_BASE_NAME, path=default_base_path(), licence="Apache-2.0", default=True)
+    return base_register(name=DEFAULT_BASE_NAME, path=PACKAGE_PREFIX + DEFAULT_PACKAGED_BASE, licence="Apache-2.0",
+                         default=True)
 
 
 def base_get(*, name: str | None = None) -> BaseModel:
@@ -103,13 +119,22 @@ def gate_policy(task: Task) -> GatePolicy:
     return GatePolicy(metric=task.gate_metric, min_gain=task.gate_min_gain, guard_metric=task.gate_guard_metric, max_drop=task.gate_max_drop)
 
 
-def registry_dir() -> Path:
-    return Path(settings.REGISTRY_DIR)
-
-
 def staging_root() -> Path:
     """Where artifacts are written before registration moves them into place (same file system: an atomic rename)."""
-    return registry_dir() / ".staging"
+    return registry_dir() / STAGING_DIR
+
+
+def data_source_record(data_source: str) -> str:
+    """What a version records as its training data: a copy in the registry (`data/<sha256>/<name>`), never a host path.
+
+    A file that exists is copied (services/registry/paths.py data_file_store); anything else (a description such as
+    "demo catalogue", or a file name) is kept as given, except a host path, which keeps only its file name.
+    """
+    if not data_source:
+        return ""
+    if Path(data_source).is_file():
+        return data_file_store(data_source, field="data")
+    return Path(data_source).name if location_is_host_path(data_source) else data_source
 
 
 def version_register(
@@ -128,12 +153,15 @@ def version_register(
 ) -> AdapterVersion:
     """Register a staged artifact folder as the task's next version and its challenger.
 
-    1. Lock the task, take the next version number.
-    2. Move the staged folder to its final place (same file system: an atomic rename).
-    3. Create the row; it becomes challenger, and champion when the task has none.
+    1. Copy the training data file (`data_source`, when it is one) into the registry folder.
+    2. Lock the task, take the next version number.
+    3. Move the staged folder to its final place (same file system: an atomic rename).
+    4. Create the row, with the folder relative to the registry folder; it becomes challenger, and champion when
+       the task has none.
     If anything fails the folder goes back to staging and no row is left behind.
     """
     task = task_ensure(name=task_name, kind=kind)
+    data_source = data_source_record(data_source)
     final_dir: Path | None = None
     try:
         with transaction.atomic():
@@ -147,7 +175,7 @@ def version_register(
             staged_dir.rename(final_dir)
             champion = Alias.objects.filter(task=task, name=Alias.CHAMPION).select_related("version").first()
             version = AdapterVersion.objects.create(
-                task=task, version=number, base=base, path=str(final_dir), sha256=sha256, metrics=metrics,
+                task=task, version=number, base=base, location=registry_relative(final_dir), sha256=sha256, metrics=metrics,
                 label_map=label_map, train_config=train_config, data_fingerprint=data_fingerprint,
                 data_source=data_source, created_by=created_by, parent=champion.version if champion else None,
             )
@@ -159,6 +187,29 @@ def version_register(
             final_dir.rename(staged_dir)
         raise
     return version
+
+
+def registry_host_paths() -> list[str]:
+    """Every registry value that still holds a host path ("<model> <row> <field>: <value>"); empty when none does.
+
+    The location fields (a base's, a version's, its data_source, a task's retraining files) are what the registry
+    resolves; they must be relative to SUITE_REGISTRY_DIR, or `package:<name>` for a packaged base.
+    """
+    found: list[str] = []
+    for base in BaseModel.objects.all():
+        if location_is_host_path(base.location):
+            found.append(f"base {base.name} location: {base.location}")
+    for version in AdapterVersion.objects.select_related("task"):
+        for field in ("location", "data_source"):
+            value = getattr(version, field)
+            if location_is_host_path(value):
+                found.append(f"{version.task.name} v{version.version} {field}: {value}")
+    for task in Task.objects.all():
+        for field in ("retrain_data_file", "retrain_eval_file"):
+            value = getattr(task, field)
+            if location_is_host_path(value):
+                found.append(f"task {task.name} {field}: {value}")
+    return found
 
 
 def version_get(*, task_name: str, version: int | None = None, alias: str | None = None) -> AdapterVersion:

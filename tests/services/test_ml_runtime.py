@@ -243,11 +243,13 @@ def test_int8_serving_refuses_a_bad_setting() -> None:
         InferenceRuntime(base_path="unused", resolver=lambda task: None, quantize="int4")
 
 
-def test_the_int8_check_of_an_artifact_reports_both_precisions(classifier_artifacts: Artifacts) -> None:
+def test_the_int8_check_of_an_artifact_reports_both_precisions(classifier_artifacts: Artifacts, tiny_base: Path) -> None:
     from pipelines.bench_inference import artifact_quantize_check
 
     texts, labels = sentiment_rows(30, seed=9)
-    result = artifact_quantize_check(folder=classifier_artifacts["news"][0], texts=texts, labels=labels, rounds=1)
+    # The tiny base is no packaged model: the artifact names it by hash only (no host path), so its folder is given.
+    result = artifact_quantize_check(folder=classifier_artifacts["news"][0], texts=texts, labels=labels, rounds=1,
+                                     base_path=tiny_base)
     assert result["n"] == 30 and 0.9 <= result["label_agreement"] <= 1.0
     assert result["fp32_accuracy"] >= 0.8 and abs(result["accuracy_points_lost"]) <= 10.0
     assert result["int8_per_s_at_64"] > 0 and result["fp32_per_s_at_64"] > 0

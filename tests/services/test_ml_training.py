@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from services.errors import SuiteError
-from services.ml.artifacts import ArtifactTampered, artifact_evaluate, artifact_info, artifact_sha256, artifact_verify
-from services.ml.encoder import base_load, ids_pad, mean_pool
+from services.ml.artifacts import (
+    ArtifactError,
+    ArtifactTampered,
+    artifact_base_path,
+    artifact_evaluate,
+    artifact_info,
+    artifact_sha256,
+    artifact_verify,
+)
+from services.ml.encoder import base_load, ids_pad, mean_pool, weights_sha256
 from services.ml.training import ClassifierConfig, PairConfig, TrainingError, classifier_train, labels_order, pairs_train
 from tests.services.conftest import pair_rows, sentiment_rows
 
@@ -94,13 +102,24 @@ def test_it_refuses_an_artifact_whose_hash_differs(classifier_artifacts: dict[st
     assert issubclass(ArtifactTampered, SuiteError)
 
 
-def test_a_saved_classifier_scores_labelled_texts_and_refuses_unknown_labels(classifier_artifacts: dict[str, tuple[Path, str]]) -> None:
+def test_a_saved_classifier_scores_labelled_texts_and_refuses_unknown_labels(classifier_artifacts: dict[str, tuple[Path, str]],
+                                                                              tiny_base: Path) -> None:
     folder, _ = classifier_artifacts["news"]
     texts, labels = sentiment_rows(60, seed=11)
-    scores = artifact_evaluate(folder=folder, texts=texts, labels=labels)
+    scores = artifact_evaluate(folder=folder, texts=texts, labels=labels, base_path=tiny_base)
     assert scores["accuracy"] >= 0.7 and 0.0 < scores["macro_f1"] <= 1.0 and scores["n"] == 60  # chance is 0.33
     with pytest.raises(SuiteError, match=r"Label\(s\) 'positive' are not among this classifier's labels"):
-        artifact_evaluate(folder=folder, texts=texts[:2], labels=["positive", "bullish"])
+        artifact_evaluate(folder=folder, texts=texts[:2], labels=["positive", "bullish"], base_path=tiny_base)
+
+
+def test_an_artifact_names_its_base_without_a_host_path(classifier_artifacts: dict[str, tuple[Path, str]], tiny_base: Path) -> None:
+    folder, _ = classifier_artifacts["news"]
+    info = json.loads((folder / "artifact.json").read_text(encoding="utf-8"))
+    assert "base_path" not in info and str(tiny_base) not in json.dumps(info)
+    assert info["base_sha256"] == weights_sha256(tiny_base)
+    # A base that no package ships is resolved by the registry, not by the artifact: asked alone, it says so.
+    with pytest.raises(ArtifactError, match=r"not a packaged model: give its base folder"):
+        artifact_base_path(folder)
 
 
 def test_pair_training_improves_recall_on_held_out_queries(tiny_base: Path, tmp_path: Path) -> None:

@@ -73,8 +73,8 @@ def test_readyz_reports_a_champion_whose_artifact_is_gone(client: Client, tmp_pa
     from apps.registry.models import Alias, AdapterVersion, BaseModel
 
     task = Task.objects.create(name="intent")
-    base = BaseModel.objects.create(name="tiny", path=str(tmp_path), sha256="0" * 64, embedding_size=8)
-    version = AdapterVersion.objects.create(task=task, version=1, base=base, path=str(tmp_path / "v1"), sha256="0" * 64,
+    base = BaseModel.objects.create(name="tiny", location="bases/tiny", sha256="0" * 64, embedding_size=8)
+    version = AdapterVersion.objects.create(task=task, version=1, base=base, location="intent/v0001", sha256="0" * 64,
                                             data_fingerprint="x", created_by="test")
     Alias.objects.create(task=task, name=Alias.CHAMPION, version=version)
     with override_settings(REGISTRY_DIR=tmp_path):

@@ -8,7 +8,6 @@ from django.utils import timezone
 
 from apps.registry.models import OpsAlert, RetrainRun, Task
 from services.registry.versions import task_ensure
-from tests.apps.registry.test_retrain import csv_write, rows
 from tests.helpers import run_json
 
 
@@ -37,12 +36,11 @@ def test_the_operations_page_is_for_admins_and_lists_runs_and_schedules(client, 
 def test_a_failed_run_raises_an_alert_shown_on_the_operations_page(client, role_users, tmp_path: Path) -> None:  # noqa: ANN001
     from django.core.management.base import CommandError
 
-    base = csv_write(tmp_path / "base.csv", *rows(30, seed=1))
+    base = tmp_path / "base.csv"
+    base.write_bytes(b"")  # an empty base file is recorded (the registry keeps a copy): the run fails reading it
     task = task_ensure(name="sentiment")
-    Task.objects.filter(pk=task.pk).update(retrain_data=str(base), retrain_eval=str(base))
-    base.write_bytes(b"")  # the base file is emptied after it was recorded: the run fails
     with pytest.raises(CommandError, match="empty"):
-        run_json("retrain", task="sentiment", force=True)
+        run_json("retrain", task="sentiment", force=True, base_data=str(base), held_back=str(base))
     alert = OpsAlert.objects.get()
     assert alert.task == task and alert.run.status == RetrainRun.FAILED and "retrain of sentiment failed" in alert.message
     client.force_login(role_users["admin"])

@@ -29,9 +29,8 @@ def relabels_add(texts: list[str], labels: list[str]) -> None:
 
 
 @pytest.fixture
-def sentiment_setup(settings, tmp_path: Path) -> dict[str, Path]:  # noqa: ANN001
+def sentiment_setup(settings, tmp_path: Path, registry_folder: Path) -> dict[str, Path]:  # noqa: ANN001
     """A tiny default base; a deliberately poor champion v1 (trained on scrambled labels); base data and a held-back set."""
-    settings.REGISTRY_DIR = tmp_path / "registry"
     settings.RETRAIN_MIN_EXAMPLES = 10
     settings.RETRAIN_EPOCHS = 4
     run_json("registry_add_base", name="tiny-bert", path=str(tiny_base_write(tmp_path / "tiny-base")), default=True)
@@ -235,8 +234,6 @@ def test_a_worker_killed_mid_training_leaves_no_half_registered_version_and_no_s
     import subprocess
     import sys
     import time
-
-    from django.db import connection
 
     from apps.registry.models import AdapterVersion, OpsAlert
     from apps.registry.tasks import retrain

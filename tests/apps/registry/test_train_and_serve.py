@@ -22,9 +22,8 @@ def write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
 
 
 @pytest.fixture
-def tiny_registry(settings, tmp_path: Path) -> dict[str, Path]:  # noqa: ANN001
-    """A tiny base registered as default, and a train/validation CSV."""
-    settings.REGISTRY_DIR = tmp_path / "registry"
+def tiny_registry(tmp_path: Path, registry_folder: Path) -> dict[str, Path]:
+    """A tiny base registered as default (copied into the registry folder), and a train/validation CSV."""
     base = tiny_base_write(tmp_path / "tiny-base")
     run_json("registry_add_base", name="tiny-bert", path=str(base), default=True)
     train = write_csv(tmp_path / "train.csv", *sentiment_rows(150, seed=1))

@@ -12,7 +12,7 @@ from services.registry.versions import version_get, version_promote, version_reg
 @pytest.fixture
 def base(db, settings, tmp_path: Path) -> BaseModel:  # noqa: ANN001
     settings.REGISTRY_DIR = tmp_path / "registry"
-    return BaseModel.objects.create(name="tiny", path=str(tmp_path), sha256="0" * 64, embedding_size=8, is_default=True)
+    return BaseModel.objects.create(name="tiny", location="bases/tiny", sha256="0" * 64, embedding_size=8, is_default=True)
 
 
 def register(base: BaseModel, tmp_path: Path, metrics: dict, actor: str = "tester") -> int:
@@ -23,7 +23,8 @@ def register(base: BaseModel, tmp_path: Path, metrics: dict, actor: str = "teste
                                metrics=metrics, label_map=["neg", "pos"], train_config={}, data_fingerprint="f" * 64,
                                data_source="x.csv", created_by=actor)
     assert not staged.exists()
-    assert Path(version.path).is_dir()
+    assert version.location == f"sentiment/v{version.version:04d}"  # relative: every host resolves it in its registry
+    assert Path(version.path).is_dir() and Path(version.path) == tmp_path / "registry" / version.location
     return version.version
 
 
