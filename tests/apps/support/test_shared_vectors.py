@@ -173,3 +173,23 @@ def test_the_beat_repair_embeds_what_a_killed_host_left_without_vectors_and_leav
     assert item_id(gone) in space_view(space=kb_space(other)).keys
     schedule = PeriodicTask.objects.get(name="support vectors repair")  # made by migrate (post_migrate)
     assert schedule.task == "support.vectors_repair" and schedule.interval.every == 900
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_console_entry_is_embedded_by_the_worker_and_answered_by_its_words_until_then(
+        tiny_kb, celery_worker_process, settings) -> None:  # noqa: ANN001
+    kb = KnowledgeBase.objects.get(name="default")
+    settings.SUITE_VECTORS_EMBED = "worker"  # production's path: the web process only asks
+    entry = faq_add(kb=kb, question="Do you deliver by zeppelin?", answer="Only on Sundays.", title="Zeppelin delivery")
+
+    def hit_of_entry() -> object:  # (the tiny random BERT ranks by nothing meaningful: find the entry among the hits)
+        return next(hit for hit in kb_search(kb=kb).search(text="Do you deliver by zeppelin?", k=10) if hit.item.pk == entry.pk)
+
+    first = hit_of_entry()
+    assert first.lexical == 1.0 and (first.dense == 0.0 or item_id(entry) in space_view(space=kb_space(kb)).keys)  # at once, by its words
+
+    def by_meaning() -> bool:
+        return hit_of_entry().dense > 0.99  # its own vector, written by the worker, synced here
+
+    wait_until(by_meaning, timeout=60, interval=0.2, message="the worker's vector never reached this process")
+    assert item_id(entry) in space_view(space=kb_space(kb)).keys
