@@ -1,11 +1,12 @@
-"""Import FAQ pairs and documents into a knowledge base and update its search index in place.
+"""Import FAQ pairs and documents into a knowledge base and bring its shared vectors in step.
 
     python manage.py support_import --faq faq.csv [--docs manuals/] [--kb default] [--prune] [--no-progress]
 
 Re-running with the same files changes nothing; a changed answer or document is updated in place; with --prune,
 entries of the FAQ file and documents of the folder that are no longer there are removed (and leave the index). Bad rows and
-files are listed with their line numbers (stderr) while the good ones are imported. The last line printed is one
-JSON object: {"kb", "added", "updated", "unchanged", "removed", "errors"}.
+files are listed with their line numbers (stderr) while the good ones are imported. Changed items are embedded by an
+`inference` worker (SUITE_VECTORS_EMBED=worker) or here, following the progress bar (`process`); until then they are
+found by their words. The last line printed is one JSON object: {"kb", "added", "updated", "unchanged", "removed", "errors"}.
 """
 from __future__ import annotations
 
