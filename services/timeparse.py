@@ -13,6 +13,8 @@ def time_parse(value: object) -> datetime:
 
     1. A number (not a bool), or text of digits, is Unix seconds (UTC).
     2. Other text is ISO 8601 (`Z` allowed); a time without an offset is taken as UTC.
+    3. The result is in UTC: an offset Python accepts but a database may not (PostgreSQL refuses beyond ±15:59, e.g.
+       "-23:26") is applied here, never stored.
     """
     if isinstance(value, bool):
         raise ValueError("a boolean is not a time")
@@ -31,4 +33,9 @@ def time_parse(value: object) -> datetime:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO 8601 time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 falls before year 1 in UTC
+        raise ValueError(f"{value!r} is out of range") from None

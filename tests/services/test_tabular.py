@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -132,6 +132,11 @@ def test_times_are_iso_8601_or_unix_seconds_as_a_number_or_as_text() -> None:
     assert time_parse("1700000000") == time_parse(1700000000) == time_parse(" 1700000000.0 ") == moment
     assert time_parse("2023-11-14T22:13:20Z") == time_parse("2023-11-14T22:13:20") == moment
     assert time_parse("2023-11-14T23:13:20+01:00") == moment
+    # Offsets come back applied, in UTC: PostgreSQL refuses to store one beyond ±15:59 (a fuzzed "-23:26" was a 500).
+    far = time_parse("2023-11-14T22:13:20-23:26")
+    assert far.utcoffset().total_seconds() == 0 and far == moment + timedelta(hours=23, minutes=26)
+    with pytest.raises(ValueError, match="out of range"):
+        time_parse("0001-01-01T00:00:00+05:00")
     for bad in ("yesterday", "", None, True, float("nan"), "1e400", [1700000000]):
         with pytest.raises(ValueError):
             time_parse(bad)
