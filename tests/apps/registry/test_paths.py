@@ -232,3 +232,10 @@ def test_the_migration_converts_old_absolute_rows_and_reports_those_it_cannot(
         assert left in report
     with pytest.raises(CommandError, match=r"3 registry value\(s\) still hold a host path"):
         run_json("registry_host_paths")
+
+    # Once the missing file is mounted where the row says, the command converts it; the others stay reported.
+    (tmp_path / "lost").mkdir()
+    held_back = csv_write(tmp_path / "lost" / "held_back.csv", *rows(20, seed=2))
+    with pytest.raises(CommandError, match=r"2 registry value\(s\) still hold a host path"):
+        run_json("registry_host_paths", convert=True)
+    assert Task.objects.get(name="sentiment").retrain_eval_file == f"data/{file_sha256(held_back)}/held_back.csv"

@@ -5,7 +5,8 @@
 Migration 0007 converts absolute paths (locations relative to SUITE_REGISTRY_DIR, packaged bases by name, data files
 copied into the registry) and leaves, and reports, the rows whose files were not on the migrating host. Mount the
 registry folder (or the old files) where those rows say, then run this with --convert: it runs the same conversion.
-Prints one JSON line {"converted_now": [...left by the run...], "host_paths": [...]}; exits 1 when any remain.
+Prints one JSON line {"not_converted": [why each row was left, with --convert], "host_paths": [every value that
+still holds a host path]}; exits with an error when any remain.
 """
 from __future__ import annotations
 
@@ -33,6 +34,6 @@ class Command(BaseCommand):
             with transaction.atomic():
                 left = importlib.import_module(MIGRATION).locations_convert(apps, None)
         remaining = registry_host_paths()
-        self.stdout.write(json_line({"converted_left": [line.strip() for line in left], "host_paths": remaining}))
+        self.stdout.write(json_line({"not_converted": [line.strip() for line in left], "host_paths": remaining}))
         if remaining:
             raise CommandError(f"{len(remaining)} registry value(s) still hold a host path.")
