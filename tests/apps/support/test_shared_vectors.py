@@ -77,7 +77,7 @@ def test_entries_without_a_vector_yet_are_found_by_their_words(fixture_kb) -> No
     view = space_view(space=kb_space(kb))
     assert view.missing == 1 and item_id(entry) not in view.keys
     hit = kb_search(kb=kb).search(text="gift wrapping for my order", k=3)[0]
-    assert hit.item.pk == entry.pk and hit.dense == 0.0 and hit.lexical > 0
+    assert hit.item.id == item_id(entry) and hit.dense == 0.0 and hit.lexical > 0
     state, message = kb_index_state(KnowledgeBase.objects.get(pk=kb.pk))
     assert state == "ready" and "1 waiting for vectors" in message
 
@@ -100,7 +100,7 @@ def test_an_entry_added_by_another_process_is_searched_here_within_seconds(tiny_
 
     def answered_here() -> bool:
         hits = kb_search(kb=kb).search(text="Do you deliver by zeppelin?", k=1)
-        return bool(hits) and hits[0].item.pk == added.pk and hits[0].dense > 0.99  # its own vector, synced from the database
+        return bool(hits) and hits[0].item.id == item_id(added) and hits[0].dense > 0.99  # its own vector, synced from the database
 
     wait_until(answered_here, timeout=30, interval=0.2, message="this process never searched the other's new entry")
     assert space_view(space=kb_space(kb)).revision > before
@@ -183,7 +183,7 @@ def test_a_console_entry_is_embedded_by_the_worker_and_answered_by_its_words_unt
     entry = faq_add(kb=kb, question="Do you deliver by zeppelin?", answer="Only on Sundays.", title="Zeppelin delivery")
 
     def hit_of_entry() -> object:  # (the tiny random BERT ranks by nothing meaningful: find the entry among the hits)
-        return next(hit for hit in kb_search(kb=kb).search(text="Do you deliver by zeppelin?", k=10) if hit.item.pk == entry.pk)
+        return next(hit for hit in kb_search(kb=kb).search(text="Do you deliver by zeppelin?", k=10) if hit.item.id == item_id(entry))
 
     first = hit_of_entry()
     assert first.lexical == 1.0 and (first.dense == 0.0 or item_id(entry) in space_view(space=kb_space(kb)).keys)  # at once, by its words
@@ -193,3 +193,21 @@ def test_a_console_entry_is_embedded_by_the_worker_and_answered_by_its_words_unt
 
     wait_until(by_meaning, timeout=60, interval=0.2, message="the worker's vector never reached this process")
     assert item_id(entry) in space_view(space=kb_space(kb)).keys
+
+
+@pytest.mark.django_db
+def test_an_admin_edit_or_deletion_of_a_faq_entry_reaches_the_answers_and_the_vectors(fixture_kb, client,
+                                                                                      role_users) -> None:  # noqa: ANN001
+    kb = KnowledgeBase.objects.get(name="default")
+    client.force_login(role_users["admin"])
+    refund = FaqEntry.objects.get(intent="refund")
+    form = {"kb": kb.pk, "question": "How do refunds for returned parcels work?", "answer": "Refunds take 14 days.",
+            "intent": "refund", "url": refund.url, "title": "Refunds", "source": refund.source}
+    assert client.post(f"/admin/support/faqentry/{refund.pk}/change/", form).status_code == 302
+    answer = question_answer(kb=kb, text="How do refunds for returned parcels work?")
+    assert answer.reply == "Refunds take 14 days." and answer.hits[0].dense > 0.99  # re-embedded from the new question
+
+    shipping = FaqEntry.objects.get(intent="shipping")
+    assert client.post(f"/admin/support/faqentry/{shipping.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert item_id(shipping) not in space_view(space=kb_space(kb)).keys
+    assert all(hit.item.id != item_id(shipping) for hit in kb_search(kb=kb).search(text="Do you ship abroad?", k=10))
