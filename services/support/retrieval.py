@@ -52,8 +52,8 @@ class Hit:
 class KbSearch:
     """One KB's items and BM25 index as of one revision; dense search goes to the shared space on each query."""
 
-    def __init__(self, *, kb: KnowledgeBase) -> None:
-        self.revision = kb.revision
+    def __init__(self, *, kb: KnowledgeBase, revision: int | None = None) -> None:
+        self.revision = kb.revision if revision is None else revision  # read before the rows: a later edit reloads
         self.created_at = kb.created_at  # with the pk: the same KB, not a recreated one (tests reuse pks)
         self.space = kb_space(kb)
         items: list[Item] = []
@@ -107,7 +107,7 @@ def kb_search(*, kb: KnowledgeBase) -> KbSearch:
     with _lock:
         found = _searches.get(kb.pk)
         if found is None or found.revision != revision or found.created_at != kb.created_at:
-            found = _searches[kb.pk] = KbSearch(kb=kb)
+            found = _searches[kb.pk] = KbSearch(kb=kb, revision=revision)  # not kb.revision: the caller's copy may be old
         return found
 
 

@@ -211,3 +211,12 @@ def test_an_admin_edit_or_deletion_of_a_faq_entry_reaches_the_answers_and_the_ve
     assert client.post(f"/admin/support/faqentry/{shipping.pk}/delete/", {"post": "yes"}).status_code == 302
     assert item_id(shipping) not in space_view(space=kb_space(kb)).keys
     assert all(hit.item.id != item_id(shipping) for hit in kb_search(kb=kb).search(text="Do you ship abroad?", k=10))
+
+
+@pytest.mark.django_db
+def test_an_old_copy_of_the_kb_row_neither_hides_an_edit_nor_rebuilds_the_lexical_index_on_every_search(fixture_kb) -> None:  # noqa: ANN001
+    old = KnowledgeBase.objects.get(name="default")
+    faq_add(kb=KnowledgeBase.objects.get(name="default"), question="Can I pay with bitcoin?", answer="No.", title="Payment")
+    first = kb_search(kb=old)  # `old` still holds the revision before the edit
+    assert any(item.title == "Payment" for item in first.items.values())
+    assert kb_search(kb=old) is first
