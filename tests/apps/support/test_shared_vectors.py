@@ -220,3 +220,20 @@ def test_an_old_copy_of_the_kb_row_neither_hides_an_edit_nor_rebuilds_the_lexica
     first = kb_search(kb=old)  # `old` still holds the revision before the edit
     assert any(item.title == "Payment" for item in first.items.values())
     assert kb_search(kb=old) is first
+
+
+@pytest.mark.django_db
+def test_setting_support_embed_task_on_a_running_desk_switches_its_kbs_at_the_next_encoder_check(
+        tiny_encoder, kb_files, settings, monkeypatch) -> None:  # noqa: ANN001
+    base = EncoderTag(name="bag-of-words-test", sha256="0" * 64, dim=BOW_DIM)
+    pairs = EncoderTag(name="support-pairs:v3", sha256="3" * 64, dim=BOW_DIM)
+    monkeypatch.setattr(encode, "encoder_tag_for", lambda *, task: pairs if task == "support-pairs" else base)
+    monkeypatch.setattr(encode, "texts_embed_tagged", lambda *, tag, texts, progress=None: bow_vectors(texts=list(texts)))
+    run_json("support_import", faq=str(kb_files["faq"]), docs=str(kb_files["docs"]), no_progress=True)
+    kb = KnowledgeBase.objects.get(name="default")
+    assert space_view(space=kb_space(kb)).tag == base
+
+    settings.SUPPORT_EMBED_TASK = "support-pairs"  # an operator's change, then the beat's check (in process here)
+    assert encoder_switch_check() == [kb_space(kb)]
+    assert space_view(space=kb_space(kb)).tag == pairs and VectorSpace.objects.get(name=kb_space(kb)).task == "support-pairs"
+    assert question_answer(kb=kb, text="What is your refund policy?").reply.startswith("Refunds are paid")
