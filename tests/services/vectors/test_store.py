@@ -95,6 +95,49 @@ def test_revisions_rise_in_write_order_and_another_process_follows_adds_updates_
     assert ids[0][0] == 4 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_get_distinct_revisions_and_a_reader_syncing_meanwhile_misses_none(notes) -> None:  # noqa: ANN001
+    import threading
+
+    from django.db import connection
+
+    NOTES.update({key: f"note number {key}" for key in range(1, 41)})
+    write({0: "the first note"})
+    first_view = space_view(space=SPACE)
+    stop, errors = threading.Event(), []
+
+    def writer(first: int) -> None:
+        try:
+            for key in range(first, first + 10):
+                vectors_embed(space=SPACE, keys=[key])  # one transaction, one revision each
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                space_view(space=SPACE)  # deltas applied while the writers commit
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(first,)) for first in (1, 11, 21, 31)]
+    follower = threading.Thread(target=reader)
+    follower.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    follower.join()
+    assert errors == []
+    rows = list(Embedding.objects.filter(space__name=SPACE).values_list("revision", flat=True))
+    assert len(rows) == len(set(rows)) == 41  # every write its own revision
+    view = space_view(space=SPACE)  # the view the reader kept in step, never reloaded
+    assert view is first_view and view.revision == max(rows) and view.index.ids() == set(range(41))
+
+
 @pytest.mark.django_db
 def test_an_unchanged_text_is_not_embedded_again_and_a_missing_key_is_counted(notes, monkeypatch) -> None:  # noqa: ANN001
     write({1: "red tent", 2: "blue pan"})
