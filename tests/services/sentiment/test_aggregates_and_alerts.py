@@ -141,7 +141,9 @@ def test_a_rule_that_fails_to_evaluate_is_recorded_and_the_later_rules_still_run
     ticker_save(symbol="ACME")
     AlertRule.objects.filter(kind="zscore").update(enabled=False)
     broken = rule_save(symbol="ACME", kind="negative_share", threshold=0.1)  # evaluated before the volume rule
-    AlertRule.objects.filter(id=broken.id).update(window_minutes=10**12)  # as stored before the limits existed
+    # As stored before the limits existed: 3,800 years reach before year 1 (OverflowError); still a 32-bit integer,
+    # which is all PostgreSQL's column holds.
+    AlertRule.objects.filter(id=broken.id).update(window_minutes=2_000_000_000)
     volume = rule_save(symbol="ACME", kind="volume", threshold=2.0)
     quiet_baseline(days=7)
     headlines_store([(NOW - timedelta(minutes=m), -0.5) for m in range(6)])
