@@ -192,15 +192,11 @@ def recommendations_for(*, user: str, k: int = 10, category: str | None = None, 
 
 
 def _has(index: object, pk: int) -> bool:
-    try:
-        index.index.reconstruct(int(pk))  # type: ignore[attr-defined]
-        return True
-    except RuntimeError:
-        return False
+    return index.vector(pk) is not None  # type: ignore[attr-defined]
 
 
 def _vector(index: object, pk: int) -> np.ndarray:
-    return index.index.reconstruct(int(pk))  # type: ignore[attr-defined]
+    return index.vector(pk)  # type: ignore[attr-defined]  # under the index's lock: a sync may be writing
 
 
 def _reason(item: Card, pk: int, index: object, seen_vectors: dict[int, np.ndarray], by_pk: dict, neighbours: set[int],

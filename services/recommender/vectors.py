@@ -102,9 +102,8 @@ def vectors_of(*, index: DenseIndex, pks: Sequence[int]) -> tuple[list[int], np.
     """(pks found, their stored vectors (n, dim))."""
     found, rows = [], []
     for pk in pks:
-        try:
-            rows.append(index.index.reconstruct(int(pk)))
+        stored = index.vector(int(pk))  # under the index's lock: a sync may be writing
+        if stored is not None:
+            rows.append(stored)
             found.append(int(pk))
-        except RuntimeError:
-            continue
     return found, (np.stack(rows).astype(np.float32) if rows else np.zeros((0, index.tag.dim), dtype=np.float32))

@@ -170,15 +170,21 @@ class DenseIndex:
             scores = np.pad(scores, ((0, 0), (0, pad)))
         return ids, scores
 
+    def vector(self, key: int) -> np.ndarray | None:
+        """The stored vector of `key` (a copy), or None when it has none; safe beside a sync's writes (the lock)."""
+        with self._lock:
+            try:
+                return self.index.reconstruct(int(key))
+            except RuntimeError:  # not stored, or an IVF index without a direct map
+                return None
+
     def scores_for(self, *, vector: np.ndarray, ids: list[int]) -> dict[int, float]:
         """Cosine of one query vector with stored items (for items that lexical search found but dense did not)."""
         out = {}
         for doc in ids:
-            try:
-                stored = self.index.reconstruct(int(doc))
-            except RuntimeError:  # not stored, or an IVF index without a direct map
-                continue
-            out[doc] = float(np.dot(stored, vector))
+            stored = self.vector(doc)
+            if stored is not None:
+                out[doc] = float(np.dot(stored, vector))
         return out
 
     def _searcher(self) -> faiss.Index:

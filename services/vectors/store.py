@@ -358,7 +358,13 @@ def space_status(*, space: str) -> dict[str, object]:
     row = space_get(space=space)
     live = Embedding.objects.filter(space=row, vector__isnull=False)
     count = live.filter(encoder=row.encoder).count()
-    total = sum(1 for _ in source_for(space).keys(space)) if source_known(space) else count
+    source = source_for(space) if source_known(space) else None
+    if source is None:
+        total = count
+    elif source.count is not None:  # cheap: consoles call this on every refresh
+        total = int(source.count(space))
+    else:
+        total = sum(1 for _ in source.keys(space))
     progress = None
     if row.pending_encoder:
         progress = round(live.filter(encoder=row.pending_encoder).count() / total, 4) if total else 1.0
