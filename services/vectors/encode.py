@@ -1,28 +1,21 @@
-"""Text vectors for a task: the task's champion adapter, else the default base; and indexes built from them.
+"""Text vectors for a task: the task's champion adapter, else the default base; or exactly one encoder version.
 
 This is the one place that decides which encoder embeds texts for a task (support's knowledge bases, the
-recommender's catalogue, retraining's drift check) and the tag that says so in a saved index's meta.json.
+recommender's catalogue, retraining's drift check) and the tag that names it in the vector store (services/vectors/store.py).
 Callers reach these functions through this module's attributes (`encode.texts_embed_for`), so a test's stand-in
 encoder, set here, is the one every room uses.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
 from services.errors import NotFound
-from services.vectors.index import DenseIndex, EncoderTag
+from services.vectors.index import EncoderTag
 
 Progress = Callable[[int, int], None]  # (done, total)
 EMBED_BATCH = 128  # texts per call: bounded memory, and a progress bar can follow
-
-
-def vectors_folder(*parts: str) -> Path:
-    """A folder for vector indexes under VAR_DIR (e.g. ("support", kb) or ("recommender", "index"))."""
-    return Path(settings.VAR_DIR).joinpath(*parts)
 
 
 def encoder_tag_for(*, task: str | None) -> EncoderTag:
@@ -93,18 +86,3 @@ def _embed(*, task: str | None, texts: list[str]) -> np.ndarray:
         except NotFound:  # no champion yet: the base, as encoder_tag_for says
             pass
     return texts_embed(task=None, texts=texts)
-
-
-def index_from_texts(*, folder: Path, task: str | None, ids: Sequence[int], texts: Sequence[str],
-                     tag: EncoderTag | None = None, progress: Progress | None = None) -> DenseIndex:
-    """A fresh index of (ids, texts) embedded for `task`, saved in `folder` (the full rebuild).
-
-    1. The tag: given (the one the caller checked a saved index against), else the task's encoder now.
-    2. Embed the texts in batches, reporting progress.
-    3. Build it (exact or IVF by size) and save it atomically; the caller holds the folder's lock if it needs one.
-    """
-    tag = tag or encoder_tag_for(task=task)
-    vectors = texts_embed_for(task=task, texts=texts, progress=progress) if len(texts) else np.zeros((0, tag.dim), dtype=np.float32)
-    index = DenseIndex.build(tag=tag, ids=np.asarray(ids, dtype=np.int64), vectors=vectors)
-    index.save(folder=folder)
-    return index

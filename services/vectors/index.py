@@ -1,4 +1,4 @@
-"""Dense vector index: FAISS with our own ids, persisted on disk, tagged with its encoder.
+"""Dense vector index: FAISS with our own ids, tagged with its encoder (held in memory; save/load for tools and tests).
 
 Django-free (the tunables are read from django.conf.settings when Django is configured, else their defaults).
 Ids are stable row keys (a KB item id, an item pk), so an entry can be added, replaced or removed without a
@@ -10,13 +10,10 @@ what is saved.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,18 +52,6 @@ def ivf_nprobe() -> int:
 def search_threads() -> int:
     """OpenMP threads FAISS searches with, set once per process (SUPPORT_FAISS_THREADS)."""
     return _tunable("SUPPORT_FAISS_THREADS", SEARCH_THREADS)
-
-
-@contextmanager
-def folder_locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock across processes on an index folder (flock on folder/.lock): one writer at a time."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

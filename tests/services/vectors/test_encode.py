@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from services.ml.device import device_pick, tolerance_for
-from services.vectors import DenseIndex, encoder_tag_for, index_from_texts, texts_embed_for, vectors_folder
+from services.vectors import encoder_tag_for, texts_embed_for, texts_embed_tagged
 from tests.config.test_settings import run_manage
 from tests.services.conftest import tiny_base_write
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def tiny_base(settings, tmp_path: Path) -> Path:  # noqa: ANN001
-    """A 2-layer BERT (hidden 32) registered as the default base; vectors go under tmp_path."""
+    """A 2-layer BERT (hidden 32) registered as the default base (the registry under tmp_path)."""
     from services.registry.serving import serving_reset
     from services.registry.versions import base_register
 
@@ -42,15 +42,20 @@ def test_a_task_without_a_champion_is_embedded_by_the_default_base(tiny_base: Pa
     assert texts_embed_for(task=None, texts=[]).shape == (0, 32)
 
 
-def test_an_index_built_from_texts_is_saved_and_reloads_for_the_same_encoder(tiny_base: Path) -> None:  # noqa: ARG001
-    folder = vectors_folder("test", "kb")
-    built = index_from_texts(folder=folder, task=None, ids=[10, 11, 12], texts=["tent", "stove", "pan"])
-    again = DenseIndex.load(folder=folder, expected=encoder_tag_for(task=None))
-    assert again is not None and len(again) == 3 and again.tag == built.tag
-    stove = texts_embed_for(task=None, texts=["stove"])[0]  # (dim,): the vector stored under id 11
-    assert again.scores_for(vector=stove, ids=[11])[11] > 0.999
-    empty = index_from_texts(folder=vectors_folder("test", "empty"), task=None, ids=[], texts=[])
-    assert len(empty) == 0 and empty.tag.dim == 32
+def test_tagged_embedding_uses_exactly_the_encoder_named_and_refuses_a_changed_one(tiny_base: Path) -> None:  # noqa: ARG001
+    from dataclasses import replace
+
+    from services.errors import SuiteError
+
+    tag = encoder_tag_for(task=None)
+    texts = ["tent", "stove", "pan"]
+    vectors = texts_embed_tagged(tag=tag, texts=texts)
+    assert vectors.shape == (3, 32) and np.allclose(vectors, texts_embed_for(task=None, texts=texts), atol=tolerance_for(device_pick()[1]))
+    assert texts_embed_tagged(tag=tag, texts=[]).shape == (0, 32)
+    with pytest.raises(SuiteError, match="changed since its vectors were made"):
+        texts_embed_tagged(tag=replace(tag, sha256="0" * 64), texts=texts)
+    with pytest.raises(SuiteError, match="neither `<task>:v<N>` nor `base:<name>`"):
+        texts_embed_tagged(tag=replace(tag, name="recommender-v1"), texts=texts)
 
 
 @pytest.mark.parametrize("name", ["SUPPORT_IVF_THRESHOLD", "SUPPORT_IVF_NPROBE", "SUPPORT_FAISS_THREADS"])
