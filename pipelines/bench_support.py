@@ -129,7 +129,7 @@ def support_bench(*, n_passages: int, n_queries: int, quiet: bool) -> dict[str, 
         code, product = title.split(" ")[:2]
         queries.append(rng.choice([f"How long is the {title.split('— ')[1]} of my {product}?",
                                    f"{code} {title.split('— ')[1]}", f"my {product} has a problem with {title.split('— ')[1]}"]))
-    vectors = np.vstack([view.index.index.reconstruct(int(i)) for i in list(search.items)[:n_passages]])
+    vectors = np.vstack([view.index.vector(i) for i in list(search.items)[:n_passages]])
     raw = raw_path(base_default_ensure().path, vectors)
     for text in queries[:10]:  # warm up both
         question_answer(kb=kb, text=text)
