@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from apps.vectors.models import VectorSpace
 from services.vectors import store
 
 
@@ -26,8 +27,11 @@ def snapshot(space: str) -> str | None:
 
 @shared_task(name="vectors.purge")
 def purge() -> dict[str, int]:
-    """Delete old tombstones and retired encoders' vectors (beat: "vectors purge")."""
-    return store.tombstones_purge()
+    """Delete old tombstones and retired encoders' vectors; ask for fresh IVF snapshots of spaces that grew past the
+    threshold or moved on since theirs (beat: "vectors purge"; a purge never goes past a snapshot's revision)."""
+    out = store.tombstones_purge()
+    out["snapshots"] = sum(store.snapshot_maybe(space=name) for name in VectorSpace.objects.values_list("name", flat=True))
+    return out
 
 
 @shared_task(name="vectors.encoder_check")

@@ -31,3 +31,17 @@ def test_the_encoder_check_and_the_purge_run_on_beat_schedules_created_after_mig
     purge = PeriodicTask.objects.get(name="vectors purge")
     assert (check.task, check.interval.every) == ("vectors.encoder_check", settings.SUITE_VECTORS_CHECK_S)
     assert (purge.task, purge.interval.every) == ("vectors.purge", settings.SUITE_VECTORS_PURGE_S)
+
+
+def test_the_purge_task_also_asks_for_a_snapshot_of_a_space_past_the_threshold(notes, settings) -> None:  # noqa: ANN001, F811
+    from apps.vectors.models import VectorSpace
+    from apps.vectors.tasks import purge
+    from tests.services.vectors.test_store import NOTES
+
+    settings.SUPPORT_IVF_THRESHOLD = 40
+    write({key: f"note number {key}" for key in range(1, 41)})  # incremental writes never train a snapshot themselves
+    assert not VectorSpace.objects.get(name=SPACE).snapshot and len(NOTES) == 40
+    assert purge.apply().get()["snapshots"] == 1  # process mode: built here; a worker's own task otherwise
+    space = VectorSpace.objects.get(name=SPACE)
+    assert space.snapshot and space.snapshot_revision == space.revision
+    assert purge.apply().get()["snapshots"] == 0  # fresh enough
