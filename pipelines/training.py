@@ -28,6 +28,7 @@ class TrainRequest:
     base: str | None = None  # base model name; None = the default base
     epochs: int | None = None  # overrides the config's epoch bound
     kind: str | None = None  # "classifier" or "pairs"; None = the task's kind (classifier for new tasks)
+    peft: str | None = None  # "lora", "adalora" or "ia3" (services.ml.training.PEFT_METHODS); None = the config's (LoRA)
     created_by: str = "pipeline:train_adapter"
     staging_prefix: str = ""  # the staged folder's name prefix (default "<task>-"); lets a retrain run find what a killed run left
 
@@ -46,7 +47,9 @@ def adapter_train(request: TrainRequest, *, progress: bool = True,
     existing = Task.objects.filter(name=request.task).first()
     kind = request.kind or (existing.kind if existing else Task.KIND_CLASSIFIER)
     base = base_get(name=request.base)
-    overrides = {"epochs": request.epochs} if request.epochs else {}
+    overrides: dict[str, Any] = {"epochs": request.epochs} if request.epochs else {}
+    if request.peft:
+        overrides["peft"] = request.peft
     if kind == Task.KIND_PAIRS:
         data = pairs_read(path=request.data, query_col=request.text_col, item_col=request.label_col)
         result = pairs_train(base_path=base.path, queries=data.queries, items=data.items,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ class ArtifactInfo:
     train_config: dict[str, Any]
     metrics: dict[str, Any]
     fingerprint: dict[str, Any]  # {"fingerprint", "n_rows", "source"}
+    peft_type: str = "LORA"  # adapter_config.json's peft_type: LORA, ADALORA or IA3
+    encoder: dict[str, Any] | None = None  # the EncoderSpec it was trained with; None: saved before it was recorded (mean pooling)
 
 
 def _json_write(path: Path, data: object) -> None:
@@ -50,11 +53,12 @@ def artifact_save(*, result: TrainResult, folder: str | Path, source: str = "", 
                   base_location: str = "") -> str:
     """Write a trained adapter to an empty (or new) folder and return the artifact's sha256.
 
-    1. LoRA weights through PEFT: adapter_model.safetensors + adapter_config.json.
+    1. Adapter weights through PEFT (LoRA, AdaLoRA or IA3): adapter_model.safetensors + adapter_config.json (its peft_type).
     2. Classifiers: head.safetensors (Linear weight and bias).
     3. JSON: labels.json, train_config.json, metrics.json, data_fingerprint.json (`source`: the data file's name)
        and artifact.json (kind, format, the base encoder's weights hash, registry name and host-free location:
-       `package:<name>` or a folder relative to the registry; a packaged base is recognised when none is given).
+       `package:<name>` or a folder relative to the registry; a packaged base is recognised when none is given), and
+       `encoder`: how the base pooled, truncated and prompted while training (EncoderSpec), which serving repeats.
        No host path is written: the folder moves between hosts and registry mounts unchanged.
     """
     from services.ml.encoder import packaged_base_name
@@ -63,7 +67,10 @@ def artifact_save(*, result: TrainResult, folder: str | Path, source: str = "", 
     if target.exists() and any(target.iterdir()):
         raise ArtifactError(f"Artifact folder {target} is not empty; save each version to a new folder.")
     target.mkdir(parents=True, exist_ok=True)
-    result.model.save_pretrained(str(target), safe_serialization=True)
+    with warnings.catch_warnings():
+        if result.model.peft_type == "ADALORA":  # a target AdaLoRA pruned to rank 0 saves (0, n) tensors, by design
+            warnings.filterwarnings("ignore", message=r"Adapter .*LoRA tensor\(s\) have invalid shape")
+        result.model.save_pretrained(str(target), safe_serialization=True)
     (target / "README.md").unlink(missing_ok=True)  # PEFT's generated model card: nothing the runtime needs
     if result.head is not None:
         head = {name: tensor.detach().to("cpu", torch.float32).contiguous() for name, tensor in result.head.state_dict().items()}
@@ -77,7 +84,8 @@ def artifact_save(*, result: TrainResult, folder: str | Path, source: str = "", 
         packaged = packaged_base_name(result.base_path)
         base_location = f"{PACKAGE_PREFIX}{packaged}" if packaged else ""
     _json_write(target / INFO_FILE, {"format": FORMAT_VERSION, "kind": result.kind, "base_sha256": result.base_sha256,
-                                     "base_name": base_name, "base_location": base_location})
+                                     "base_name": base_name, "base_location": base_location,
+                                     "encoder": result.encoder.as_dict()})
     return artifact_sha256(target)
 
 
@@ -122,7 +130,8 @@ def artifact_info(folder: str | Path) -> ArtifactInfo:
         raise ArtifactError(f"Artifact {root} has format {info.get('format')!r}; this code reads format {FORMAT_VERSION}.")
     return ArtifactInfo(folder=str(root), kind=info["kind"], label_names=[str(x) for x in data["labels.json"]],
                         base_sha256=info["base_sha256"], train_config=data["train_config.json"], metrics=data["metrics.json"],
-                        fingerprint=data["data_fingerprint.json"])
+                        fingerprint=data["data_fingerprint.json"],
+                        peft_type=str(data["adapter_config.json"].get("peft_type", "LORA")), encoder=info.get("encoder"))
 
 
 def head_load(folder: str | Path) -> torch.nn.Linear:

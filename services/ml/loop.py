@@ -11,7 +11,7 @@ from peft import PeftModel
 from tqdm.auto import tqdm
 
 from services.ml.device import autocast_for
-from services.ml.encoder import ids_pad, mean_pool
+from services.ml.encoder import encoder_pool, encoder_spec_of, ids_pad
 
 if TYPE_CHECKING:
     from services.ml.training import LoraSettings
@@ -45,11 +45,11 @@ def schedule_linear(total_steps: int, warmup_ratio: float) -> Callable[[int], fl
 
 def batch_encode(model: PeftModel, ids: Sequence[Sequence[int]], *, pad_id: int, device: torch.device,
                  dtype: torch.dtype, normalize: bool) -> torch.Tensor:
-    """Mean-pooled vectors (batch, hidden) of one batch of token ids, padded to its longest."""
+    """Pooled vectors (batch, hidden) of one batch of token ids, padded to its longest, pooled as the model's folder says."""
     batch = ids_pad(ids, pad_id=pad_id, device=device)
     with autocast_for(device, dtype):
         hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
-    return mean_pool(hidden, batch["attention_mask"], normalize=normalize)  # (batch, hidden)
+    return encoder_pool(hidden, batch["attention_mask"], spec=encoder_spec_of(model), normalize=normalize)  # (batch, hidden)
 
 
 def ids_embed(model: PeftModel, ids: Sequence[Sequence[int]], *, pad_id: int, device: torch.device,

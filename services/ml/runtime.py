@@ -1,4 +1,4 @@
-"""The inference runtime: one base encoder, many LoRA adapters on it, and in-process micro-batching."""
+"""The inference runtime: one base encoder, many PEFT adapters (LoRA, AdaLoRA, IA3) on it, and in-process micro-batching."""
 from __future__ import annotations
 
 import re
@@ -19,7 +19,8 @@ from services.errors import SuiteError
 from services.metrics import inference_observe
 from services.ml.artifacts import artifact_info, artifact_verify, head_load
 from services.ml.device import autocast_for, device_configured, device_pick, device_resolve, quantize_configured
-from services.ml.encoder import base_load, base_quantize, ids_pad, mean_pool, peft_quiet, texts_prepare, weights_sha256
+from services.ml.encoder import (LEGACY_SPEC, EncoderSpec, base_load, base_quantize, encoder_pool, encoder_spec, ids_pad, peft_quiet,
+                                 texts_prepare, texts_tokenize, tokenizer_load, weights_sha256)
 
 KIND_CLASSIFY = "classify"
 KIND_EMBED = "embed"
@@ -48,10 +49,12 @@ class ClassifyOutput:
 class _Adapter:
     ref: AdapterRef
     name: str  # the PEFT adapter name
+    model: PeftModel  # the PeftModel of its PEFT type that holds it
     head: torch.nn.Linear | None
     label_names: list[str]
     max_length: int  # as trained
     strip_urls: bool  # as trained
+    spec: EncoderSpec  # pooling, prompt and length cap as trained (artifact.json); older artifacts: mean pooling
 
 
 def _texts_check(texts: Sequence[str]) -> list[str]:
@@ -61,14 +64,18 @@ def _texts_check(texts: Sequence[str]) -> list[str]:
 
 
 class InferenceRuntime:
-    """One base encoder with up to `max_adapters` LoRA adapters; create one per process and share it.
+    """One base encoder with up to `max_adapters` PEFT adapters; create one per process and share it.
+
+    PEFT holds adapters of one type per wrapped model, so each PEFT type (LORA, ADALORA, IA3) gets its own PeftModel:
+    the first wraps the base, each other type a private copy of it (loaded when an adapter of that type first comes).
+    Pooling, prompt and length limit come from the base folder's sentence-transformers files (encoder_spec).
 
     Nothing loads until the first call. `resolver(task)` says which adapter serves a task (its champion);
     its answers are cached for `resolve_ttl_s` seconds, so a promotion is picked up within that time.
     """
 
     def __init__(self, *, base_path: str | Path, resolver: Callable[[str], AdapterRef], max_adapters: int = 8,
-                 resolve_ttl_s: float = 2.0, max_batch: int = 64, max_length: int = 256, quantize: str | None = None,
+                 resolve_ttl_s: float = 2.0, max_batch: int = 64, max_length: int | None = None, quantize: str | None = None,
                  device: str | None = None) -> None:
         if max_adapters < 1 or max_batch < 1:
             raise SuiteError(f"max_adapters ({max_adapters}) and max_batch ({max_batch}) must be at least 1.")
@@ -81,7 +88,7 @@ class InferenceRuntime:
         self.max_adapters = max_adapters
         self.resolve_ttl_s = resolve_ttl_s
         self.max_batch = max_batch
-        self.max_length = max_length  # for the base encoder alone; adapters use the max_length they were trained with
+        self.max_length = max_length  # the base encoder alone; None: the folder's max_seq_length. Adapters: as trained
         self.forward_passes = 0  # batches run through the encoder (for tests and monitoring)
         self._lock = threading.RLock()  # loading, set_adapter and forward are not reentrant
         self._cache_lock = threading.Lock()
@@ -90,9 +97,11 @@ class InferenceRuntime:
         self._counter = 0
         self._tokenizer = None
         self._base: torch.nn.Module | None = None
-        self._peft: PeftModel | None = None
+        self._peft: PeftModel | None = None  # the PeftModel around self._base (the first PEFT type loaded)
+        self._models: dict[str, PeftModel] = {}  # peft_type -> the PeftModel holding that type's adapters
         self._base_sha256 = ""
-        self._active = ""  # the PEFT adapter set active last: set_adapter walks every module (~6 ms), so only on change
+        self._spec = EncoderSpec()
+        self._active: dict[int, str] = {}  # id(PeftModel) -> its adapter set active last: set_adapter walks every module (~6 ms)
 
     # --- resolving and loading ---------------------------------------------------------------------------
 
@@ -131,14 +140,20 @@ class InferenceRuntime:
                 cuda = torch.cuda.is_available()
                 self.device, self.dtype = device_resolve(device=self.device_setting, dtype=device_configured()[1], cuda_available=cuda,
                                                          bf16_supported=cuda and torch.cuda.is_bf16_supported())
-            self._tokenizer, base = base_load(self.base_path, fresh=True)  # a private copy: PEFT injects layers into it
+            if self.quantize == "int8" and self.device.type != "cpu":
+                raise SuiteError(f"SUITE_QUANTIZE=int8 serves on the CPU only, but this process runs on {self.device.type}; "
+                                 "set SUITE_DEVICE=cpu for an int8 worker or SUITE_QUANTIZE=none.", field="SUITE_QUANTIZE")
+            self._spec = encoder_spec(self.base_path)  # read once; a folder it cannot honour is refused here
+            self._tokenizer = tokenizer_load(self.base_path)
             self._base_sha256 = weights_sha256(self.base_path)
-            if self.quantize == "int8":
-                if self.device.type != "cpu":
-                    raise SuiteError(f"SUITE_QUANTIZE=int8 serves on the CPU only, but this process runs on {self.device.type}; "
-                                     "set SUITE_DEVICE=cpu for an int8 worker or SUITE_QUANTIZE=none.", field="SUITE_QUANTIZE")
-                base = base_quantize(base)  # the frozen base only: LoRA layers and heads stay float32
-            self._base = base.to(self.device).eval()
+            self._base = self._base_copy()
+
+    def _base_copy(self) -> torch.nn.Module:
+        """A private copy of the base (PEFT injects layers into it), int8 when configured, on the device, eval mode."""
+        base = base_load(self.base_path, fresh=True)[1]
+        if self.quantize == "int8":
+            base = base_quantize(base)  # the frozen base only: adapter layers and heads stay float32
+        return base.to(self.device).eval()
 
     def _adapter(self, ref: AdapterRef, *, pinned: bool = False) -> _Adapter:
         """The loaded adapter for `ref`, loading it (and evicting the least recently used) when needed.
@@ -158,46 +173,56 @@ class InferenceRuntime:
         self._counter += 1
         name = f"{re.sub(r'[^0-9A-Za-z_]', '_', ref.task)}_v{ref.version}_{self._counter}"
         with peft_quiet():
-            if self._peft is None:
-                self._peft = PeftModel.from_pretrained(self._base, ref.path, adapter_name=name, is_trainable=False)
+            model = self._models.get(info.peft_type)
+            if model is None:
+                base = self._base if self._peft is None else self._base_copy()
+                model = PeftModel.from_pretrained(base, ref.path, adapter_name=name, is_trainable=False)
+                self._models[info.peft_type] = model
+                self._peft = self._peft or model
             else:
-                self._peft.load_adapter(ref.path, adapter_name=name, is_trainable=False)
-        self._peft.to(self.device).eval()
+                model.load_adapter(ref.path, adapter_name=name, is_trainable=False)
+        model.to(self.device).eval()
         head = head_load(ref.path).to(self.device) if info.kind == "classifier" else None
-        adapter = _Adapter(ref=ref, name=name, head=head, label_names=info.label_names,
-                           max_length=int(info.train_config.get("max_length", self.max_length)),
-                           strip_urls=bool(info.train_config.get("strip_urls", False)))
+        spec = EncoderSpec.from_dict(info.encoder) if info.encoder is not None else LEGACY_SPEC
+        adapter = _Adapter(ref=ref, name=name, model=model, head=head, label_names=info.label_names,
+                           max_length=int(info.train_config.get("max_length", 256)),
+                           strip_urls=bool(info.train_config.get("strip_urls", False)), spec=spec)
         self._adapters[ref] = adapter
         stale = [] if pinned else [old for old in self._adapters if old.task == ref.task and old != ref]  # a task's replaced versions
         while len(self._adapters) - len(stale) > self.max_adapters:
             stale.append(next(old for old in self._adapters if old not in stale))
-        self._adapter_activate(name)
+        self._adapter_activate(adapter)
         for old in stale:
-            self._peft.delete_adapter(self._adapters.pop(old).name)
+            gone = self._adapters.pop(old)
+            gone.model.delete_adapter(gone.name)
+            if self._active.get(id(gone.model)) == gone.name:
+                del self._active[id(gone.model)]
         return adapter
 
-    def _adapter_activate(self, name: str) -> None:
-        """Make `name` the active PEFT adapter (a no-op when it already is). Call with the lock held."""
-        if name != self._active:
-            self._peft.set_adapter(name, inference_mode=True)
-            self._active = name
+    def _adapter_activate(self, adapter: _Adapter) -> None:
+        """Make the adapter the active one of its PeftModel (a no-op when it already is). Call with the lock held."""
+        if self._active.get(id(adapter.model)) != adapter.name:
+            adapter.model.set_adapter(adapter.name, inference_mode=True)
+            self._active[id(adapter.model)] = adapter.name
 
     # --- forward passes ----------------------------------------------------------------------------------
 
     def _pooled(self, texts: list[str], adapter: _Adapter | None, *, normalize: bool) -> torch.Tensor:
-        """Mean-pooled vectors (n, hidden) in input order: length-sorted chunks of `max_batch`, dynamic padding.
+        """Pooled vectors (n, hidden) in input order: length-sorted chunks of `max_batch`, dynamic padding.
 
-        Call with the lock held.
+        1. The adapter's spec as trained (the base alone: the folder's): prompt, lower case, length cap, pooling mode.
+        2. Call with the lock held.
         """
-        max_length = adapter.max_length if adapter else self.max_length
+        spec = adapter.spec if adapter else self._spec
+        max_length = adapter.max_length if adapter else (self.max_length or spec.max_seq_length)
         texts = texts_prepare(texts, strip_urls=adapter is not None and adapter.strip_urls)
-        ids = self._tokenizer(texts, truncation=True, max_length=max_length, padding=False)["input_ids"]
+        ids = texts_tokenize(self._tokenizer, texts, max_length=max_length, spec=spec)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         size = self._base.config.hidden_size
         out = torch.empty((len(ids), size), dtype=torch.float32)  # (n, hidden)
-        model: torch.nn.Module = self._peft if self._peft is not None else self._base
+        model: torch.nn.Module = adapter.model if adapter else self._peft if self._peft is not None else self._base
         if adapter is not None:
-            self._adapter_activate(adapter.name)
+            self._adapter_activate(adapter)
         pad_id = self._tokenizer.pad_token_id or 0
         with torch.inference_mode(), autocast_for(self.device, self.dtype):
             for start in range(0, len(order), self.max_batch):
@@ -208,7 +233,7 @@ class InferenceRuntime:
                         hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
                 else:
                     hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
-                out[chosen] = mean_pool(hidden, batch["attention_mask"], normalize=normalize).cpu()
+                out[chosen] = encoder_pool(hidden, batch["attention_mask"], spec=spec, normalize=normalize).cpu()
                 self.forward_passes += 1
         return out
 

@@ -1,4 +1,4 @@
-"""LoRA fine-tuning of the base encoder: text classifiers (LoRA + a small head) and embeddings from pairs."""
+"""PEFT fine-tuning of the base encoder (LoRA, AdaLoRA or IA3): text classifiers (adapter + a small head) and embeddings from pairs."""
 from __future__ import annotations
 
 import math
@@ -12,18 +12,19 @@ from typing import Any, Self
 
 import numpy as np
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import AdaLoraConfig, IA3Config, LoraConfig, PeftModel, get_peft_model
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
 from services.errors import SuiteError
 from services.ml.data import data_fingerprint
 from services.ml.device import device_pick
-from services.ml.encoder import base_load, hidden_size, peft_quiet, texts_prepare, texts_tokenize, weights_sha256
+from services.ml.encoder import EncoderSpec, base_load, encoder_spec, hidden_size, peft_quiet, texts_prepare, texts_tokenize, weights_sha256
 from services.ml.loop import Trainer, batch_encode, batches_by_length, ids_embed, params_trainable, seed_set
 
 KIND_CLASSIFIER = "classifier"
 KIND_PAIRS = "pairs"
+PEFT_METHODS = ("lora", "adalora", "ia3")  # the PEFT methods PEFT supports on a BERT-style encoder that the runtime serves
 
 
 class TrainingError(SuiteError):
@@ -33,10 +34,12 @@ class TrainingError(SuiteError):
 @dataclass
 class LoraSettings:
     seed: int = 13  # seeds the split, the LoRA/head initialisation and the batch order
+    peft: str = "lora"  # the PEFT method, one of PEFT_METHODS; adalora: rank lora_r pruned towards lora_r // 2 while training
     lora_r: int = 16  # LoRA rank
     lora_alpha: int = 32  # LoRA scaling numerator (effective scale alpha / r)
     lora_dropout: float = 0.1  # dropout on the LoRA branch
-    target_modules: tuple[str, ...] = ("query", "key", "value", "dense")  # module names that get LoRA (BERT-style)
+    target_modules: tuple[str, ...] = ("query", "key", "value", "dense")  # module names that get LoRA/AdaLoRA (BERT-style);
+    # ia3 uses PEFT's per-architecture targets (BERT: key, value, output.dense; output.dense as feed-forward)
     lr: float = 5e-4  # peak learning rate of the LoRA weights
     epochs: int = 4  # upper bound; early stopping may end sooner
     batch_size: int = 32  # examples (or pairs) per step
@@ -50,6 +53,7 @@ class LoraSettings:
 
     def _rules(self) -> list[tuple[str, bool, str]]:
         return [
+            ("peft", self.peft in PEFT_METHODS, f"one of {', '.join(PEFT_METHODS)}"),
             ("lora_r", self.lora_r >= 1, "a whole number >= 1, e.g. 16"),
             ("lora_alpha", self.lora_alpha > 0, "> 0, usually 2 * lora_r"),
             ("lora_dropout", 0.0 <= self.lora_dropout < 1.0, "in [0, 1)"),
@@ -133,7 +137,7 @@ class PairConfig(LoraSettings):
 @dataclass
 class TrainResult:
     kind: str  # KIND_CLASSIFIER or KIND_PAIRS
-    model: PeftModel  # the encoder with its trained LoRA adapter (best epoch), on the CPU
+    model: PeftModel  # the encoder with its trained adapter (best epoch), on the CPU
     head: torch.nn.Linear | None  # classifiers only, on the CPU
     label_names: list[str]  # class index -> label (empty for pairs)
     metrics: dict[str, float]  # validation metrics of the best epoch, sizes, timings
@@ -144,6 +148,7 @@ class TrainResult:
     fingerprint: str  # data_fingerprint of all the rows given
     n_rows: int
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)  # how the base pooled and truncated while training
 
 
 def labels_order(labels: Sequence[str]) -> list[str]:
@@ -154,16 +159,67 @@ def labels_order(labels: Sequence[str]) -> list[str]:
     return sorted(distinct)
 
 
-def _peft_wrap(base_path: str | Path, config: LoraSettings) -> tuple[Any, PeftModel, int]:
-    tokenizer, model = base_load(base_path, fresh=True)
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+def _peft_config(config: LoraSettings, *, total_steps: int) -> Any:
+    """The PEFT config of `config.peft` (AdaLoRA's budget schedule is laid out over `total_steps`)."""
+    if config.peft == "ia3":
+        return IA3Config(target_modules=None, feedforward_modules=None)  # None: PEFT's targets for the architecture
+    if config.peft == "adalora":
+        # AdaLoRA (Zhang et al. 2023) starts every target at rank lora_r and prunes the least important singular values
+        # towards an average of lora_r // 2: warm-up over the first 10 % of the steps, budgeting, the last 20 % fixed.
+        tinit, tfinal = total_steps // 10, total_steps // 5
+        return AdaLoraConfig(init_r=config.lora_r, target_r=max(1, config.lora_r // 2), tinit=tinit, tfinal=tfinal,
+                             deltaT=max(1, total_steps // 50), total_step=max(total_steps, tinit + tfinal + 1),
+                             lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                             target_modules=list(config.target_modules))
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=list(config.target_modules), bias="none")
+
+
+def _peft_wrap(base_path: str | Path, config: LoraSettings, *, total_steps: int) -> tuple[Any, PeftModel, int]:
+    tokenizer, model = base_load(base_path, fresh=True)
     try:
         with peft_quiet():
-            peft_model = get_peft_model(model, lora)
+            peft_model = get_peft_model(model, _peft_config(config, total_steps=total_steps))
     except ValueError as exc:
-        raise TrainingError(f"LoRA target_modules {list(config.target_modules)} do not fit this base model: {exc}", field="target_modules") from None
+        targets = "PEFT's IA3 targets" if config.peft == "ia3" else f"target_modules {list(config.target_modules)}"
+        raise TrainingError(f"{config.peft} with {targets} does not fit this base model: {exc}", field="target_modules") from None
     return tokenizer, peft_model, hidden_size(model)
+
+
+def _peft_on_step(model: PeftModel, on_step: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:
+    """The Trainer's per-step callback: AdaLoRA's rank budgeting, then the caller's.
+
+    The Trainer calls it after the optimizer step, before the next zero_grad: where PEFT wants update_and_allocate.
+    """
+    if model.peft_type != "ADALORA":
+        return on_step
+
+    def step(done: int, total: int) -> None:
+        model.base_model.update_and_allocate(done)
+        if on_step is not None:
+            on_step(done, total)
+    return step
+
+
+def _peft_penalty(model: PeftModel) -> torch.Tensor | float:
+    """AdaLoRA's orthogonality regulariser on P and Q (PEFT adds it only to a model's own .loss, which ours lacks)."""
+    if model.peft_type != "ADALORA":
+        return 0.0
+    config = model.peft_config[model.active_adapter]
+    terms = []
+    for name, p in model.named_parameters():
+        if p.requires_grad and ("lora_A" in name or "lora_B" in name):
+            cov = p @ p.T if "lora_A" in name else p.T @ p  # (r, r)
+            terms.append(torch.norm(cov - torch.eye(cov.shape[0], device=cov.device, dtype=cov.dtype), p="fro"))
+    return config.orth_reg_weight * torch.stack(terms).mean() if terms else 0.0
+
+
+def _peft_finish(model: PeftModel) -> None:
+    """After early stopping restored the best epoch: zero AdaLoRA's pruned ranks, as its saved (resized) weights drop them."""
+    if model.peft_type == "ADALORA":
+        rank_pattern = model.peft_config[model.active_adapter].rank_pattern
+        if rank_pattern:
+            model.base_model.rankallocator.mask_using_rank_pattern(model.base_model.model, rank_pattern)
 
 
 def _split(n: int, *, strata: Sequence[Any] | None, fraction: float, seed: int, minimum: int) -> tuple[list[int], list[int]]:
@@ -189,10 +245,11 @@ def _head_probe(head: torch.nn.Linear, features: np.ndarray, y: np.ndarray, *, n
 
 def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig,
                      progress: bool = True, on_step: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Fine-tune a LoRA adapter and a Linear head for text classification.
+    """Fine-tune a PEFT adapter (config.peft, LoRA by default) and a Linear head for text classification.
 
     1. Check the data; order the labels; split off a stratified validation set.
-    2. Wrap a private copy of the base encoder with LoRA; add Linear(hidden, n_labels) on the mean-pooled output.
+    2. Wrap a private copy of the base encoder with the adapter; add Linear(hidden, n_labels) on the pooled output
+       (pooled as the base folder says: encoder_spec).
     3. With head_init="probe", fit the head as a logistic regression on the frozen encoder's pooled output first
        (linear probing, then fine-tuning: LP-FT, Kumar et al. 2022); training then starts from a working classifier
        instead of letting a random head pull the encoder around in the first steps.
@@ -215,7 +272,8 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
     y = torch.tensor([index[label] for label in labels], dtype=torch.long)  # (n,)
     train_idx, val_idx = _split(len(texts), strata=labels, fraction=config.val_fraction, seed=config.seed, minimum=len(label_names))
 
-    tokenizer, model, size = _peft_wrap(base_path, config)
+    batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    tokenizer, model, size = _peft_wrap(base_path, config, total_steps=batches_per_epoch * config.epochs)
     head = torch.nn.Linear(size, len(label_names))
     model.to(device)
     head.to(device)
@@ -225,10 +283,9 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
         frozen = ids_embed(model, [ids[i] for i in train_idx], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
         _head_probe(head, frozen.numpy(), y[train_idx].numpy(), n_labels=len(label_names), c=config.probe_c)
     rng = random.Random(config.seed)
-    batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     trainer = Trainer(model=model, extra=list(head.parameters()), config=config, head_lr=config.head_lr,
                       steps_per_epoch=batches_per_epoch, device=device, dtype=dtype, desc="train classifier", progress=progress,
-                      on_step=on_step)
+                      on_step=_peft_on_step(model, on_step))
 
     def epoch_fn(epoch: int) -> float:
         total = 0.0
@@ -238,7 +295,7 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
             pooled = batch_encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
             logits = head(torch.nn.functional.dropout(pooled, p=config.head_dropout, training=True))  # (batch, n_labels)
             loss = torch.nn.functional.cross_entropy(logits, y[chosen].to(device), label_smoothing=config.label_smoothing)
-            trainer.step(loss)
+            trainer.step(loss + _peft_penalty(model))
             total += loss.item()
         return total / batches_per_epoch
 
@@ -252,13 +309,15 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
                 "macro_f1": round(float(f1_score(truth, predicted, average="macro", labels=list(range(len(label_names))), zero_division=0)), 5)}
 
     metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="macro_f1", named=params_trainable(model, head))
+    _peft_finish(model)
     model.eval().to("cpu")
     head.eval().to("cpu")
     seconds = round(time.monotonic() - started, 2)
     metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_labels": len(label_names), "seconds": seconds})
     return TrainResult(kind=KIND_CLASSIFIER, model=model, head=head, label_names=label_names, metrics=metrics, seconds=seconds,
                        config=config, base_path=str(Path(base_path).resolve()), base_sha256=weights_sha256(base_path),
-                       fingerprint=data_fingerprint(texts=texts, labels=labels), n_rows=len(texts), history=history)
+                       fingerprint=data_fingerprint(texts=texts, labels=labels), n_rows=len(texts), history=history,
+                       encoder=encoder_spec(base_path))
 
 
 def ranking_scores(query_vecs: torch.Tensor, item_vecs: torch.Tensor, relevant: list[set[int]]) -> dict[str, float]:
@@ -279,7 +338,7 @@ def ranking_scores(query_vecs: torch.Tensor, item_vecs: torch.Tensor, relevant: 
 
 def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequence[str], config: PairConfig,
                 progress: bool = True, on_step: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Tune the encoder's embeddings (LoRA only) so that each query lands nearest its item.
+    """Tune the encoder's embeddings (the PEFT adapter only) so that each query lands nearest its item.
 
     1. Split off held-out queries (all pairs of a query stay on one side).
     2. Train with the multiple-negatives ranking loss: the other items of the batch are the negatives
@@ -301,15 +360,15 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
     item_id = {name: i for i, name in enumerate(item_names)}
     query_id = {name: i for i, name in enumerate(distinct_queries)}
 
-    tokenizer, model, _ = _peft_wrap(base_path, config)
+    batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    tokenizer, model, _ = _peft_wrap(base_path, config, total_steps=batches_per_epoch * config.epochs)
     model.to(device)
     q_ids = texts_tokenize(tokenizer, texts_prepare(queries, strip_urls=config.strip_urls), max_length=config.max_length)
     i_ids = texts_tokenize(tokenizer, texts_prepare(items, strip_urls=config.strip_urls), max_length=config.max_length)
     pad_id = tokenizer.pad_token_id or 0
     rng = random.Random(config.seed)
-    batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     trainer = Trainer(model=model, extra=[], config=config, head_lr=None, steps_per_epoch=batches_per_epoch,
-                      device=device, dtype=dtype, desc="train pairs", progress=progress, on_step=on_step)
+                      device=device, dtype=dtype, desc="train pairs", progress=progress, on_step=_peft_on_step(model, on_step))
 
     val_queries = sorted({queries[i] for i in val_idx})
     val_items = sorted({items[i] for i in val_idx})
@@ -341,16 +400,18 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
             loss = torch.nn.functional.cross_entropy(sims.masked_fill(same_item & ~eye, float("-inf")), target)
             if config.symmetric:
                 loss = (loss + torch.nn.functional.cross_entropy(sims.T.masked_fill(same_query & ~eye, float("-inf")), target)) / 2
-            trainer.step(loss)
+            trainer.step(loss + _peft_penalty(model))
             total += loss.item()
         return total / batches_per_epoch
 
     before = eval_fn()
     metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="mrr", named=params_trainable(model, None))
+    _peft_finish(model)
     model.eval().to("cpu")
     seconds = round(time.monotonic() - started, 2)
     metrics.update({f"base_{k}": v for k, v in before.items()})
     metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_val_items": len(val_items), "seconds": seconds})
     return TrainResult(kind=KIND_PAIRS, model=model, head=None, label_names=[], metrics=metrics, seconds=seconds, config=config,
                        base_path=str(Path(base_path).resolve()), base_sha256=weights_sha256(base_path),
-                       fingerprint=data_fingerprint(texts=queries, labels=items), n_rows=len(queries), history=history)
+                       fingerprint=data_fingerprint(texts=queries, labels=items), n_rows=len(queries), history=history,
+                       encoder=encoder_spec(base_path))

@@ -1,6 +1,7 @@
-"""Train a LoRA adapter on a CSV/JSONL file and register it as the task's next version and challenger.
+"""Train a PEFT adapter (LoRA by default) on a CSV/JSONL file and register it as the task's next version and challenger.
 
     python manage.py train_adapter --task sentiment --data news.csv [--text-col text] [--label-col label] [--base NAME] [--epochs N]
+        [--peft lora|adalora|ia3]
 
 The last line printed is one JSON object: {"task", "version", "accuracy", "macro_f1", "n_train", "n_val", "seconds", ...}.
 """
@@ -10,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.training import TrainRequest, adapter_train
 from services.errors import SuiteError
+from services.ml.training import PEFT_METHODS
 from services.output import json_line
 
 
@@ -25,12 +27,17 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=None, help="upper bound on epochs (early stopping may end sooner)")
         parser.add_argument("--kind", choices=["classifier", "pairs"], default=None,
                             help="classifier (default for new tasks) or pairs (embedding tuning from query/item pairs)")
+        parser.add_argument("--peft", choices=PEFT_METHODS, default=None,
+                            help="the PEFT method: lora (default), adalora or ia3; saved in the artifact's config")
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
         if opts["epochs"] is not None and opts["epochs"] < 1:
             raise CommandError("--epochs must be at least 1.")
+        if opts["peft"] is not None and opts["peft"] not in PEFT_METHODS:  # call_command(peft=...) skips argparse's choices
+            raise CommandError(f"--peft {opts['peft']!r} is not a PEFT method the suite trains; use one of {', '.join(PEFT_METHODS)}.")
         request = TrainRequest(task=opts["task"], data=opts["data"], text_col=opts["text_col"], label_col=opts["label_col"],
-                               base=opts["base"], epochs=opts["epochs"], kind=opts["kind"], created_by="cli:train_adapter")
+                               base=opts["base"], epochs=opts["epochs"], kind=opts["kind"], peft=opts["peft"],
+                               created_by="cli:train_adapter")
         try:
             summary = adapter_train(request, progress=True)
         except SuiteError as exc:
