@@ -55,7 +55,7 @@ case "$PG_DURABLE" in 0|1) ;; *) die "PG_DURABLE=$PG_DURABLE must be 0 or 1" ;; 
 find_bin() {
   if [ -n "${PG_BIN:-}" ]; then [ -x "$PG_BIN/pg_ctl" ] || die "PG_BIN=$PG_BIN has no pg_ctl"; return 0; fi
   local dir
-  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   if [ -n "$dir" ] && [ -x "$dir/pg_ctl" ]; then PG_BIN=$dir; return 0; fi
   return 1
 }
@@ -105,8 +105,8 @@ url() {
   echo "postgres://$auth@127.0.0.1:$PG_PORT/$PG_DB"
 }
 
-sql() {  # as the cluster's superuser over its private Unix socket
-  as_owner "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$RUN" -p "$PG_PORT" -U "$PG_OS_SUPER" -d postgres "$@"
+sql() {  # stdin, as the cluster's superuser over its private Unix socket
+  as_owner "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$RUN" -p "$PG_PORT" -U "$PG_OS_SUPER" -d postgres
 }
 
 init_cluster() {

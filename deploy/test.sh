@@ -63,7 +63,7 @@ if [ -n "${DATABASE_URL:-}" ]; then
 elif [ "$TEST_DB" = postgres ]; then
   export PG_USER=suite
   # One database per var folder: suite_<folder name>, letters, digits and underscores only.
-  PG_DB=suite_$(basename "$SUITE_VAR_DIR" | tr -c 'A-Za-z0-9_\n' '_' | tr 'A-Z' 'a-z')
+  PG_DB=suite_$(basename "$SUITE_VAR_DIR" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9_\n' '_')
   export PG_DB=${PG_DB:0:50}
   if deploy/postgres.sh status >/dev/null 2>&1; then
     deploy/postgres.sh start >/dev/null  # makes this run's database when missing
