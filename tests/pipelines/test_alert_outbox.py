@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from django.db import connection
 
 from apps.sentiment.models import Alert, Delivery, DeliveryAttempt
 from services.sentiment.channels import deliveries_requeue

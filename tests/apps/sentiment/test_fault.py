@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from apps.sentiment.models import OVERALL, Bucket, ScoredNews
 from services.sentiment.bus import producer_make

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
 from apps.sentiment.models import OVERALL, Bucket, ScoredNews
 from tests.conftest import ROOT
