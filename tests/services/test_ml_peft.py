@@ -103,24 +103,25 @@ def test_the_default_stays_lora() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_train_adapter_with_peft_registers_and_serves_it(settings, tmp_path: Path) -> None:  # noqa: ANN001
-    """--peft ia3 through the command: the version's config says ia3 and the registry's runtime serves it."""
+    """--peft ia3 through the command: the version's config says ia3 and a runtime on the registry's resolver serves it.
+
+    The runtime asks the registry (champion_ref) in this thread, not through the micro-batcher's thread, whose database
+    connection a test could not close.
+    """
     from apps.registry.models import AdapterVersion
     from services.ml.artifacts import artifact_runtime
-    from services.registry.serving import serving_reset, texts_classify
+    from services.registry.serving import champion_ref
 
     settings.REGISTRY_DIR = tmp_path / "registry"
-    serving_reset()
-    try:
-        base = tiny_base_write(tmp_path / "tiny-base")
-        run_json("registry_add_base", name="tiny-bert", path=str(base), default=True)
-        data = csv_write(tmp_path / "train.csv", *sentiment_rows(90, seed=1), columns=("text", "label"))
-        summary = run_json("train_adapter", task="sentiment", data=str(data), epochs=2, peft="ia3")
-        assert summary["version"] == 1 and {"task", "accuracy", "macro_f1", "n_train", "n_val", "seconds"} <= set(summary)
-        version = AdapterVersion.objects.get(task__name="sentiment", version=1)
-        assert version.train_config["peft"] == "ia3" and artifact_info(version.path).peft_type == "IA3"
-        assert version.sha256 == artifact_sha256(version.path)
-        served = texts_classify(task="sentiment", texts=TEXTS)
-        alone = artifact_runtime(folder=version.path, base_path=version.base.path).classify(task="evaluate", texts=TEXTS)
-        np.testing.assert_allclose(served.probs, alone.probs, atol=ATOL)
-    finally:
-        serving_reset()
+    base = tiny_base_write(tmp_path / "tiny-base")
+    run_json("registry_add_base", name="tiny-bert", path=str(base), default=True)
+    data = csv_write(tmp_path / "train.csv", *sentiment_rows(90, seed=1), columns=("text", "label"))
+    summary = run_json("train_adapter", task="sentiment", data=str(data), epochs=2, peft="ia3")
+    assert summary["version"] == 1 and {"task", "accuracy", "macro_f1", "n_train", "n_val", "seconds"} <= set(summary)
+    version = AdapterVersion.objects.get(task__name="sentiment", version=1)
+    assert version.train_config["peft"] == "ia3" and artifact_info(version.path).peft_type == "IA3"
+    assert version.sha256 == artifact_sha256(version.path)
+    served = InferenceRuntime(base_path=version.base.path, resolver=champion_ref).classify(task="sentiment", texts=TEXTS)
+    alone = artifact_runtime(folder=version.path, base_path=version.base.path).classify(task="evaluate", texts=TEXTS)
+    np.testing.assert_allclose(served.probs, alone.probs, atol=ATOL)
+    assert served.version == 1
