@@ -46,7 +46,7 @@ def base_register(*, name: str, path: str | Path, licence: str = "", default: bo
        (`bases/<name>-<sha12>`), so that hosts which mount the registry elsewhere, or lack the folder, still load it.
     4. Store the row; `default=True` makes it the one new adapters use.
     """
-    from services.ml.encoder import packaged_base_path, weights_sha256
+    from services.ml.encoder import encoder_spec, packaged_base_path, weights_sha256
 
     if isinstance(path, str) and path.startswith(PACKAGE_PREFIX):
         folder = packaged_base_path(path[len(PACKAGE_PREFIX):])
@@ -68,6 +68,7 @@ def base_register(*, name: str, path: str | Path, licence: str = "", default: bo
         sha = weights_sha256(folder)
     except FileNotFoundError:
         raise SuiteError(f"{folder} holds no weights (*.safetensors or *.bin).", field="path") from None
+    encoder_spec(folder)  # a sentence-transformers folder the suite cannot embed as it says is refused now, not when served
     location = base_location_for(folder, name=name, sha256=sha)
     with transaction.atomic():
         base, _ = BaseModel.objects.update_or_create(

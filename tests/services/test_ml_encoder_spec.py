@@ -132,3 +132,17 @@ def test_training_pools_as_the_folder_says(tmp_path: Path) -> None:
     expected = torch.softmax(result.head(pooled), dim=-1).detach().numpy()
     served = artifact_runtime(folder=artifact, base_path=folder).classify(task="evaluate", texts=TEXTS)
     np.testing.assert_allclose(served.probs, expected, atol=1e-5)
+
+
+@pytest.mark.django_db
+def test_registering_a_base_the_suite_cannot_honour_is_refused(settings, tmp_path: Path) -> None:  # noqa: ANN001
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from apps.registry.models import BaseModel
+
+    settings.REGISTRY_DIR = tmp_path / "registry"
+    folder = st_folder(tmp_path / "odd", pooling={"pooling_mode": "attention"})
+    with pytest.raises(CommandError, match=r"1_Pooling/config.json.*attention"):
+        call_command("registry_add_base", name="odd", path=str(folder))
+    assert not BaseModel.objects.filter(name="odd").exists()
