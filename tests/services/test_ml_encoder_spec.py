@@ -12,7 +12,7 @@ import torch
 
 from services.errors import SuiteError
 from services.ml.encoder import EncoderSpec, base_load, encoder_spec
-from services.ml.runtime import InferenceRuntime
+from services.ml.runtime import AdapterRef, InferenceRuntime
 from tests.services.conftest import sentiment_rows, tiny_base_write
 
 TEXTS = sentiment_rows(24, seed=7)[0] + ["soars", "the company stock shares today market quarter board new plan ceo year rally"]
@@ -113,7 +113,7 @@ def test_a_folder_the_suite_cannot_honour_is_refused_naming_the_file_and_value(
 
 def test_training_pools_as_the_folder_says(tmp_path: Path) -> None:
     """A classifier trained on a CLS folder is served CLS-pooled: the runtime's probabilities equal the in-memory model's."""
-    from services.ml.artifacts import artifact_runtime, artifact_save
+    from services.ml.artifacts import artifact_save, artifact_sha256
     from services.ml.encoder import encoder_spec_of, texts_prepare, texts_tokenize
     from services.ml.loop import ids_embed
     from services.ml.training import ClassifierConfig, classifier_train
@@ -130,7 +130,8 @@ def test_training_pools_as_the_folder_says(tmp_path: Path) -> None:
     ids = texts_tokenize(tokenizer, texts_prepare(TEXTS, strip_urls=True), max_length=16)
     pooled = ids_embed(result.model, ids, pad_id=0, device=torch.device("cpu"), dtype=torch.float32, normalize=False)
     expected = torch.softmax(result.head(pooled), dim=-1).detach().numpy()
-    served = artifact_runtime(folder=artifact, base_path=folder).classify(task="evaluate", texts=TEXTS)
+    ref = AdapterRef(task="cls", version=1, path=str(artifact), sha256=artifact_sha256(artifact))
+    served = InferenceRuntime(base_path=folder, resolver=lambda task: ref, device="cpu").classify(task="cls", texts=TEXTS)
     np.testing.assert_allclose(served.probs, expected, atol=1e-5)
 
 

@@ -125,3 +125,18 @@ def test_train_adapter_with_peft_registers_and_serves_it(settings, tmp_path: Pat
     alone = artifact_runtime(folder=version.path, base_path=version.base.path).classify(task="evaluate", texts=TEXTS)
     np.testing.assert_allclose(served.probs, alone.probs, atol=ATOL)
     assert served.version == 1
+
+
+def test_int8_serving_holds_every_method(tiny_base: Path, trained: dict[str, dict]) -> None:
+    """Each PEFT type's model gets its own int8 copy of the base; the adapters' own weights stay float32."""
+    from services.ml.encoder import Int8Linear
+
+    refs = {ref.task: ref for entry in trained.values() for ref in (entry["classifier"], entry["pairs"])}
+    int8 = InferenceRuntime(base_path=tiny_base, resolver=refs.__getitem__, quantize="int8", device="cpu")
+    for method, entry in trained.items():
+        approx = int8.classify(task=f"{method}-classifier", texts=TEXTS)
+        assert np.abs(approx.probs - entry["probs"]).max() < 0.1, method  # int8 rounding, not a different model
+        assert np.abs(int8.embed(task=f"{method}-pairs", texts=TEXTS) - entry["vectors"]).max() < 0.1, method
+    assert len(int8._models) == 3
+    for model in int8._models.values():
+        assert any(isinstance(m, Int8Linear) for m in model.modules())
