@@ -7,6 +7,7 @@
 #   deploy/postgres.sh stop      # fast shutdown of this cluster only (pg_ctl on its own data directory)
 #   deploy/postgres.sh status    # exit 0 when this cluster accepts connections, 1 when not
 #   deploy/postgres.sh url       # print the DATABASE_URL for this cluster (starts nothing)
+#   deploy/postgres.sh sessions  # how many other client connections it has (0 when it is not running)
 #
 #   PG_PORT=5433 PG_DURABLE=0 deploy/postgres.sh start    # test cluster: no fsync (data may be lost on a crash)
 #
@@ -198,5 +199,9 @@ case "${1:-}" in
   stop) stop ;;
   status) if alive; then say "running on 127.0.0.1:$PG_PORT (data ${DATA#"$ROOT"/})"; else say "not running (port $PG_PORT)"; exit 1; fi ;;
   url) url ;;
-  *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
+  sessions)  # how many clients other than this query are connected (test.sh: is another run still using it?)
+    alive || { echo 0; exit 0; }
+    PGPASSWORD=$PG_PASSWORD "$PG_BIN/psql" -X -tA -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -c \
+      "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()" ;;
+  *) echo "usage: $0 start|stop|status|url|sessions" >&2; exit 2 ;;
 esac

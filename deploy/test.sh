@@ -41,8 +41,7 @@ cleanup() {
   for svc in "${started[@]}"; do
     if [ "$svc" = postgres ]; then
       # Another run (its own database on this cluster) may still be connected: leave the cluster to it.
-      others=$(psql -X -tA -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -c \
-        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()" 2>/dev/null || echo 0)
+      others=$(deploy/postgres.sh sessions 2>/dev/null || echo 0)
       if [ "${others:-0}" != 0 ]; then echo "[test] PostgreSQL on $PG_PORT left running: $others other connection(s)"; continue; fi
     fi
     "deploy/$svc.sh" stop || true
