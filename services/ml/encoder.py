@@ -296,6 +296,15 @@ def _pooling_read(path: Path) -> tuple[str, bool]:
     return modes[0], include_prompt
 
 
+def _tokenizer_limit(folder: Path, positions: Any) -> int | None:
+    """No max_seq_length: sentence-transformers then truncates at the tokenizer's model_max_length, capped at the positions."""
+    config_file = folder / "tokenizer_config.json"
+    config = _json_read(config_file) if config_file.is_file() else None
+    limit = config.get("model_max_length") if isinstance(config, dict) else None
+    limits = [n for n in (limit, positions) if isinstance(n, int) and not isinstance(n, bool) and 0 < n]
+    return min(limits) if limits else None
+
+
 def _spec_read(folder: Path) -> EncoderSpec:
     """Read modules.json, the Pooling config, sentence_bert_config.json and config_sentence_transformers.json."""
     config = _json_read(folder / "config.json")
@@ -320,7 +329,7 @@ def _spec_read(folder: Path) -> EncoderSpec:
                                     "folder's top level")
     pooling, include_prompt = _pooling_read(folder / str(modules[1].get("path", "")) / "config.json")
     st_config = _json_read(folder / "sentence_bert_config.json") if (folder / "sentence_bert_config.json").is_file() else {}
-    max_seq_length = st_config.get("max_seq_length") or limit
+    max_seq_length = st_config.get("max_seq_length") or _tokenizer_limit(folder, positions) or limit
     if not isinstance(max_seq_length, int) or isinstance(max_seq_length, bool) or max_seq_length < 2:
         raise _refuse(folder / "sentence_bert_config.json", f"max_seq_length={max_seq_length!r} is not a whole number >= 2")
     if isinstance(positions, int) and positions > 0:

@@ -147,3 +147,14 @@ def test_registering_a_base_the_suite_cannot_honour_is_refused(settings, tmp_pat
     with pytest.raises(CommandError, match=r"1_Pooling/config.json.*attention"):
         call_command("registry_add_base", name="odd", path=str(folder))
     assert not BaseModel.objects.filter(name="odd").exists()
+
+
+@pytest.mark.slow
+def test_the_packaged_minilm_gives_the_vectors_of_sentence_transformers() -> None:
+    from services.ml.encoder import default_base_path
+
+    folder = default_base_path()
+    spec = encoder_spec(folder)
+    assert (spec.pooling, spec.max_seq_length, spec.normalize, spec.source) == ("mean", 256, True, "sentence-transformers")
+    texts = TEXTS + ["Shares of the bank fell sharply after it cut its outlook for the year. " * 30]  # past 256 tokens
+    np.testing.assert_allclose(suite_vectors(folder, texts), st_vectors(folder, texts), atol=1e-5)
