@@ -158,3 +158,18 @@ def test_the_packaged_minilm_gives_the_vectors_of_sentence_transformers() -> Non
     assert (spec.pooling, spec.max_seq_length, spec.normalize, spec.source) == ("mean", 256, True, "sentence-transformers")
     texts = TEXTS + ["Shares of the bank fell sharply after it cut its outlook for the year. " * 30]  # past 256 tokens
     np.testing.assert_allclose(suite_vectors(folder, texts), st_vectors(folder, texts), atol=1e-5)
+
+
+def test_do_lower_case_lower_cases_for_a_cased_tokenizer(tmp_path: Path) -> None:
+    from transformers import BertTokenizer
+
+    from tests.services.conftest import VOCAB
+
+    folder = st_folder(tmp_path / "lower", pooling={"pooling_mode": "mean"}, max_seq_length=32)
+    BertTokenizer(vocab={word: i for i, word in enumerate(VOCAB)}, do_lower_case=False).save_pretrained(folder)
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 32, "do_lower_case": True}))
+    assert encoder_spec(folder).do_lower_case is True
+    shouted = [text.upper() for text in TEXTS]
+    ours = suite_vectors(folder, shouted)
+    np.testing.assert_allclose(ours, st_vectors(folder, shouted), atol=1e-5)
+    np.testing.assert_allclose(ours, suite_vectors(folder, TEXTS), atol=1e-6)  # upper case reads as lower case
