@@ -85,6 +85,8 @@ def test_a_method_reloads_alone_after_eviction(tiny_base: Path, trained: dict[st
         np.testing.assert_allclose(runtime.classify(task=f"{method}-classifier", texts=TEXTS).probs, entry["probs"], atol=ATOL)
         assert len(runtime.loaded()) == 1
     np.testing.assert_allclose(runtime.classify(task="lora-classifier", texts=TEXTS).probs, trained["lora"]["probs"], atol=ATOL)
+    base_alone = InferenceRuntime(base_path=tiny_base, resolver=refs.__getitem__, device="cpu").embed(task=None, texts=TEXTS)
+    np.testing.assert_allclose(runtime.embed(task=None, texts=TEXTS), base_alone, atol=ATOL)  # evictions left the base as it was
 
 
 def test_a_bad_method_names_the_allowed_ones() -> None:
