@@ -28,9 +28,23 @@ class TrainRequest:
     base: str | None = None  # base model name; None = the default base
     epochs: int | None = None  # overrides the config's epoch bound
     kind: str | None = None  # "classifier" or "pairs"; None = the task's kind (classifier for new tasks)
-    peft: str | None = None  # "lora", "adalora" or "ia3" (services.ml.training.PEFT_METHODS); None = the config's (LoRA)
+    peft: str | None = None  # "lora", "adalora" or "ia3" (services.ml.training.PEFT_METHODS); None = the champion's, else LoRA
     created_by: str = "pipeline:train_adapter"
     staging_prefix: str = ""  # the staged folder's name prefix (default "<task>-"); lets a retrain run find what a killed run left
+
+
+def _champion_peft(task: Task | None) -> str | None:
+    """The PEFT method of the task's champion (a retrain keeps an IA3 or AdaLoRA task on its method), None without one."""
+    from services.errors import NotFound
+    from services.registry.versions import version_get
+
+    if task is None:
+        return None
+    try:
+        champion = version_get(task_name=task.name)
+    except NotFound:
+        return None
+    return (champion.train_config or {}).get("peft") or None
 
 
 def adapter_train(request: TrainRequest, *, progress: bool = True,
@@ -48,8 +62,9 @@ def adapter_train(request: TrainRequest, *, progress: bool = True,
     kind = request.kind or (existing.kind if existing else Task.KIND_CLASSIFIER)
     base = base_get(name=request.base)
     overrides: dict[str, Any] = {"epochs": request.epochs} if request.epochs else {}
-    if request.peft:
-        overrides["peft"] = request.peft
+    peft = request.peft or _champion_peft(existing)
+    if peft:
+        overrides["peft"] = peft
     if kind == Task.KIND_PAIRS:
         data = pairs_read(path=request.data, query_col=request.text_col, item_col=request.label_col)
         result = pairs_train(base_path=base.path, queries=data.queries, items=data.items,

@@ -127,6 +127,10 @@ def test_train_adapter_with_peft_registers_and_serves_it(settings, tmp_path: Pat
     alone = artifact_runtime(folder=version.path, base_path=version.base.path).classify(task="evaluate", texts=TEXTS)
     np.testing.assert_allclose(served.probs, alone.probs, atol=ATOL)
     assert served.version == 1
+    # A later run without --peft (the retrain loop's) keeps the champion's method instead of falling back to LoRA.
+    again = run_json("train_adapter", task="sentiment", data=str(data), epochs=1)
+    second = AdapterVersion.objects.get(task__name="sentiment", version=again["version"])
+    assert second.train_config["peft"] == "ia3" and artifact_info(second.path).peft_type == "IA3"
 
 
 def test_int8_serving_holds_every_method(tiny_base: Path, trained: dict[str, dict]) -> None:
