@@ -54,7 +54,7 @@ def catalogue_ensure(*, n_items: int, n_users: int, quiet: bool) -> None:
         Item.objects.all().delete()
         Item.objects.bulk_create([Item(external_id=f"item-{i}", title=f"Product {i}", description=f"Synthetic product {i}",
                                        category=CATEGORIES[i % len(CATEGORIES)], price=float(i % 200), in_stock=i % 10 != 0,
-                                       content_hash="-", text_hash="-", embedded_hash="-") for i in range(n_items)], batch_size=5000)
+                                       content_hash="-", text_hash="-") for i in range(n_items)], batch_size=5000)
     pks = np.array(list(Item.objects.order_by("pk").values_list("pk", flat=True)), dtype=np.int64)
     now = timezone.now()
     popular = rng.zipf(1.3, size=n_users * EVENTS_PER_USER) % n_items  # a long tail, as real shops have

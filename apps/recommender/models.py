@@ -6,7 +6,7 @@ from django.utils import timezone
 
 
 class Item(models.Model):
-    """One catalogue item. Its pk is its row id in the FAISS index of item texts."""
+    """One catalogue item. Its pk is its key in the shared vector space "recommender" (services/recommender/vectors.py)."""
 
     external_id = models.CharField(max_length=200, unique=True)  # the shop's id, as the API and imports name it
     title = models.CharField(max_length=500, blank=True)
@@ -18,7 +18,6 @@ class Item(models.Model):
     updated_at = models.DateTimeField(null=True, blank=True)  # the shop's timestamp, as sent
     content_hash = models.CharField(max_length=64)  # of every field sent: unchanged → re-sending does nothing
     text_hash = models.CharField(max_length=64)  # of the embedded text: changed → re-embed
-    embedded_hash = models.CharField(max_length=64, blank=True)  # text_hash of the vector in the index ("" = none yet)
 
     def __str__(self) -> str:
         return self.external_id
