@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (done, total)
 CHUNK = 512  # keys read, embedded and written per transaction: bounded memory and lock time
 IN_LIMIT = 500  # keys per `IN (...)` (SQLite's variable limit)
+SNAPSHOT_GRACE_S = 3600  # a superseded snapshot file is kept at least this long (a process may be loading it)
 
 __all__ = ["SpaceView", "TextSource", "encoder_switch_check", "query_vectors", "snapshot_build", "source_register",
            "space_drop", "space_ensure", "space_reembed", "space_status", "space_view", "tombstones_purge",
@@ -374,15 +377,19 @@ def space_status(*, space: str) -> dict[str, object]:
 
 
 def tombstones_purge(*, space: str | None = None, keep_s: int | None = None) -> dict[str, int]:
-    """Delete tombstones older than `keep_s` (SUITE_VECTORS_PURGE_S) and rows of encoders no longer in use.
+    """Delete tombstones older than `keep_s` (SUITE_VECTORS_PURGE_S), rows of encoders no longer in use, and snapshot
+    files no space loads any more.
 
-    Raises `purged_revision` to the newest tombstone deleted: a process synced below it reloads fully. Never past
-    the snapshot's revision, since a reload from the snapshot needs the deletions made after it.
+    1. Tombstones: raises `purged_revision` to the newest one deleted: a process synced below it reloads fully.
+       Never past the snapshot's revision, since a reload from the snapshot needs the deletions made after it.
+    2. Snapshot files (`_snapshot_files_purge`): those of the space(s) that are not its current `snapshot`, and
+       with `space` None the folders of spaces that no longer exist, once superseded for max(keep_s,
+       SNAPSHOT_GRACE_S) seconds.
     """
     keep_s = settings.SUITE_VECTORS_PURGE_S if keep_s is None else keep_s
     cutoff_time = timezone.now() - timedelta(seconds=keep_s)
     names = [space] if space is not None else list(VectorSpace.objects.values_list("name", flat=True))
-    out = {"tombstones": 0, "retired": 0}
+    out = {"tombstones": 0, "retired": 0, "snapshot_files": 0, "snapshot_folders": 0}
     for name in names:
         with transaction.atomic():
             row = _locked(name, bump=False)
@@ -397,7 +404,65 @@ def tombstones_purge(*, space: str | None = None, keep_s: int | None = None) -> 
             out["tombstones"] += Embedding.objects.filter(space=row, vector__isnull=True, revision__lte=cutoff).delete()[0]
             if cutoff > row.purged_revision:
                 VectorSpace.objects.filter(pk=row.pk).update(purged_revision=cutoff)
+    files, folders = _snapshot_files_purge(space=space, grace_s=max(keep_s, SNAPSHOT_GRACE_S))
+    out["snapshot_files"], out["snapshot_folders"] = files, folders
     return out
+
+
+def _snapshot_files_purge(*, space: str | None, grace_s: float) -> tuple[int, int]:
+    """Delete superseded snapshot files under SUITE_REGISTRY_DIR/vectors/<uid>/; returns (files, folders) removed.
+
+    A file other than its space's current `snapshot` (an older revision, a retired encoder, a build that lost to a
+    newer one, a crashed writer's temp file) goes once it AND the current snapshot that replaced it were last
+    modified more than `grace_s` ago: a process that read the space's row just before the new snapshot was recorded
+    may still be opening the previous file, so it stays for the grace period after being superseded. The grace is
+    max(SUITE_VECTORS_PURGE_S, SNAPSHOT_GRACE_S = 1 h): a load takes seconds, so an hour is ample. With `space`
+    None, folders whose uid names no space (a drop whose cleanup did not run) lose their files on the same
+    rule and are removed once empty. Folders not named by a uid are not the store's and are left alone.
+    """
+    root = Path(settings.REGISTRY_DIR) / "vectors"
+    if not root.is_dir():
+        return 0, 0
+    rows = VectorSpace.objects.all() if space is None else VectorSpace.objects.filter(name=space)
+    current = {str(uid): snapshot for uid, snapshot in rows.values_list("uid", "snapshot")}
+    if space is not None:
+        folders = [root / uid for uid in current if (root / uid).is_dir()]
+    else:
+        folders = [folder for folder in root.iterdir() if folder.is_dir() and _is_uid(folder.name)]
+    horizon = time.time() - grace_s
+    files = removed_folders = 0
+    for folder in folders:
+        uid = folder.name
+        keep = Path(settings.REGISTRY_DIR) / current[uid] if current.get(uid) else None
+        try:
+            keep_mtime = keep.stat().st_mtime if keep is not None else float("-inf")
+        except FileNotFoundError:
+            keep, keep_mtime = None, float("-inf")
+        for path in folder.iterdir():
+            if not path.is_file() or path.is_symlink() or (keep is not None and path == keep):
+                continue
+            try:
+                if max(path.stat().st_mtime, keep_mtime) < horizon:
+                    path.unlink()
+                    files += 1
+            except FileNotFoundError:  # another purge took it
+                continue
+        if uid not in current and space is None:
+            try:
+                folder.rmdir()  # only when empty: a file still in its grace period keeps it
+                removed_folders += 1
+            except OSError:
+                pass
+    if files or removed_folders:
+        log.info("vector snapshots purged: %d file(s), %d folder(s) of dropped spaces", files, removed_folders)
+    return files, removed_folders
+
+
+def _is_uid(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
 
 
 def space_drop(*, space: str) -> None:

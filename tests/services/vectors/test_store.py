@@ -5,6 +5,8 @@ worker in the last test."""
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -286,6 +288,52 @@ def test_a_snapshot_is_loaded_and_the_rows_after_it_are_applied(notes, settings)
     assert view.revision == VectorSpace.objects.get(name=SPACE).revision
     ids, _ = view.index.search(vectors=query_vectors(view=view, texts=["note number 61"]), k=1)
     assert ids[0][0] == 61
+
+
+@pytest.mark.django_db
+def test_the_purge_deletes_superseded_snapshot_files_after_their_grace_period_and_folders_of_dropped_spaces(
+        notes, settings, tmp_path: Path) -> None:  # noqa: ANN001
+    settings.REGISTRY_DIR = tmp_path / "registry"  # only this test's files: the counts below are exact
+    settings.SUPPORT_IVF_THRESHOLD = 40
+    NOTES.update({key: f"note number {key}" for key in range(1, 61)})
+    vectors_embed(space=SPACE)
+    space = VectorSpace.objects.get(name=SPACE)
+    root = Path(settings.REGISTRY_DIR) / "vectors"
+    current = Path(settings.REGISTRY_DIR) / space.snapshot
+    folder = current.parent
+    assert current.name == f"base_fake-r{space.snapshot_revision}.faiss"
+    older = folder / f"base_fake-r{space.snapshot_revision - 1}.faiss"  # an earlier revision's snapshot
+    retired = folder / "notes_v0-r7.faiss"  # a retired encoder's
+    fresh_older = folder / "notes_v0-r8.faiss"  # superseded too, but written just now (a build that lost)
+    dropped = root / "0b9c8f1e-1f8e-4a34-9a57-5a0c1e9a1d2b"  # a space that no longer exists
+    dropped_fresh = root / "6f1d2c3b-8a9e-4f70-b1c2-d3e4f5a6b7c8"
+    foreign = root / "not-a-space"  # not the store's: never touched
+    for path in (older, retired, fresh_older, dropped / "base_fake-r3.faiss", dropped_fresh / "base_fake-r4.faiss",
+                 foreign / "x.faiss"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"old index")
+    two_hours_ago = time.time() - 2 * 3600
+    for path in (older, retired, dropped / "base_fake-r3.faiss", foreign / "x.faiss"):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    # One space's purge looks at its own folder only; its current snapshot was recorded just now, so the files it
+    # replaced stay (a process may have read the row before and be opening one of them).
+    assert tombstones_purge(space=SPACE, keep_s=0)["snapshot_files"] == 0
+    assert older.exists() and retired.exists() and dropped.exists()
+
+    out = tombstones_purge(keep_s=0)  # every space: the dropped space's old folder goes, the fresh one stays
+    assert (out["snapshot_files"], out["snapshot_folders"]) == (1, 1)
+    assert not dropped.exists() and (dropped_fresh / "base_fake-r4.faiss").exists() and (foreign / "x.faiss").exists()
+    assert older.exists() and retired.exists()
+
+    os.utime(current, (two_hours_ago, two_hours_ago))  # the current snapshot has been the current one for two hours
+    assert tombstones_purge(keep_s=3 * 3600)["snapshot_files"] == 0  # a longer SUITE_VECTORS_PURGE_S: a longer grace
+    out = tombstones_purge(keep_s=0)  # the grace is at least an hour
+    assert (out["snapshot_files"], out["snapshot_folders"]) == (2, 0)
+    assert not older.exists() and not retired.exists()
+    assert current.is_file() and fresh_older.is_file() and (foreign / "x.faiss").exists()
+    views_forget()
+    assert space_view(space=SPACE).index.kind == "ivf"  # still loads from its snapshot
 
 
 @pytest.mark.django_db
