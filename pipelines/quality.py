@@ -183,7 +183,7 @@ def task_read(*, name: str, devdata: Path, limit: int | None = None) -> TaskData
         parts[part] = Split([split.texts[i] for i in keep], [split.labels[i] for i in keep])
     if len(kept) < 2 or not parts["test"].texts:
         raise TooFewRows(f"{name}: too few rows left to benchmark ({len(parts['train'].texts)} training rows over "
-                               f"{len(kept)} labels, {len(parts['test'].texts)} test rows); raise --limit.")
+                         f"{len(kept)} labels, {len(parts['test'].texts)} test rows); raise --limit.")
     if limit is not None:
         rule += f"; then at most {limit} seeded-random rows per split"
     return TaskData(name=name, source=source, split_rule=rule, dropped=dropped, **parts)
