@@ -294,11 +294,15 @@ class _Request:
 class MicroBatcher:
     """Groups concurrent requests for the same task and kind into one runtime call, on a background thread.
 
-    A group closes when it holds `max_batch` texts or its first request has waited `max_wait_ms`.
+    A group closes when it holds `max_batch` texts or its first request has waited `max_wait_ms`. `on_exit` runs on
+    the batcher's thread when it stops (the registry passes Django's connection close: the runtime's resolver queries
+    the database from this thread, and its connection would otherwise outlive it).
     """
 
-    def __init__(self, *, runtime: InferenceRuntime, max_wait_ms: float = 5.0, max_batch: int = 64) -> None:
+    def __init__(self, *, runtime: InferenceRuntime, max_wait_ms: float = 5.0, max_batch: int = 64,
+                 on_exit: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
+        self._on_exit = on_exit
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_batch = max_batch
         self.groups_run = 0  # runtime calls made (for tests and monitoring)
@@ -337,6 +341,13 @@ class MicroBatcher:
         self.close()
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
+
+    def _serve(self) -> None:
         """Take a first request, gather same-key requests until full or its wait is over, run the group; repeat."""
         waiting: deque[_Request] = deque()  # taken from the queue but belonging to a later group
         stopping = False

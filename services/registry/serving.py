@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from django.conf import settings
+from django.db import connection
 
 from apps.registry.models import AdapterVersion
 from services.ml.runtime import KIND_CLASSIFY, KIND_EMBED, AdapterRef, ClassifyOutput, InferenceRuntime, MicroBatcher
@@ -51,6 +52,11 @@ def batcher_get(*, task: str | None) -> MicroBatcher:
     return _batcher_for(_base_path_for(task))
 
 
+def _thread_connection_close() -> None:
+    """Close the calling thread's DB connection (a batcher's resolver opened it on that thread)."""
+    connection.close()  # looked up when called: `connection` is the calling thread's
+
+
 def _batcher_for(base_path: str) -> MicroBatcher:
     with _lock:
         batcher = _batchers.get(base_path)
@@ -59,7 +65,7 @@ def _batcher_for(base_path: str) -> MicroBatcher:
             runtime = InferenceRuntime(base_path=base_path, resolver=champion_ref, resolve_ttl_s=settings.SUITE_RESOLVE_TTL_S,
                                        max_batch=max_batch)
             batcher = _batchers[base_path] = MicroBatcher(runtime=runtime, max_wait_ms=settings.SUITE_BATCH_WAIT_MS,
-                                                          max_batch=max_batch)
+                                                          max_batch=max_batch, on_exit=_thread_connection_close)
         return batcher
 
 

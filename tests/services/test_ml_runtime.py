@@ -180,7 +180,8 @@ def test_the_micro_batcher_groups_concurrent_requests(tiny_base: Path, classifie
 
 def test_the_micro_batcher_reports_errors_per_request_and_closes_cleanly(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
     runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts))
-    batcher = MicroBatcher(runtime=runtime, max_wait_ms=1)
+    exited: list[threading.Thread] = []  # where on_exit ran (the registry closes the thread's DB connection there)
+    batcher = MicroBatcher(runtime=runtime, max_wait_ms=1, on_exit=lambda: exited.append(threading.current_thread()))
     bad = batcher.submit(task="unknown", texts=["a"])
     good = batcher.submit(task="news", texts=["soars", "plunges"])
     with pytest.raises(NotFound):
@@ -189,6 +190,7 @@ def test_the_micro_batcher_reports_errors_per_request_and_closes_cleanly(tiny_ba
     pending = [batcher.submit(task="news", texts=[text]) for text in TEXTS[:5]]
     batcher.close()
     assert all(future.done() for future in pending) and not batcher._thread.is_alive()
+    assert exited == [batcher._thread]  # once, on the batcher's own thread, after its last group
     with pytest.raises(SuiteError, match="closed"):
         batcher.submit(task="news", texts=["a"])
 
