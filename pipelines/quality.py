@@ -23,8 +23,8 @@ working unchanged because docs/PERFORMANCE.md quotes it and `pipelines.bench_inf
 4. The recipe: services.ml.training.classifier_train with the default ClassifierConfig (--epochs and --peft aside) on
    the train split (it holds out its own val_fraction of it for early stopping), saved as an artifact and scored
    through the inference runtime (the production path).
-5. Per task and method: accuracy, macro-F1 and expected calibration error (services.ml.calibration: top label,
-   15 equal-width bins) on test and validation; training seconds; training examples per second (examples through
+5. Per task and method: accuracy, macro-F1, expected calibration error (services.ml.calibration: top label,
+   15 equal-width bins) and mean top-label confidence on test and validation; training seconds; training examples per second (examples through
    the encoder per training second: train rows x epochs run for the recipe, train rows for the one frozen pass).
    A table, then one JSON line (the last line printed).
 """
@@ -192,7 +192,8 @@ def task_read(*, name: str, devdata: Path, limit: int | None = None) -> TaskData
 # --- scoring ---------------------------------------------------------------------------------------------------------
 
 def scores(*, probs: Any, columns: list[str], truth: list[str]) -> dict[str, float]:
-    """Accuracy, macro-F1 (over the labels in the truth or the predictions) and ECE of probabilities (n, len(columns))."""
+    """Accuracy, macro-F1 (over the labels in the truth or the predictions), ECE and mean top-label confidence of
+    probabilities (n, len(columns)): confidence above accuracy is over-confidence, below it under-confidence."""
     import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -203,7 +204,8 @@ def scores(*, probs: Any, columns: list[str], truth: list[str]) -> dict[str, flo
     predicted = probs.argmax(axis=1)  # (n,)
     return {"accuracy": round(float(accuracy_score(y, predicted)), 4),
             "macro_f1": round(float(f1_score(y, predicted, average="macro", zero_division=0)), 4),
-            "ece": round(calibration_error(probs=probs, truth=y), 4)}
+            "ece": round(calibration_error(probs=probs, truth=y), 4),
+            "confidence": round(float(probs.max(axis=1).mean()), 4)}
 
 
 def frozen_logreg(*, base_path: Path, data: TaskData, config: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from tests.services.conftest import CLASS_WORDS, FILLER, ITEM_WORDS, sentiment_r
 
 SENTIMENT_CODES = {"bearish": "0", "bullish": "1", "neutral": "2"}  # as the public file: 0 bearish, 1 bullish, 2 neutral
 INTENTS = {"bearish": "sell_stock", "bullish": "buy_stock", "neutral": "check_news"}
-METHOD_FIELDS = {"accuracy", "macro_f1", "ece", "validation", "train_seconds", "train_examples_per_s"}
+METHOD_FIELDS = {"accuracy", "macro_f1", "ece", "confidence", "validation", "train_seconds", "train_examples_per_s"}
 
 
 def _csv(path: Path, rows: list[tuple[str, str]]) -> None:
@@ -67,6 +67,7 @@ def test_it_scores_the_frozen_baseline_and_the_recipe_on_every_task(tiny_folders
         assert set(task["methods"]) == {"frozen_logreg", "recipe_lora"}, name
         for method, figures in task["methods"].items():
             assert METHOD_FIELDS <= set(figures), (name, method)
+            assert set(figures["validation"]) == {"accuracy", "macro_f1", "ece", "confidence"}
             for value in (figures["accuracy"], figures["macro_f1"], figures["ece"], *figures["validation"].values()):
                 assert 0.0 <= value <= 1.0, (name, method, figures)
             assert figures["train_seconds"] > 0 and figures["train_examples_per_s"] > 0
