@@ -195,7 +195,9 @@ def _peft_on_step(model: PeftModel, on_step: Callable[[int, int], None] | None) 
         return on_step
 
     def step(done: int, total: int) -> None:
-        model.base_model.update_and_allocate(done)
+        # PEFT counts steps from 0 (its schedule compares them with total_step): the first step is 0. Passed as `done`
+        # (from 1), a run of a single step skipped the importance update and then masked on scores it never measured.
+        model.base_model.update_and_allocate(done - 1)
         if on_step is not None:
             on_step(done, total)
     return step

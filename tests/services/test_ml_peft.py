@@ -146,3 +146,13 @@ def test_int8_serving_holds_every_method(tiny_base: Path, trained: dict[str, dic
     assert len(int8._models) == 3
     for model in int8._models.values():
         assert any(isinstance(m, Int8Linear) for m in model.modules())
+
+
+def test_adalora_trains_a_run_of_a_single_optimizer_step(tiny_base: Path) -> None:
+    """One batch, one epoch: PEFT's schedule counts steps from 0, so the only step measures importance before any mask
+    (passed from 1, it masked on scores it never measured: a KeyError inside PEFT)."""
+    texts, labels = sentiment_rows(40)
+    result = classifier_train(base_path=tiny_base, texts=texts, labels=labels, progress=False,
+                              config=ClassifierConfig(peft="adalora", epochs=1, batch_size=64, max_length=16,
+                                                      val_fraction=0.2, lora_r=4, lora_alpha=8))
+    assert result.config.peft == "adalora" and set(result.label_names) == set(labels)
