@@ -120,11 +120,8 @@ def base_location_for(folder: str | Path, *, name: str, sha256: str) -> str:
 # --- data files --------------------------------------------------------------------------------------------
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def data_file_store(path: str | Path, *, field: str) -> str:
