@@ -8,7 +8,7 @@ export PY
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv services demo stop status test check-deploy bench-inference
+.PHONY: venv vendor services demo stop status test check-deploy bench-inference
 
 venv: $(REQ_STAMP)
 
@@ -19,11 +19,15 @@ $(REQ_STAMP): requirements.txt
 	@rm -f $(VENV)/.requirements-*
 	@touch $@
 
+# Browser libraries (uPlot) from npm's pinned lock file into the apps' static files (deploy/vendor.sh).
+vendor:
+	deploy/vendor.sh
+
 services:
 	REDIS_PERSIST=1 deploy/redis.sh start
 	deploy/kafka.sh start
 
-demo: venv services
+demo: venv vendor services
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py collectstatic --no-input -v 0
 	$(PY) manage.py services_check
@@ -53,7 +57,7 @@ status:
 	-deploy/redis.sh status
 	-deploy/kafka.sh status
 
-test: venv
+test: venv vendor
 	deploy/test.sh $(PYTEST_ARGS)
 
 check-deploy: venv

@@ -35,6 +35,9 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
 fi
 
+# The pages' browser libraries (uPlot) from npm into static files, when missing or older than the lock file.
+deploy/vendor.sh
+
 started=()
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
