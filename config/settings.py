@@ -565,6 +565,13 @@ def _env_fraction(name: str, default: float) -> float:
 SUPPORT_CONFIDENCE_THRESHOLD = _env_fraction("SUPPORT_CONFIDENCE_THRESHOLD", 0.45)  # below: "not sure" + handoff
 SUPPORT_INTENT_MIN_PROB = _env_fraction("SUPPORT_INTENT_MIN_PROB", 0.5)  # intent top probability below: out of scope
 SUPPORT_MESSAGE_MAX_CHARS = env_int("SUPPORT_MESSAGE_MAX_CHARS", 2000, minimum=1)
+# Conversation (services/support/answering.py): the best two candidates closer than this rank score margin are offered
+# as choices (Rasa's ambiguity threshold; 0 = never); intents the model maps to "talk to a person" hand off at once,
+# or after the customer confirms (SUPPORT_HANDOFF_CONFIRM); a learned ranking scorer (dotted path, "" = none).
+SUPPORT_AMBIGUITY_MARGIN = _env_fraction("SUPPORT_AMBIGUITY_MARGIN", 0.05)
+SUPPORT_HANDOFF_INTENTS = env_list("SUPPORT_HANDOFF_INTENTS", "talk_to_human,human_agent,speak_to_agent,agent")
+SUPPORT_HANDOFF_CONFIRM = env_bool("SUPPORT_HANDOFF_CONFIRM", False)
+SUPPORT_RERANK_SCORER = os.environ.get("SUPPORT_RERANK_SCORER", "")
 SUPPORT_EMBED_TASK = os.environ.get("SUPPORT_EMBED_TASK", "")  # "" = the default base encoder; or a pairs task's champion
 SUPPORT_INDEX_LEASE_S = env_int("SUPPORT_INDEX_LEASE_S", 120, minimum=2)  # a KB rebuild's lease: lapses this long after its last renewal (a killed rebuild)
 SUPPORT_EMBED_REPAIR_S = env_int("SUPPORT_EMBED_REPAIR_S", 900, minimum=10)  # beat: KB items whose vector is missing or stale (a host killed mid-write) re-embedded this often
