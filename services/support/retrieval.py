@@ -12,12 +12,14 @@ import threading
 from dataclasses import dataclass
 
 from apps.support.models import FaqEntry, KnowledgeBase, Passage
+from services.errors import SuiteError
 from services.support.knowledge import faq_lexical_text, item_id, kb_space, passage_text
 from services.support.lexical import LexicalIndex, ranks_fuse
 from services.vectors import query_vectors, space_view
 
 CANDIDATES = 20  # per ranking before fusion
 RERANK = 10  # fused candidates re-ordered by confidence
+RETRIEVERS = ("hybrid", "dense", "lexical")  # production is hybrid; the others are evaluation baselines
 LEXICAL_BONUS = 0.5  # confidence = cosine + LEXICAL_BONUS * (share of query words found) * (1 - cosine)
 
 
@@ -40,6 +42,7 @@ class Hit:
     fused: float  # reciprocal rank fusion score
     dense: float  # cosine similarity with the query (0 when unknown)
     lexical: float  # share of the query's words found in the item (0..1)
+    score: float = 0.0  # the ranking stage's score (services.support.ranking), 0 before ranking
 
     @property
     def confidence(self) -> float:
@@ -69,31 +72,39 @@ class KbSearch:
         self.items = {item.id: item for item in items}
         self.lexical = LexicalIndex(ids=[item.id for item in items], texts=lexical_texts)
 
-    def search(self, *, text: str, k: int = 5) -> list[Hit]:
-        """The best `k` items for a query, best first (empty for an empty KB).
+    def candidates(self, *, text: str, n: int, retriever: str = "hybrid") -> list[Hit]:
+        """The best `n` items for a query in fused order (what the ranking stage orders), empty for an empty KB.
 
         1. Dense candidates from the space's current view (none while it has no vectors), the query embedded by
-           the view's own encoder; lexical candidates from BM25.
-        2. Fuse the rankings; fused candidates that dense search missed get their cosine when they have a vector,
-           else 0 (lexical only).
-        3. Order by confidence.
+           the view's own encoder; lexical candidates from BM25 (max(CANDIDATES, n) of each).
+        2. Fuse the rankings by reciprocal rank ("dense" or "lexical" keep one ranking: the evaluation's baselines);
+           fused candidates that dense search missed get their cosine when they have a vector, else 0.
         """
+        if retriever not in RETRIEVERS:
+            raise SuiteError(f"`retriever` must be one of {', '.join(RETRIEVERS)}, not {retriever!r}.", field="retriever")
         if not self.items:
             return []
-        view = space_view(space=self.space)
+        depth = max(CANDIDATES, n)
         dense: dict[int, float] = {}
-        vector = None
-        if view is not None and len(view.index):
-            vector = query_vectors(view=view, texts=[text])[0]  # (dim,)
-            dense_ids, dense_scores = view.index.search(vectors=vector[None, :], k=CANDIDATES)
-            dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0 and int(i) in self.items}
-        lexical = [doc for doc, _ in self.lexical.search(text=text, k=CANDIDATES) if doc in self.items]
-        fused = ranks_fuse(rankings=[list(dense), lexical])[:max(k, RERANK)]
+        vector = view = None
+        if retriever != "lexical":
+            view = space_view(space=self.space)
+            if view is not None and len(view.index):
+                vector = query_vectors(view=view, texts=[text])[0]  # (dim,)
+                dense_ids, dense_scores = view.index.search(vectors=vector[None, :], k=depth)
+                dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0 and int(i) in self.items}
+        lexical = [] if retriever == "dense" else [
+            doc for doc, _ in self.lexical.search(text=text, k=depth) if doc in self.items]
+        rankings = {"hybrid": [list(dense), lexical], "dense": [list(dense)], "lexical": [lexical]}[retriever]
+        fused = ranks_fuse(rankings=rankings)[:n]
         if vector is not None:
             dense.update(view.index.scores_for(vector=vector, ids=[doc for doc, _ in fused if doc not in dense]))
-        hits = [Hit(item=self.items[doc], fused=score, dense=dense.get(doc, 0.0),
+        return [Hit(item=self.items[doc], fused=score, dense=dense.get(doc, 0.0),
                     lexical=self.lexical.coverage(text=text, doc_id=doc)) for doc, score in fused]
-        # Fusion picks the candidates; their confidence (which looks at the query and each candidate) orders them.
+
+    def search(self, *, text: str, k: int = 5) -> list[Hit]:
+        """The best `k` items by confidence alone (fusion picks RERANK candidates; no ranking stage)."""
+        hits = self.candidates(text=text, n=max(k, RERANK))
         return sorted(hits, key=lambda hit: (-hit.confidence, -hit.fused))[:k]
 
 
