@@ -96,3 +96,119 @@ def test_the_dashboard_shows_the_lag_the_consumer_published_and_follows_it_to_ze
             release.set()
             stop.set()
         assert future.result(timeout=60) == 5
+
+
+def dashboard_data_store(now: datetime) -> None:
+    """60 headlines over the last 24 h: ACME (earnings, mostly good) each hour, BOLT (deals, mostly bad) now and
+    then; a volume alert on ACME three hours ago."""
+    from datetime import timedelta
+
+    from apps.sentiment.models import Alert, AlertRule
+    from services.sentiment.messages import NewsItem
+    from services.sentiment.store import news_store
+    from services.sentiment.watchlist import rule_save, ticker_save
+    from tests.services.sentiment.helpers import scored
+
+    ticker_save(symbol="ACME", name="Acme Corp")
+    ticker_save(symbol="BOLT", name="Bolt Motors")
+    items, scores = [], []
+    for i in range(60):
+        at = now - timedelta(minutes=23 * i + 5)
+        if i % 3 == 2:
+            items.append(NewsItem(id=f"d{i}", source="blog", published_at=at,
+                                  headline=f"$BOLT merger talks stall as the takeover deal faces questions, item {i}"))
+            scores.append(scored(-0.6 if i % 2 else 0.1))
+        else:
+            items.append(NewsItem(id=f"d{i}", source="wire", published_at=at,
+                                  headline=f"$ACME quarterly earnings beat the forecast again, item {i}"))
+            scores.append(scored(0.7 if i % 4 else -0.4))
+    news_store(items=items, scores=scores, model_version=3)
+    rule = rule_save(symbol="ACME", kind=AlertRule.VOLUME, threshold=3.0)
+    Alert.objects.create(rule=rule, symbol="ACME", kind="volume", value=4.2, threshold=3.0,
+                         message="volume 4.2× the baseline", dedup_key="browser-dash-1",
+                         window_end=now - timedelta(hours=3))
+
+
+def test_the_dashboard_charts_with_axes_hover_values_sparklines_topics_alert_marks_and_pages(
+        asgi_server: str, browser_page, role_users) -> None:  # noqa: ANN001
+    from concurrent.futures import ThreadPoolExecutor
+
+    from apps.sentiment.models import ScoredNews
+    from services.sentiment.live import news_push
+
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    dashboard_data_store(now)
+    page = browser_page
+    login(page, asgi_server, "analyst", "pw-analyst")
+    page.goto(asgi_server + "/sentiment/")
+    page.wait_for_selector("#live[data-state=live]")
+    page.wait_for_selector("#chart[data-total='60']")
+
+    # The chart: uPlot's canvas, a time axis with hour labels, a score axis, the alert's mark.
+    assert page.locator("#chart canvas").count() >= 1
+    x_ticks = page.get_attribute("#chart", "data-x-ticks").split("|")
+    y_ticks = page.get_attribute("#chart", "data-y-ticks").split("|")
+    assert len(x_ticks) >= 3 and all(":" in t for t in x_ticks), x_ticks
+    assert "0" in y_ticks and any(t.startswith("−") for t in y_ticks) and any(t.startswith("+") for t in y_ticks), y_ticks
+    page.wait_for_selector("#chart[data-alerts='1']")
+
+    # Hovering the plot shows that bucket's values, in the tooltip and in the legend.
+    assert page.is_hidden("#chart-tip")
+    box = page.locator("#chart .u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.wait_for_selector("#chart-tip:not([hidden])")
+    tip = page.inner_text("#chart-tip")
+    assert "headline(s)" in tip and ("mean score" in tip or "no score" in tip), tip
+    legend = page.locator("#chart .u-legend .u-series").all_inner_texts()
+    assert any("headlines" in s and any(c.isdigit() for c in s) for s in legend), legend
+    page.locator(".chart-card").screenshot(path=str(SCREENSHOTS / "sentiment-chart-hover.png"))
+
+    # The watchlist: one sparkline (a canvas) per ticker, with its totals.
+    page.wait_for_selector("#watch tbody tr[data-symbol=BOLT] .spark canvas")
+    assert page.locator("#watch tbody tr[data-symbol=ACME] .spark canvas").count() == 1
+    assert int(page.get_attribute("#watch tr[data-symbol=ACME] .spark", "data-points")) > 10
+    assert page.inner_text("#watch tr[data-symbol=ACME] td:nth-child(3)") == "40"
+    assert page.inner_text("#watch tr[data-symbol=BOLT] td:nth-child(3)") == "20"
+
+    # The topic breakdown, as the headlines were tagged; picking a topic filters the headlines.
+    page.wait_for_selector("#topics tbody tr[data-topic=earnings]")
+    assert page.inner_text("#topics tr[data-topic=earnings] .bar-n") == "40"
+    assert page.inner_text("#topics tr[data-topic=deals] .bar-n") == "20"
+
+    # The table pages: 25 rows a page, the newest first; older pages, then back.
+    assert page.locator("#headlines tbody tr").count() == 25
+    assert page.get_attribute("#pg-info", "data-pages") == "3"
+    first_page_ids = page.locator("#headlines tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    page.click("#pg-next")
+    page.wait_for_selector("#pg-info[data-page='2']")
+    second_page_ids = page.locator("#headlines tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert len(second_page_ids) == 25 and not set(first_page_ids) & set(second_page_ids)
+    page.screenshot(path=str(SCREENSHOTS / "sentiment-dashboard.png"), full_page=True)
+
+    # A live headline while on page 2: the page stays, a banner offers the newest; on page 1 it is the first row.
+    from services.sentiment.messages import NewsItem
+    from services.sentiment.store import news_store
+    from tests.services.sentiment.helpers import scored
+
+    fresh = news_store(items=[NewsItem(id="live-1", source="wire", published_at=now,
+                                       headline="$ACME raises its dividend and announces a buyback")],
+                       scores=[scored(0.8)], model_version=3).stored
+    with ThreadPoolExecutor(1) as pool:  # the channel layer's async_to_sync, outside Playwright's event loop
+        pool.submit(news_push, rows=fresh).result(timeout=30)
+    page.wait_for_selector("#hl-new:not([hidden])")
+    assert page.get_attribute("#pg-info", "data-page") == "2"
+    page.click("#hl-new-button")
+    page.wait_for_selector("#pg-info[data-page='1']")
+    page.wait_for_function("document.querySelector('#headlines tbody tr').dataset.id === '%d'" % fresh[0].id)
+    page.wait_for_selector("#chart[data-total='61']")
+
+    page.select_option("#pg-size", "100")
+    page.wait_for_function("document.querySelectorAll('#headlines tbody tr').length === 61")
+    assert page.get_attribute("#pg-info", "data-pages") == "1" and page.is_disabled("#pg-next")
+
+    page.click("#topics tr[data-topic=deals] button")
+    page.wait_for_function("document.querySelectorAll('#headlines tbody tr').length === 20")
+    chips = page.locator("#headlines tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.querySelectorAll('.chip.topic')].map(c => c.textContent))")
+    assert all("deals" in c for c in chips)
+    assert ScoredNews.objects.count() == 61
