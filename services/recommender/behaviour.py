@@ -351,10 +351,11 @@ def candidates_score(*, model: Behaviour, history: Sequence[ranking.Interaction]
                 shares[category] = shares.get(category, 0.0) + w
         total_w = float(own_weights.sum()) or 1.0
         features[:, col["category_affinity"]] = [shares.get(cat, 0.0) / total_w if cat else 0.0 for cat in meta.category]
-        prices = own.price[~np.isnan(own.price)]
+        prices = own.price[np.isfinite(own.price)]
         if len(prices):
             typical = float(np.median(prices))
-            features[:, col["price_affinity"]] = -np.abs(np.log1p(np.maximum(meta.price, 0)) - math.log1p(max(typical, 0)))
+            price = np.where(np.isfinite(meta.price), np.maximum(meta.price, 0), np.nan)  # NaN: unknown (LightGBM's missing)
+            features[:, col["price_affinity"]] = -np.abs(np.log1p(price) - math.log1p(max(typical, 0)))
         else:
             features[:, col["price_affinity"]] = np.nan
     else:

@@ -45,12 +45,15 @@ class EvalRequest:
     k: int = 10  # cut-off of the ranking metrics
     epochs: int | None = None  # overrides PairConfig's epoch bound
     register: bool = False  # register the adapter and try to promote it (gate on ndcg_at_k)
+    tune: bool = True  # False: no adapter training, the text source uses the untuned base model (a quick run)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise SuiteError(f"Unknown protocol {self.protocol!r}; use one of {', '.join(PROTOCOLS)}.", field="protocol")
         if not 1 <= self.k <= 1000:
             raise SuiteError("`k` must be from 1 to 1000.", field="k")
+        if self.register and not self.tune:
+            raise SuiteError("`register` needs a tuned adapter: leave out --no-tune to register.", field="register")
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,12 @@ class Split:
     test: dict[str, int]  # user -> held-out item row
 
 
-def catalogue_read(*, path: Path, skipped: list[str] | None = None) -> tuple[list[str], list[str]]:
-    """(external ids, item texts) of the good rows (services.tabular, KEEP); refused rows are added to `skipped`."""
+def catalogue_read(*, path: Path, skipped: list[str] | None = None, meta: list[tuple[str, float | None, bool]] | None = None
+                   ) -> tuple[list[str], list[str]]:
+    """(external ids, item texts) of the good rows (services.tabular, KEEP); refused rows are added to `skipped`.
+
+    `meta`: filled with (category, price, in stock) of each good row, for the ranker's features.
+    """
     table = table_open(path=path, policy=KEEP, field="items")
     ids, texts, first_line = [], [], {}
     for row in table:
@@ -75,6 +82,8 @@ def catalogue_read(*, path: Path, skipped: list[str] | None = None) -> tuple[lis
         first_line[item["external_id"]] = row.line
         ids.append(item["external_id"])
         texts.append(item_text(title=item["title"], description=item["description"], category=item["category"], tags=item["tags"]))
+        if meta is not None:
+            meta.append((item["category"], item["price"], item["in_stock"]))
     if skipped is not None:
         skipped += table.errors
     return ids, texts
@@ -90,6 +99,8 @@ def interactions_read(*, path: Path, rows_of: dict[str, int], skipped: list[str]
             event = event_clean({**row.values, "event_id": row.values.get("event_id") or str(row.line)})
         except SuiteError as exc:
             table.refuse(row.line, exc.message)
+            continue
+        if event["type"] == "not_interested":  # a dismissal is no interaction: not part of a history
             continue
         item = rows_of.get(event["item_external_id"])
         if item is None:
@@ -177,7 +188,8 @@ def recommender_evaluate(request: EvalRequest, *, progress: bool = True) -> dict
 
     started = time.monotonic()
     skipped: list[str] = []  # every refused row, "file:line: reason": reported in `detail`, never dropped silently
-    ids, texts = catalogue_read(path=request.items, skipped=skipped)
+    meta: list[tuple[str, float | None, bool]] = []
+    ids, texts = catalogue_read(path=request.items, skipped=skipped, meta=meta)
     if not ids:
         raise SuiteError(f"{request.items}: no usable items{_first_skipped(skipped)}.", field="items")
     history = interactions_read(path=request.interactions, rows_of={external: row for row, external in enumerate(ids)},
@@ -186,25 +198,41 @@ def recommender_evaluate(request: EvalRequest, *, progress: bool = True) -> dict
     if not split.test:
         raise SuiteError(f"No user has two distinct items: nothing to hold out{_first_skipped(skipped)}.", field="interactions")
     queries, positives = pairs_make(split=split, texts=texts)
-    if len(queries) < 4:
-        raise SuiteError("Too few consecutive interactions to tune on (at least 4 pairs).", field="interactions")
     base = base_get()
     config = PairConfig(**({"epochs": request.epochs} if request.epochs else {}))
-    result = pairs_train(base_path=base.path, queries=queries, items=positives, config=config, progress=progress)
     tokenizer = tokenizer_load(base.path)
-    tuned = _embed(result.model, tokenizer, texts, strip_urls=config.strip_urls, max_length=config.max_length)
-    with result.model.disable_adapter():
-        untuned = _embed(result.model, tokenizer, texts, strip_urls=config.strip_urls, max_length=config.max_length)
+    adapter_started = time.monotonic()
+    result = None
+    if request.tune:
+        if len(queries) < 4:
+            raise SuiteError("Too few consecutive interactions to tune on (at least 4 pairs).", field="interactions")
+        result = pairs_train(base_path=base.path, queries=queries, items=positives, config=config, progress=progress)
+        tuned = _embed(result.model, tokenizer, texts, strip_urls=config.strip_urls, max_length=config.max_length)
+        with result.model.disable_adapter():
+            untuned = _embed(result.model, tokenizer, texts, strip_urls=config.strip_urls, max_length=config.max_length)
+    else:
+        from services.ml.encoder import base_load
+
+        untuned = _embed(base_load(base.path)[1], tokenizer, texts, strip_urls=config.strip_urls, max_length=config.max_length)
+        tuned = untuned
+    seconds_adapter = time.monotonic() - adapter_started
     popularity = popularity_count(split=split, n_items=len(ids))
     model_scores = rankings_score(split=split, vectors=tuned, popularity=popularity, k=request.k)
     base_scores = rankings_score(split=split, vectors=untuned, popularity=popularity, k=request.k)
     pop_scores = rankings_score(split=split, vectors=None, popularity=popularity, k=request.k)
+    learned = learned_evaluate(split=split, vectors=tuned, meta=meta, k=request.k)
     detail: dict[str, Any] = {"base_ndcg_at_k": base_scores["ndcg"], "base_recall_at_k": base_scores["recall"],
-                              "n_pairs": len(queries), "n_items": len(ids), "pair_mrr": result.metrics.get("mrr"),
+                              "n_pairs": len(queries), "n_items": len(ids),
+                              "pair_mrr": result.metrics.get("mrr") if result is not None else None, "tuned": request.tune,
+                              "ranker": learned.pop("ranker_detail"),
                               "skipped": len(skipped), "skipped_rows": skipped[:SKIPPED_LISTED]}
     out = {"protocol": request.protocol, "k": request.k, "ndcg_at_k": model_scores["ndcg"], "recall_at_k": model_scores["recall"],
            "hit_rate_at_k": model_scores["hit"], "popularity_ndcg_at_k": pop_scores["ndcg"],
            "popularity_recall_at_k": pop_scores["recall"], "n_users": len(split.test)}
+    for key, value in learned.items():
+        out.setdefault(key, value)  # the existing keys above keep their meaning (whole-catalogue rankings)
+    out["seconds_adapter"] = round(seconds_adapter, 2)
+    out["seconds_retrain"] = round(seconds_adapter + out["seconds_sources"] + out["seconds_ranker"], 2)
     if request.register:
         detail.update(_register(result=result, base=base, metrics={**result.metrics, **out}, source=request.interactions))
     out["seconds"] = round(time.monotonic() - started, 2)
@@ -236,3 +264,69 @@ def _register(*, result: Any, base: Any, metrics: dict[str, Any], source: Path) 
     outcome = version_promote(task_name="recommender", version=version.version, actor="pipeline:recommender_eval")
     champion = version.aliases.filter(name="champion").exists()
     return {"version": version.version, "champion": champion, "promotion": outcome.reason if not champion or outcome.promoted else "first version"}
+
+
+LEARNED_METHODS = ("popularity", "text", "cooc", "ease", "trending", "new", "formula", "ranker")
+
+
+def learned_evaluate(*, split: Split, vectors: np.ndarray, meta: list[tuple[str, float | None, bool]], k: int
+                     ) -> dict[str, Any]:
+    """Each candidate source alone, the old formula and the learned ranker on the same held-out items.
+
+    Keys `<method>_{ndcg,recall,hit_rate,coverage}_at_k` (coverage: the share of the catalogue that appears in some
+    user's top k), `seconds_sources` and `seconds_ranker` (fitting them on the training part), `ranker_detail`.
+    A source alone ranks by its own score, then by popularity (where it has nothing to say, the best sellers fill
+    the k places, as serving would).
+    """
+    from services.recommender.behaviour import FEATURES, SourceConfig, behaviour_fit, meta_from_arrays
+    from services.recommender.learned import MatrixText, RankerConfig, formula_scores, ranker_fit, user_candidates
+
+    n_items = len(vectors)
+    meta_of = meta_from_arrays(categories=[m[0] for m in meta],
+                               prices=np.array([np.nan if m[1] is None else m[1] for m in meta], dtype=np.float64),
+                               in_stock=np.array([m[2] for m in meta], dtype=np.float32))
+    sources = SourceConfig(per_source=max(50, k))
+    text = MatrixText(vectors)
+    started = time.monotonic()
+    model = behaviour_fit(histories=split.train, keys=range(n_items), config=sources)
+    seconds_sources = time.monotonic() - started
+    started = time.monotonic()
+    ranker, ranker_detail = None, {}
+    try:
+        ranker = ranker_fit(histories=split.train, keys=range(n_items), text=text, meta_of=meta_of, sources=sources,
+                            config=RankerConfig(k=k))
+        ranker_detail = ranker.metrics
+    except SuiteError as exc:  # too little data to learn from: reported, and the ranker's keys are absent
+        ranker_detail = {"error": exc.message}
+    seconds_ranker = time.monotonic() - started
+    col = {name: n for n, name in enumerate(FEATURES)}
+    metrics: dict[str, dict[str, list[float]]] = {m: {"ndcg": [], "recall": []} for m in LEARNED_METHODS}
+    shown: dict[str, set[int]] = {m: set() for m in LEARNED_METHODS}
+    for user, target in split.test.items():
+        rows = split.train[user]
+        scored = user_candidates(model=model, history=rows, text=text, meta_of=meta_of, now=model.reference,
+                                 exclude={r.item for r in rows}, config=sources)
+        f = scored.features
+        popular = f[:, col["popularity"]]
+        by = {"popularity": popular, "text": f[:, col["text"]], "cooc": f[:, col["cooc"]], "ease": f[:, col["ease"]],
+              "trending": f[:, col["trend"]], "new": -f[:, col["age_days"]], "formula": formula_scores(f)}
+        if ranker is not None:
+            by["ranker"] = ranker.scores(f)
+        for method, score in by.items():
+            order = np.lexsort((scored.keys, -popular, -score))[:k]  # best first; popularity, then the row break ties
+            ranked = [int(i) for i in scored.keys[order]]
+            metrics[method]["ndcg"].append(ranking.ndcg_at_k(ranked=ranked, relevant={target}, k=k))
+            metrics[method]["recall"].append(ranking.recall_at_k(ranked=ranked, relevant={target}, k=k))
+            shown[method].update(ranked)
+    out: dict[str, Any] = {}
+    for method in LEARNED_METHODS:
+        values = metrics[method]
+        if not values["ndcg"]:
+            continue
+        n = len(values["ndcg"])
+        out[f"{method}_ndcg_at_k"] = round(sum(values["ndcg"]) / n, 5)
+        out[f"{method}_recall_at_k"] = round(sum(values["recall"]) / n, 5)
+        out[f"{method}_hit_rate_at_k"] = round(sum(r > 0 for r in values["recall"]) / n, 5)
+        out[f"{method}_coverage_at_k"] = round(len(shown[method]) / max(n_items, 1), 5)
+    out.update(seconds_sources=round(seconds_sources, 2), seconds_ranker=round(seconds_ranker, 2), ranker_detail=ranker_detail)
+    return out

@@ -105,13 +105,20 @@ def user_candidates(*, model: Behaviour, history: Sequence[ranking.Interaction],
         return candidates_score(model=model, history=history, text_top={}, text_of=None, meta_of=meta_of, now=now,
                                 exclude=exclude, fresh_new=fresh_new, config=config)
     text_top = text.search(profile, config.per_source + len(exclude))  # type: ignore[union-attr]
+    looked: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def lookup(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # text_of and text_via ask for the same keys
+        key = keys.tobytes()
+        if key not in looked:
+            looked[key] = text.vectors(keys)  # type: ignore[union-attr]
+        return looked[key]
 
     def text_of(keys: np.ndarray) -> np.ndarray:
-        found, vectors = text.vectors(keys)  # type: ignore[union-attr]
+        found, vectors = lookup(keys)
         return np.where(found, vectors @ profile, 0.0).astype(np.float32)
 
     def text_via(keys: np.ndarray) -> np.ndarray:
-        found, vectors = text.vectors(keys)  # type: ignore[union-attr]
+        found, vectors = lookup(keys)
         closest = np.argmax(vectors @ seen_vectors.T, axis=1)  # (c,)
         return np.where(found, seen_keys[closest], -1)
 

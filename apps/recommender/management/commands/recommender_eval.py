@@ -1,10 +1,15 @@
 """Evaluate the recommender offline (leave-last-out) against a popularity baseline, on files, not the live catalogue.
 
-    python manage.py recommender_eval --items items.csv --interactions interactions.csv [--protocol leave-last-out] [--k 10] [--register]
+    python manage.py recommender_eval --items items.csv --interactions interactions.csv [--protocol leave-last-out] [--k 10]
+        [--register] [--no-tune]
 
 The last line printed is one JSON object: {"protocol", "k", "ndcg_at_k", "recall_at_k", "hit_rate_at_k",
-"popularity_ndcg_at_k", "popularity_recall_at_k", "n_users", "seconds"}; the line before it holds details (the
-untuned base model's score, pair counts, registration). See services/recommender/evaluation.py for the steps.
+"popularity_ndcg_at_k", "popularity_recall_at_k", "n_users", "seconds"} (the tuned text formula over the whole
+catalogue, and popularity), plus `<method>_{ndcg,recall,hit_rate,coverage}_at_k` for popularity, each candidate
+source alone (text, cooc, ease, trending, new), the old formula over the merged candidates and the learned ranker,
+and the retrain's time: seconds_adapter, seconds_sources, seconds_ranker, seconds_retrain (their sum). The line
+before it holds details (the untuned base model's score, pair counts, the ranker's own metrics, registration).
+See services/recommender/evaluation.py for the steps.
 """
 from __future__ import annotations
 
@@ -28,12 +33,15 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epoch bound (default: PairConfig's)")
         parser.add_argument("--register", action="store_true",
                             help="register the tuned adapter (task recommender) and promote it if the gate passes")
+        parser.add_argument("--no-tune", action="store_true",
+                            help="no adapter training: the text source uses the untuned base model (a quick run)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
         try:
             request = EvalRequest(items=Path(opts["items"]), interactions=Path(opts["interactions"]), protocol=opts["protocol"],
-                                  k=opts["k"], epochs=opts["epochs"], register=opts["register"])
+                                  k=opts["k"], epochs=opts["epochs"], register=opts["register"],
+                                  tune=not opts["no_tune"])
             result = recommender_evaluate(request, progress=not opts["no_progress"])
         except SuiteError as exc:
             raise CommandError(exc.message) from None
