@@ -37,7 +37,10 @@ MESSAGE_IN = inline_serializer("SupportMessageIn", {"conversation": rf.CharField
 MESSAGE_OUT = inline_serializer("SupportMessageOut", {
     "conversation": rf.CharField(), "reply": rf.CharField(allow_null=True), "citations": rf.ListField(child=rf.DictField()),
     "confidence": rf.FloatField(), "intent": rf.CharField(allow_null=True), "handoff": rf.BooleanField(),
-    "state": rf.CharField(), "message": rf.IntegerField(allow_null=True)})
+    "state": rf.CharField(), "message": rf.IntegerField(allow_null=True),
+    "choices": rf.ListField(child=rf.DictField(), help_text="options offered: {kind: item|handoff|cancel, id, label}")})
+CHOICE_IN = inline_serializer("SupportChoiceIn", {"conversation": rf.CharField(), "message": rf.IntegerField(),
+                                                  "choice": rf.CharField()})
 FEEDBACK_IN = inline_serializer("SupportFeedbackIn", {"conversation": rf.CharField(), "message": rf.IntegerField(),
                                                       "rating": rf.ChoiceField(choices=["up", "down"])})
 TEXT_IN = inline_serializer("SupportActionIn", {"text": rf.CharField(required=False), "canned": rf.IntegerField(required=False)})
@@ -96,16 +99,34 @@ class CustomerMessage(CustomerView):
         name = str(_field(request, "kb", required=False) or "default")
         kb = kb_ensure(name=name) if name == "default" else kb_get(name=name)  # an empty default KB hands over
         exchange = conv.message_receive(kb=kb, token=str(token) if token else None, text=_field(request, "text"))
-        conversation_push(conversation=exchange.conversation, messages=[exchange.question, exchange.reply])
-        answer = exchange.answer
-        body = {"conversation": exchange.conversation.token, "state": exchange.conversation.state,
-                "message": exchange.reply.id if exchange.reply else None}
-        if exchange.reply is None:  # an agent holds the conversation: they will answer
-            body.update(reply=None, citations=[], confidence=answer.confidence, intent=answer.intent or None, handoff=True)
-        else:
-            body.update(reply=exchange.reply.text, citations=exchange.reply.citations, confidence=answer.confidence,
-                        intent=answer.intent or None, handoff=answer.handoff)
-        return Response(body, status=201)
+        return _exchange_response(exchange)
+
+
+def _exchange_response(exchange: conv.Exchange) -> Response:
+    """Push the exchange to the live pages and answer the customer (one shape for messages and choices)."""
+    conversation_push(conversation=exchange.conversation, messages=[exchange.question, exchange.reply])
+    answer = exchange.answer
+    body = {"conversation": exchange.conversation.token, "state": exchange.conversation.state,
+            "message": exchange.reply.id if exchange.reply else None}
+    if exchange.reply is None:  # an agent holds the conversation: they will answer
+        body.update(reply=None, citations=[], confidence=answer.confidence, intent=answer.intent or None, handoff=True,
+                    choices=[])
+    else:
+        body.update(reply=exchange.reply.text, citations=exchange.reply.citations, confidence=answer.confidence,
+                    intent=answer.intent or None, handoff=answer.handoff, choices=exchange.reply.choices)
+    return Response(body, status=201)
+
+
+class CustomerChoice(CustomerView):
+    """POST {conversation, message, choice}: the customer picks an option a bot message offered (once per message)."""
+
+    @extend_schema(request=CHOICE_IN, responses={201: MESSAGE_OUT, 400: ErrorSerializer, 404: ErrorSerializer,
+                                                 409: ErrorSerializer})
+    def post(self, request: Request) -> Response:
+        conversation = conv.conversation_get(token=str(_field(request, "conversation")))
+        exchange = conv.choice_pick(conversation=conversation, message_id=_int(_field(request, "message"), "message"),
+                                    choice=_field(request, "choice"))
+        return _exchange_response(exchange)
 
 
 class CustomerHistory(CustomerView):

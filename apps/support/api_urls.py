@@ -6,6 +6,7 @@ from apps.support import api
 
 urlpatterns = [
     path("support/messages", api.CustomerMessage.as_view(), name="api-support-messages"),
+    path("support/choices", api.CustomerChoice.as_view(), name="api-support-choices"),
     path("support/feedback", api.CustomerFeedback.as_view(), name="api-support-feedback"),
     path("support/conversations/<str:token>/messages", api.CustomerHistory.as_view(), name="api-support-history"),
     path("support/console/conversations", api.ConsoleConversations.as_view(), name="api-support-console-list"),

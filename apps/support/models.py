@@ -111,6 +111,8 @@ class Message(models.Model):
     confidence = models.FloatField(null=True)
     citations = models.JSONField(default=list)
     handoff = models.BooleanField(default=False)
+    # Options the bot offered ("did you mean A or B?", "connect you with a person?"): [{"kind", "id", "label"}]
+    choices = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -122,18 +124,22 @@ class Feedback(models.Model):
     DOWN = "down"
     WRONG = "wrong"  # an agent marked the bot answer wrong
     RIGHT = "right"  # an agent confirmed the bot answer's intent: only this makes a customer's question training data
-    KINDS = [(k, k) for k in (UP, DOWN, WRONG, RIGHT)]
+    PICKED = "picked"  # the customer picked one of the bot's choices (`choice`): ranking feedback
+    KINDS = [(k, k) for k in (UP, DOWN, WRONG, RIGHT, PICKED)]
     CUSTOMER_RATINGS = (UP, DOWN)
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
     kind = models.CharField(max_length=8, choices=KINDS)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    choice = models.CharField(max_length=40, blank=True)  # PICKED: the option's id (a KB item id, handoff, cancel)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         # One customer rating per bot answer: anyone holding the conversation's token could otherwise repeat it.
         constraints = [models.UniqueConstraint(fields=["message"], condition=models.Q(kind__in=("up", "down")),
-                                               name="support_feedback_one_rating_per_message")]
+                                               name="support_feedback_one_rating_per_message"),
+                       models.UniqueConstraint(fields=["message"], condition=models.Q(kind="picked"),
+                                               name="support_feedback_one_pick_per_message")]
 
 
 class KnowledgeGap(models.Model):
@@ -157,11 +163,11 @@ class KnowledgeGap(models.Model):
 class TrainingExample(models.Model):
     """Feedback turned into training data for a registry task (`intent`); export with support_training_export."""
 
-    task = models.CharField(max_length=100, default="intent")
+    task = models.CharField(max_length=100, default="intent")  # intent | rerank (label = the picked item id)
     text = models.TextField()  # masked
     label = models.CharField(max_length=100, blank=True)  # the intent; blank = "not this intent" (see `rejected`)
     rejected = models.CharField(max_length=100, blank=True)  # an intent the text is known NOT to have
-    source = models.CharField(max_length=40)  # agent_confirmed | agent_marked_wrong | gap_added (customer_thumbs_*: older rows)
+    source = models.CharField(max_length=40)  # agent_confirmed | agent_marked_wrong | gap_added | customer_pick (customer_thumbs_*: older rows)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -8,6 +8,7 @@ from services.support.masking import text_mask
 def message_dict(message: Message) -> dict:
     return {"id": message.id, "sender": message.sender, "text": message.text, "intent": message.intent or None,
             "confidence": message.confidence, "citations": message.citations, "handoff": message.handoff,
+            "choices": message.choices,
             "author": message.author.get_username() if message.author_id else None,
             "created_at": message.created_at.isoformat()}
 

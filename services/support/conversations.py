@@ -16,7 +16,7 @@ from apps.support.models import (CannedResponse, Conversation, Feedback, Knowled
                                  TrainingExample)
 from services.errors import Conflict, NotFound, SuiteError
 from services.metrics import support_reply_count
-from services.support.answering import Answer, question_answer, text_check
+from services.support.answering import HANDING_OFF, Answer, item_answer, question_answer, text_check
 from services.support.knowledge import faq_add
 from services.support.masking import text_mask
 
@@ -46,23 +46,37 @@ def _suggestion_store(*, conversation: Conversation, question: Message, answer: 
                                   citations=answer.citations)
 
 
+CONTEXT_TURNS = 3  # earlier customer messages a follow-up is read with
+GAP_REASONS = {"low_confidence", "out_of_scope", "empty_kb"}  # a handoff the knowledge base could have prevented
+
+
+def conversation_context(*, conversation: Conversation | None) -> list[str]:
+    """The customer's last CONTEXT_TURNS messages, oldest first (masked as stored): what a follow-up refers to."""
+    if conversation is None:
+        return []
+    texts = conversation.messages.filter(sender=Message.CUSTOMER).order_by("-id").values_list("text", flat=True)
+    return list(texts[:CONTEXT_TURNS])[::-1]
+
+
 def message_receive(*, kb: KnowledgeBase, token: str | None, text: object) -> Exchange:
     """A customer's message: store it (masked), answer it or hand it off, and record a knowledge gap on handoff.
 
     1. Check the text (empty, overlong, binary → SuiteError naming `text`).
-    2. Answer with the production path; below threshold / out of scope / empty KB → the queue. No transaction is
-       held meanwhile: answering takes a while, and an agent may take the conversation over during it.
-    3. Find the conversation by its token, or start one.
+    2. Find the conversation by its token (its recent turns give a follow-up its subject).
+    3. Answer with the production path; below threshold / out of scope / empty KB / a request for a person → the
+       queue. No transaction is held meanwhile: answering takes a while, and an agent may take the conversation
+       over during it.
     4. Claim the bot's turn with one conditional update (a resolved conversation reopens); when an agent holds the
-       conversation, or took it over since step 3, the claim fails and the bot only suggests.
+       conversation, or took it over since step 2, the claim fails and the bot only suggests.
     """
     text = text_check(text=text)
-    answer = question_answer(kb=kb, text=text)
     conversation = None
     if token:
         conversation = conversation_get(token=token)
         if conversation.kb_id != kb.pk:
             raise SuiteError("This conversation belongs to another knowledge base.", field="kb")
+    context = conversation_context(conversation=conversation)
+    answer = question_answer(kb=kb, text=text, context=context)
     with transaction.atomic():
         if conversation is None:
             conversation = Conversation.objects.create(kb=kb)
@@ -74,14 +88,66 @@ def message_receive(*, kb: KnowledgeBase, token: str | None, text: object) -> Ex
         if bot_turn:
             reply = Message.objects.create(conversation=conversation, sender=Message.BOT, text=answer.reply, reply_to=question,
                                            intent=answer.intent, confidence=answer.confidence, handoff=answer.handoff,
-                                           citations=[] if answer.handoff else answer.citations)
+                                           citations=[] if answer.handoff else answer.citations,
+                                           choices=answer.choices)
         if not bot_turn or answer.handoff:
             _suggestion_store(conversation=conversation, question=question, answer=answer)
-        if answer.handoff:
+        if answer.handoff and answer.reason in GAP_REASONS:
             KnowledgeGap.objects.create(kb=kb, question=question.text, reason=answer.reason, confidence=answer.confidence,
                                         message=question)
     support_reply_count(handoff=answer.handoff, reason=answer.reason)
     return Exchange(conversation=conversation, question=question, reply=reply, answer=answer)
+
+
+PICK_CANCELLED = "All right. What else can I help you with?"
+
+
+def choice_pick(*, conversation: Conversation, message_id: object, choice: object) -> Exchange:
+    """The customer picked one of the options a bot message offered: answer with it, hand off, or carry on.
+
+    1. The message must be a bot message of this conversation that offered `choice`; one pick per message
+       (a second is a Conflict, enforced by the database too).
+    2. The pick is stored as the customer's message (its label), as feedback (PICKED) and, for a KB item, as a
+       `rerank` training example (the question and the item the customer meant): what the ranking stage learns from.
+    3. An item → its answer (the passage's sentences that answer the original question); "handoff" → the queue;
+       "cancel" → the bot carries on. While an agent holds the conversation the pick is refused.
+    """
+    try:
+        message = conversation.messages.get(pk=int(message_id), sender=Message.BOT)
+    except (TypeError, ValueError, Message.DoesNotExist):
+        raise SuiteError("No such bot message in this conversation.", field="message") from None
+    picked = next((c for c in message.choices if str(c.get("id")) == str(choice)), None)
+    if picked is None:
+        raise SuiteError("That choice was not offered by this message.", field="choice")
+    question = _question_of(message)
+    question_text = question.text if question is not None else ""
+    if picked["kind"] == "item":
+        answer = item_answer(kb=conversation.kb, item_id=int(picked["id"]), question=question_text)
+    elif picked["kind"] == "handoff":
+        answer = Answer(reply=HANDING_OFF, confidence=1.0, handoff=True, reason="handoff_requested",
+                        intent=message.intent)
+    else:
+        answer = Answer(reply=PICK_CANCELLED, confidence=1.0, handoff=False, reason="cancelled", intent=message.intent)
+    try:
+        with transaction.atomic():
+            if Feedback.objects.filter(message=message, kind=Feedback.PICKED).exists():
+                raise Conflict("A choice was already made for this message.", field="message")
+            Feedback.objects.create(message=message, kind=Feedback.PICKED, choice=str(picked["id"]))
+            if not _bot_turn_claim(conversation=conversation, answer=answer):
+                raise Conflict("An agent is handling this conversation now.", field="conversation")
+            conversation.refresh_from_db()
+            said = Message.objects.create(conversation=conversation, sender=Message.CUSTOMER, reply_to=message,
+                                          text=text_mask(text=str(picked["label"])))
+            reply = Message.objects.create(conversation=conversation, sender=Message.BOT, text=answer.reply, reply_to=said,
+                                           intent=answer.intent, confidence=answer.confidence, handoff=answer.handoff,
+                                           citations=answer.citations)
+            if picked["kind"] == "item" and question is not None:
+                TrainingExample.objects.create(task="rerank", text=question_text, label=str(picked["id"]),
+                                               source="customer_pick", message=message)
+    except IntegrityError:  # a concurrent pick of the same message won the race
+        raise Conflict("A choice was already made for this message.", field="message") from None
+    support_reply_count(handoff=answer.handoff, reason=answer.reason)
+    return Exchange(conversation=conversation, question=said, reply=reply, answer=answer)
 
 
 def _bot_turn_claim(*, conversation: Conversation, answer: Answer) -> bool:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the threads use their ow
 WAIT = 10.0  # seconds; generous for a loaded CI machine, never reached when the code is right
 
 
-def _answered(*, kb: KnowledgeBase, text: str) -> Answer:  # noqa: ARG001
+def _answered(*, kb: KnowledgeBase, text: str, context: object = ()) -> Answer:  # noqa: ARG001
     """A confident answer with one hit (so a suggestion can be stored), without an encoder."""
     item = Item(id=0, kind="faq", pk=1, title="Refunds", url="", location="", text="Refunds are paid within 30 days.",
                 question="What is your refund policy?", intent="refund")
