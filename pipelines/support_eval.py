@@ -4,8 +4,10 @@
 
 Data: a tabular file (CSV, TSV, JSON Lines: services.tabular) with `question` and a gold `answer` (the exact answer
 text of an FAQ entry) and/or a gold `intent`. Result (the command's last line): {"recall_at_1", "recall_at_3", "mrr",
-"intent_accuracy", "handoff_rate", "n"}; a metric is null when the data has no gold for it. MRR looks at the top
-EVAL_K answers.
+"intent_accuracy", "in_scope_accuracy", "oos_recall", "handoff_rate", "n"}; a metric is null when the data has no
+gold for it. MRR looks at the top EVAL_K answers. Gold intent `oos` marks an out-of-scope question: `oos_recall` is
+the share of them handed off (any handoff counts as caught); `in_scope_accuracy` the share of the other questions
+with a gold intent whose predicted intent is right and that were not declared out of scope (CLINC150's measures).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from services.support.knowledge import kb_get
 from services.tabular import KEEP, table_open
 
 EVAL_K = 10
+OOS_GOLD = "oos"  # the gold intent of an out-of-scope question (CLINC150's label)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ def support_evaluate(*, data: Path, kb_name: str = "default", progress: Callable
     kb = kb_get(name=kb_name)
     ranks: list[int | None] = []
     intent_hits: list[bool] = []
+    in_scope_hits: list[bool] = []  # gold intent in scope: the predicted intent is it, and not declared out of scope
+    oos_caught: list[bool] = []  # gold intent `oos`: handed off (for any reason) counts as caught
     handoffs = 0
     for done, row in enumerate(rows, start=1):
         answer = question_answer(kb=kb, text=row.question, k=EVAL_K)
@@ -60,6 +65,10 @@ def support_evaluate(*, data: Path, kb_name: str = "default", progress: Callable
             ranks.append(ranked.index(gold) + 1 if gold in ranked else None)
         if row.intent:
             intent_hits.append(answer.intent == row.intent)
+            if row.intent.lower() == OOS_GOLD:
+                oos_caught.append(answer.handoff)
+            else:
+                in_scope_hits.append(answer.intent == row.intent and answer.reason != "out_of_scope")
         if progress:
             progress(done, len(rows))
 
@@ -71,6 +80,8 @@ def support_evaluate(*, data: Path, kb_name: str = "default", progress: Callable
         "recall_at_3": share([r is not None and r <= 3 for r in ranks]),
         "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 4) if ranks else None,
         "intent_accuracy": share(intent_hits),
+        "in_scope_accuracy": share(in_scope_hits),
+        "oos_recall": share(oos_caught),
         "handoff_rate": round(handoffs / len(rows), 4),
         "n": len(rows),
         "errors": errors,

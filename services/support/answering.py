@@ -15,7 +15,7 @@ from apps.support.models import KnowledgeBase
 from services.errors import NotFound, SuiteError
 from services.support.lexical import text_tokens
 from services.support.ranking import hits_rank, specific_terms
-from services.support.retrieval import RERANK, Hit, kb_search
+from services.support.retrieval import Hit, kb_search
 from services.support.shaping import passage_excerpt
 
 INTENT_TASK = "intent"
@@ -24,6 +24,7 @@ NOT_SURE = ("I'm not sure I can answer that correctly, so I've passed your quest
             "Someone will reply here shortly.")
 EMPTY_KB = "Our help articles are not available yet, so I've passed your question to a member of our team."
 CITATIONS = 3
+RANK_DEPTH = 20  # fused candidates the ranking stage orders (the rest keep their fused order)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,16 @@ def citation_of(hit: Hit) -> dict:
             "confidence": hit.confidence}
 
 
+def hits_retrieve(*, kb: KnowledgeBase, query: str, k: int, intent: IntentGuess | None = None, rerank: bool = True,
+                  retriever: str = "hybrid") -> list[Hit]:
+    """The production retrieval path: hybrid candidates (dense + BM25 fused), the first RANK_DEPTH of them ordered
+    by the ranking stage (`rerank`), the rest in fused order; the best `k`. `retrieval_eval` calls it too."""
+    candidates = kb_search(kb=kb).candidates(text=query, n=max(k, RANK_DEPTH), retriever=retriever)
+    if rerank:
+        candidates = hits_rank(question=query, hits=candidates[:RANK_DEPTH], intent=intent) + candidates[RANK_DEPTH:]
+    return candidates[:k]
+
+
 def hit_reply(*, hit: Hit, question: str, context: str = "") -> tuple[str, dict]:
     """(reply, its citation) for one candidate: an FAQ's answer, or the sentences of a passage that answer the
     question (the citation then carries the whole passage: "read more")."""
@@ -178,12 +189,7 @@ def question_answer(*, kb: KnowledgeBase, text: str, k: int = 5, context: Sequen
                           intent_prob=prob, choices=[dict(c) for c in HANDOFF_CHOICES], query=query)
         return Answer(reply=HANDING_OFF, confidence=1.0, handoff=True, reason="handoff_requested", intent=label,
                       intent_prob=prob, query=query)
-    search = kb_search(kb=kb)
-    candidates = search.candidates(text=query, n=max(k, RERANK))
-    if rerank:
-        hits = hits_rank(question=query, hits=candidates, intent=intent)[:k]
-    else:
-        hits = candidates[:k]
+    hits = hits_retrieve(kb=kb, query=query, k=k, intent=intent, rerank=rerank)
     if not label and hits:
         label = hits[0].item.intent
     if not hits:

@@ -2,8 +2,9 @@
 
     python manage.py support_eval --data questions.csv [--kb default]
 
-The last line printed is one JSON object: {"recall_at_1", "recall_at_3", "mrr", "intent_accuracy", "handoff_rate", "n"}
-(null for a metric the data has no gold for). Unusable rows are listed on stderr with their line numbers.
+The last line printed is one JSON object: {"recall_at_1", "recall_at_3", "mrr", "intent_accuracy", "in_scope_accuracy",
+"oos_recall", "handoff_rate", "n"} (null for a metric the data has no gold for; gold intent `oos` marks an
+out-of-scope question, caught when handed off). Unusable rows are listed on stderr with their line numbers.
 """
 from __future__ import annotations
 
