@@ -379,6 +379,7 @@ RETRAIN_LOCK_TTL_S = env_int("RETRAIN_LOCK_TTL_S", 300, minimum=5)
 RETRAIN_EPOCHS = env_int("RETRAIN_EPOCHS", 0, minimum=0)  # 0: the training config's own epoch bound
 RETRAIN_RECOMMENDER_K = env_int("RETRAIN_RECOMMENDER_K", 10, minimum=1)  # cut-off of the recommender's held-back ranking metrics
 RECOMMENDER_EMBED_REPAIR_S = env_int("RECOMMENDER_EMBED_REPAIR_S", 900, minimum=10)  # beat: items whose embedding is missing or stale re-embedded this often
+RECOMMENDER_BEHAVIOUR_REFRESH_S = env_int("RECOMMENDER_BEHAVIOUR_REFRESH_S", 900, minimum=10)  # beat: behaviour sources and ranker refitted this often
 # The retrainable tasks: one plug-in each (services/registry/retraining.py Retrainer), imported lazily by dotted path.
 # Adding a task is one new plug-in file plus its line here (docs/ARCHITECTURE.md, "Retraining: one plug-in per task").
 RETRAIN_PLUGINS = [

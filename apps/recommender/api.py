@@ -1,7 +1,8 @@
 """REST API of the recommender (token or session, access area recommender_api).
 
-PUT and DELETE /api/items/{id}, POST /api/items (bulk), POST /api/events (one or a list), GET /api/recommendations,
-GET /api/items/{id}/similar. Validation lives in services.recommender.catalog, whose errors name the field.
+PUT and DELETE /api/items/{id}, POST /api/items (bulk), POST /api/events (one or a list; type not_interested demotes
+the item for that user), GET /api/recommendations (a user), POST /api/recommendations/session (an anonymous session's
+recent items), GET /api/items/{id}/similar. Every list of recommendations shown is recorded as an impression. Validation lives in services.recommender.catalog, whose errors name the field.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from apps.accounts.access import HasAccess
 from apps.core.schema import ErrorSerializer
 from services.errors import SuiteError
 from services.recommender import catalog
-from services.recommender.recommend import K_MAX, k_check, recommendations_for, items_similar
+from services.recommender.recommend import (K_MAX, OFFSET_MAX, exclude_check, impression_record, items_similar, k_check,
+                                            offset_check, per_category_check, recommendations_for)
 from services.recommender.vectors import items_embed_request
 
 ACCESS_TTL_S = 5.0  # how long a client's role check is reused: a revoked role stops working within this
@@ -56,15 +58,27 @@ WRITE_OUT = inline_serializer("RecommenderWriteOut", {"added": rf.IntegerField()
                                                       "unchanged": rf.IntegerField(), "errors": rf.ListField(child=rf.CharField())})
 EVENT_IN = inline_serializer("RecommenderEventIn", {
     "event_id": rf.CharField(required=False), "user_id": rf.CharField(), "item_id": rf.CharField(),
-    "type": rf.ChoiceField(choices=["view", "click", "cart", "purchase"]), "timestamp": rf.DateTimeField(required=False)})
+    "type": rf.ChoiceField(choices=["view", "click", "cart", "purchase", "not_interested"]),
+    "timestamp": rf.DateTimeField(required=False)})
 RECO = {"id": rf.CharField(), "title": rf.CharField(), "category": rf.CharField(), "price": rf.FloatField(allow_null=True),
         "in_stock": rf.BooleanField(), "score": rf.FloatField(), "reason": rf.CharField()}
 RECO_OUT = inline_serializer("RecommenderRecommendations", {
-    "user": rf.CharField(), "k": rf.IntegerField(), "strategy": rf.ChoiceField(choices=["personal", "popular"]),
+    "user": rf.CharField(), "k": rf.IntegerField(), "offset": rf.IntegerField(),
+    "strategy": rf.ChoiceField(choices=["personal", "session", "popular"]), "request_id": rf.CharField(),
     "items": inline_serializer("RecommenderRecommendation", RECO, many=True)})
+SESSION_IN = inline_serializer("RecommenderSessionIn", {
+    "items": rf.ListField(child=rf.CharField(), help_text="the session's recent item ids, oldest first"),
+    "k": rf.IntegerField(required=False), "offset": rf.IntegerField(required=False), "category": rf.CharField(required=False),
+    "exclude": rf.ListField(child=rf.CharField(), required=False), "per_category": rf.IntegerField(required=False)})
+SESSION_OUT = inline_serializer("RecommenderSessionRecommendations", {
+    "k": rf.IntegerField(), "offset": rf.IntegerField(), "strategy": rf.ChoiceField(choices=["session", "popular"]),
+    "request_id": rf.CharField(), "items": inline_serializer("RecommenderSessionRecommendation", RECO, many=True)})
 SIMILAR_OUT = inline_serializer("RecommenderSimilar", {"id": rf.CharField(), "k": rf.IntegerField(),
                                                        "items": inline_serializer("RecommenderSimilarItem", RECO, many=True)})
 K_PARAM = OpenApiParameter("k", int, description=f"how many items, 1 to {K_MAX} (default 10)")
+PAGE_PARAMS = [OpenApiParameter("offset", int, description=f"position of the first item, 0 to {OFFSET_MAX} (default 0)"),
+               OpenApiParameter("exclude", str, description="item ids never to show, comma-separated"),
+               OpenApiParameter("per_category", int, description="at most this many items of one category per page of k")]
 
 
 def _finite(row: dict) -> dict:
@@ -142,16 +156,46 @@ class Recommendations(APIView):
     permission_classes = API
 
     @extend_schema(parameters=[OpenApiParameter("user", str, required=True), K_PARAM, OpenApiParameter("category", str),
-                               OpenApiParameter("exclude_seen", bool, description="leave out what the user interacted with (default true)")],
+                               OpenApiParameter("exclude_seen", bool, description="leave out what the user interacted with (default true)"),
+                               *PAGE_PARAMS],
                    responses={200: RECO_OUT}, summary="Ranked items for a user (popular ones for unknown users)")
     def get(self, request: Request) -> Response:
-        user = (request.query_params.get("user") or "").strip()
+        params = request.query_params
+        user = (params.get("user") or "").strip()
         if not user:
             raise SuiteError("`user` is required.", field="user")
-        k = k_check(request.query_params.get("k", 10))
-        found, strategy = recommendations_for(user=user, k=k, category=request.query_params.get("category") or None,
-                                              exclude_seen=_bool(request.query_params.get("exclude_seen"), "exclude_seen", default=True))
-        return Response({"user": user, "k": k, "strategy": strategy, "items": [_finite(r.as_dict()) for r in found]})
+        k, offset = k_check(params.get("k", 10)), offset_check(params.get("offset", 0))
+        found, strategy = recommendations_for(user=user, k=k, offset=offset, category=params.get("category") or None,
+                                              exclude_seen=_bool(params.get("exclude_seen"), "exclude_seen", default=True),
+                                              exclude=exclude_check(params.get("exclude")),
+                                              per_category=per_category_check(params.get("per_category")))
+        request_id = impression_record(user=user, items=[r.item.external_id for r in found], offset=offset, strategy=strategy)
+        return Response({"user": user, "k": k, "offset": offset, "strategy": strategy, "request_id": request_id,
+                         "items": [_finite(r.as_dict()) for r in found]})
+
+
+class SessionRecommendations(APIView):
+    permission_classes = API
+
+    @extend_schema(request=SESSION_IN, responses={200: SESSION_OUT},
+                   summary="Ranked items for an anonymous session from its recent item ids (no user id)")
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            raise SuiteError("Send a JSON object with `items`: the session's recent item ids, oldest first.", field="items")
+        items = data.get("items")
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise SuiteError("`items` must be a list of item ids (the session's recent ones, oldest first).", field="items")
+        k, offset = k_check(data.get("k", 10)), offset_check(data.get("offset", 0))
+        category = data.get("category") or None
+        if category is not None and not isinstance(category, str):
+            raise SuiteError("`category` must be a string.", field="category")
+        found, strategy = recommendations_for(session=items, k=k, offset=offset, category=category,
+                                              exclude=exclude_check(data.get("exclude")),
+                                              per_category=per_category_check(data.get("per_category")))
+        request_id = impression_record(user=None, items=[r.item.external_id for r in found], offset=offset, strategy=strategy)
+        return Response({"k": k, "offset": offset, "strategy": strategy, "request_id": request_id,
+                         "items": [_finite(r.as_dict()) for r in found]})
 
 
 class ItemSimilar(APIView):

@@ -11,4 +11,5 @@ urlpatterns = [
     path("items/<str:external_id>", api.ItemDetail.as_view(), name="api-recommender-item"),
     path("events", api.Events.as_view(), name="api-recommender-events"),
     path("recommendations", api.Recommendations.as_view(), name="api-recommender-recommendations"),
+    path("recommendations/session", api.SessionRecommendations.as_view(), name="api-recommender-session"),
 ]

@@ -5,7 +5,7 @@ from django.db.models.signals import post_migrate
 
 
 def _repair_schedule_create(sender=None, **kwargs) -> None:
-    """The embeddings repair's beat schedule (every RECOMMENDER_EMBED_REPAIR_S), unless it exists: an admin's edits are kept."""
+    """The embeddings repair's and the behaviour refresh's beat schedules, unless they exist: an admin's edits are kept."""
     from django.conf import settings
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -14,6 +14,11 @@ def _repair_schedule_create(sender=None, **kwargs) -> None:
     PeriodicTask.objects.get_or_create(name="recommender embeddings repair", defaults={
         "task": "recommender.embeddings_repair", "interval": every,
         "description": "Re-embed catalogue items whose vector is stale (an embedding that failed) or missing."})
+    refresh, _ = IntervalSchedule.objects.get_or_create(every=settings.RECOMMENDER_BEHAVIOUR_REFRESH_S,
+                                                        period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.get_or_create(name="recommender behaviour refresh", defaults={
+        "task": "recommender.behaviour_refresh", "interval": refresh,
+        "description": "Refit the recommender's behaviour sources (item-to-item, EASE, trending, new) and its learned ranker."})
 
 
 class RecommenderConfig(AppConfig):

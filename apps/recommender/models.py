@@ -18,14 +18,16 @@ class Item(models.Model):
     updated_at = models.DateTimeField(null=True, blank=True)  # the shop's timestamp, as sent
     content_hash = models.CharField(max_length=64)  # of every field sent: unchanged → re-sending does nothing
     text_hash = models.CharField(max_length=64)  # of the embedded text: changed → re-embed
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)  # first stored here: "new in C", item age
 
     def __str__(self) -> str:
         return self.external_id
 
 
 class Event(models.Model):
-    VIEW, CLICK, CART, PURCHASE = "view", "click", "cart", "purchase"
-    TYPES = [(VIEW, "view"), (CLICK, "click"), (CART, "cart"), (PURCHASE, "purchase")]
+    VIEW, CLICK, CART, PURCHASE, NOT_INTERESTED = "view", "click", "cart", "purchase", "not_interested"
+    # not_interested: the user dismissed the item; it is demoted for them and counts in no profile or popularity
+    TYPES = [(VIEW, "view"), (CLICK, "click"), (CART, "cart"), (PURCHASE, "purchase"), (NOT_INTERESTED, "not interested")]
 
     event_id = models.CharField(max_length=200, unique=True)  # the client's id: the same event twice is stored once
     user_id = models.CharField(max_length=200, db_index=True)
@@ -41,3 +43,21 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.type} {self.item_external_id}"
+
+
+class Impression(models.Model):
+    """One answer shown: which items, in which order, to whom (user or anonymous session), from which page.
+
+    For click-through measurement (a later click on a shown item) and position-debiased training of the ranker.
+    """
+
+    request_id = models.CharField(max_length=64, unique=True)  # returned with the answer: a client may quote it
+    user_id = models.CharField(max_length=200, blank=True, db_index=True)  # empty for an anonymous session
+    items = models.JSONField(default=list)  # external ids in the order shown
+    offset = models.PositiveIntegerField(default=0)  # position of the first item in the whole ranking
+    strategy = models.CharField(max_length=32)
+    ranker = models.CharField(max_length=64, blank=True)  # the behaviour snapshot that ranked it ("" = the formula)
+    shown_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id or 'session'} {len(self.items)} items"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from services.recommender.sources import behaviour_refresh as refresh
 from services.recommender.vectors import embeddings_repair as repair
 
 
@@ -10,3 +11,9 @@ from services.recommender.vectors import embeddings_repair as repair
 def embeddings_repair() -> dict[str, int]:
     """Embed catalogue items whose vector is stale or missing into the shared store (beat: "recommender embeddings repair")."""
     return repair()
+
+
+@shared_task(name="recommender.behaviour_refresh")
+def behaviour_refresh() -> dict:
+    """Refit the behaviour sources and the learned ranker from every event and publish them (beat: "recommender behaviour refresh")."""
+    return refresh()

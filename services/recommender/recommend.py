@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,10 +26,16 @@ from apps.recommender.models import Event, Item
 from services.errors import NotFound, SuiteError
 from services.metrics import RECOMMEND_SECONDS
 from services.recommender import ranking
-from services.recommender.vectors import index_get, vectors_of
+from services.recommender.behaviour import FEATURES, Behaviour, ItemMeta, Scored, SourceConfig
+from services.recommender.learned import rank_candidates, user_candidates
+from services.recommender.sources import IndexText, behaviour_current
+from services.recommender.vectors import index_get
 
 logger = logging.getLogger(__name__)
 K_MAX = 100
+OFFSET_MAX = 400  # deepest page start: candidates are gathered down to offset + k
+SESSION_MAX = 100  # recent items an anonymous session may send
+EXCLUDE_MAX = 1000  # ids in one request's exclude list
 POPULAR_CACHE_S = 30.0  # popularity is recounted at most this often per process
 POPULAR_KEEP = 1000  # the most popular items kept in memory
 TRENDING_DAYS = 7  # popularity counts events of this many days (all time when there are none)
@@ -134,61 +142,248 @@ def popularity_forget() -> None:
 
 
 def user_interactions(*, user: str) -> list[tuple[ranking.Interaction, str]]:
-    """The user's latest interactions with catalogue items, with each item's title (for reasons)."""
-    rows = (Event.objects.filter(user_id=user, item__isnull=False).order_by("-timestamp")
+    """The user's latest interactions with catalogue items (not_interested left out), with each item's title (for reasons)."""
+    rows = (Event.objects.filter(user_id=user, item__isnull=False).exclude(type=Event.NOT_INTERESTED).order_by("-timestamp")
             .values_list("item_id", "type", "timestamp", "item__title")[:ranking.PROFILE_EVENTS])
     return [(ranking.Interaction(item=pk, type=kind, at=at.timestamp()), title) for pk, kind, at, title in rows]
 
 
-@RECOMMEND_SECONDS.labels(kind="user").time()
-def recommendations_for(*, user: str, k: int = 10, category: str | None = None, exclude_seen: bool = True
-                        ) -> tuple[list[Recommendation], str]:
-    """(ranked recommendations, strategy: "personal" or "popular")."""
-    k = k_check(k)
-    history = user_interactions(user=user)
-    seen = {i.item for i, _ in history}
-    excluded = seen if exclude_seen else set()
+def user_dismissed(*, user: str) -> set[int]:
+    """Items the user said they are not interested in (demoted in their recommendations)."""
+    return set(Event.objects.filter(user_id=user, type=Event.NOT_INTERESTED, item__isnull=False)
+               .values_list("item_id", flat=True)[:1000])
+
+
+def session_interactions(*, items: Sequence[str]) -> list[tuple[ranking.Interaction, str]]:
+    """An anonymous session's recent item ids (oldest first) as views a second apart; unknown ids are left out."""
+    if len(items) > SESSION_MAX:
+        raise SuiteError(f"At most {SESSION_MAX} recent items per session.", field="items")
+    found = dict((e, (pk, t)) for e, pk, t in Item.objects.filter(external_id__in=list(items))
+                 .values_list("external_id", "pk", "title"))
+    now = time.time()
+    out = []
+    for n, external in enumerate(items):
+        if external in found:
+            pk, title = found[external]
+            out.append((ranking.Interaction(item=pk, type="view", at=now - (len(items) - n)), title))
+    return out
+
+
+def offset_check(offset: object) -> int:
+    try:
+        value = int(str(offset))
+    except (TypeError, ValueError):
+        raise SuiteError(f"`offset` must be a whole number from 0 to {OFFSET_MAX}.", field="offset") from None
+    if not 0 <= value <= OFFSET_MAX:
+        raise SuiteError(f"`offset` must be from 0 to {OFFSET_MAX}.", field="offset")
+    return value
+
+
+def per_category_check(value: object) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        raise SuiteError("`per_category` must be a whole number from 1 to 100.", field="per_category") from None
+    if not 1 <= number <= 100:
+        raise SuiteError("`per_category` must be from 1 to 100.", field="per_category")
+    return number
+
+
+def exclude_check(value: object) -> list[str]:
+    """The exclude list: a list of item ids, or one comma-separated string."""
+    if value in (None, ""):
+        return []
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise SuiteError("`exclude` must be a list of item ids (or one comma-separated string).", field="exclude")
+    if len(items) > EXCLUDE_MAX:
+        raise SuiteError(f"At most {EXCLUDE_MAX} ids in `exclude`.", field="exclude")
+    return [v for v in items if v]
+
+
+_fallback: dict[str, object] = {"counts": None, "model": None}
+
+
+def _popularity_model() -> Behaviour:
+    """Without a fitted snapshot: popularity alone (the cached counts) as the behaviour model."""
     counts, order = popularity_get()
-    pop_values = np.array(list(counts.values()), dtype=np.float32)
-    pop_scale = dict(zip(counts, ranking.popularity_scaled(pop_values))) if counts else {}
+    with _popular_lock:
+        if _fallback["counts"] is counts:
+            return _fallback["model"]  # type: ignore[return-value]
+    keys = np.array(order, dtype=np.int64)
+    scaled = ranking.popularity_scaled(np.array([counts[k] for k in order], dtype=np.float32))
+    empty_ids, empty = np.full((len(keys), 0), -1, dtype=np.int32), np.zeros((len(keys), 0), dtype=np.float32)
+    model = Behaviour(keys=keys, cooc_ids=empty_ids, cooc_scores=empty, ease_ids=empty_ids, ease_scores=empty,
+                      popularity=scaled, trend=scaled, first_seen=np.full(len(keys), np.nan), reference=time.time())
+    with _popular_lock:
+        _fallback.update(counts=counts, model=model)
+    return model
 
-    index = index_get()
-    found, vectors = vectors_of(index=index, pks=[i.item for i, _ in history])
-    by_pk = {i.item: (i, title) for i, title in history}
-    profile = None
-    if found:
-        weights = ranking.interactions_weights([by_pk[pk][0] for pk in found])
-        profile = ranking.profile_build(vectors=vectors, weights=weights)
 
-    cosine: dict[int, float] = {}
-    if profile is not None:
-        want = (k + len(excluded)) * (8 if category else 3) + 20  # filters drop some: ask FAISS for more
-        ids, scores = index.search(vectors=profile[None, :], k=min(want, max(len(index), 1)))
-        cosine = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
-    neighbours = set(cosine)  # what FAISS found: these get "similar to" reasons, the rest popularity ones
-    n_popular = (2 if profile is not None else 4) * k + len(excluded)  # personal: popularity is only a prior
-    candidates = list(cosine) + [pk for pk in order[:n_popular] if pk not in cosine]
-    items = cards_get(Item.objects.filter(pk__in=candidates, in_stock=True))
-    if category:
-        items = {pk: i for pk, i in items.items() if i.category == category}
-        if len(items) < k + len(excluded):  # the filter left too few: top up from the category's items
-            more = Item.objects.filter(category=category, in_stock=True).exclude(pk__in=list(items) + list(excluded))
-            items.update(cards_get(more.order_by("pk")[: k + len(excluded)]))
-    ranked = []
-    for pk, item in items.items():
-        if pk in excluded:
-            continue
-        popularity = float(pop_scale.get(pk, 0.0))
-        if profile is not None and pk not in cosine:
-            cosine[pk] = float(np.dot(_vector(index, pk), profile)) if _has(index, pk) else 0.0
-        score = ranking.scores_combine(cosine=np.float32(cosine.get(pk, 0.0)), popularity=np.float32(popularity))
-        ranked.append((float(score), pk))
-    ranked.sort(key=lambda pair: (-pair[0], pair[1]))
-    chosen = ranked[:k]
-    seen_vectors = {pk: vectors[n] for n, pk in enumerate(found)}
-    out = [Recommendation(item=items[pk], score=score, reason=_reason(items[pk], pk, index, seen_vectors, by_pk, neighbours, counts))
-           for score, pk in chosen]
-    return out, ("personal" if profile is not None else "popular")
+class _Meta:
+    """meta_of for requests: item fields read once per request (history items come with their interactions)."""
+
+    def __init__(self) -> None:
+        self.cards: dict[int, Card] = {}
+        self.created: dict[int, float] = {}
+
+    def load(self, keys: Sequence[int]) -> None:
+        missing = [int(k) for k in keys if int(k) not in self.cards]
+        if missing:
+            for row in Item.objects.filter(pk__in=missing).values_list(*CARD_FIELDS, "created_at"):
+                self.cards[row[0]] = Card(*row[:-1])
+                self.created[row[0]] = row[-1].timestamp() if row[-1] else np.nan
+
+    def __call__(self, keys: np.ndarray) -> ItemMeta:
+        self.load(keys.tolist())
+        cards = [self.cards.get(int(k)) for k in keys]
+        return ItemMeta(category=[c.category if c else "" for c in cards],
+                        price=np.array([c.price if c and c.price is not None else np.nan for c in cards], dtype=np.float64),
+                        in_stock=np.array([1.0 if c and c.in_stock else 0.0 for c in cards], dtype=np.float32),
+                        created=np.array([self.created.get(int(k), np.nan) for k in keys], dtype=np.float64))
+
+
+def pages_diversify(*, keys: Sequence[int], category_of: dict[int, str], per_category: int, page: int) -> list[int]:
+    """Re-order a ranking so each page of `page` items holds at most `per_category` of one category.
+
+    Pages fill in rank order with the best items under the cap; a page the remaining categories cannot fill under
+    the cap is completed with the best remaining items (never an empty or short page). Items without a category
+    are never capped.
+    """
+    remaining, out = list(keys), []
+    while remaining:
+        counts: dict[str, int] = {}
+        chosen, rest = [], []
+        for key in remaining:
+            category = category_of.get(key, "")
+            if len(chosen) < page and (not category or counts.get(category, 0) < per_category):
+                chosen.append(key)
+                counts[category] = counts.get(category, 0) + 1
+            else:
+                rest.append(key)
+        if len(chosen) < page:
+            fill = page - len(chosen)
+            chosen, rest = chosen + rest[:fill], rest[fill:]
+        out += chosen
+        remaining = rest
+    return out
+
+
+@RECOMMEND_SECONDS.labels(kind="user").time()
+def recommendations_for(*, user: str | None = None, session: Sequence[str] | None = None, k: int = 10, offset: int = 0,
+                        category: str | None = None, exclude_seen: bool = True, exclude: Sequence[str] = (),
+                        per_category: int | None = None) -> tuple[list[Recommendation], str]:
+    """(ranked recommendations, strategy: "personal", "session" or "popular") for a user or an anonymous session.
+
+    1. History: the user's latest interactions, or the session's item ids (oldest first); the user's
+       not_interested items are demoted to the end.
+    2. Candidates and features from every source (services/recommender/learned.py user_candidates): text
+       neighbours of the profile, the behaviour snapshot's item-to-item, EASE, popular, trending and new items.
+    3. Score: the learned ranker when the worker published one that passed its gate, else the old formula.
+    4. Filters (in stock, category, seen, the exclude list), diversity (per_category per page of k), the page
+       (offset, k); reasons from each item's strongest feature.
+    """
+    k = k_check(k)
+    offset = offset_check(offset)
+    if session is not None:
+        history = session_interactions(items=session)
+        dismissed: set[int] = set()
+    else:
+        if not user:
+            raise SuiteError("`user` is required.", field="user")
+        history = user_interactions(user=user)
+        dismissed = user_dismissed(user=user)
+    seen = {i.item for i, _ in history}
+    excluded = set(seen) if exclude_seen else set()
+    if exclude:
+        excluded |= set(Item.objects.filter(external_id__in=list(exclude)).values_list("pk", flat=True))
+    snapshot = behaviour_current()
+    model = snapshot.model if snapshot is not None else _popularity_model()
+    ranker = snapshot.ranker if snapshot is not None else None
+    need = offset + k
+    per_source = min(1000, max(50, need * (4 if category else 1) * (2 if per_category else 1) + len(dismissed)))
+    config = SourceConfig(per_source=per_source)
+    meta = _Meta()
+    titles = {i.item: title for i, title in history}
+    meta_keys = [i.item for i, _ in history]
+    fresh_new = list(Item.objects.filter(in_stock=True).order_by("-created_at").values_list("pk", flat=True)[:per_source])
+    meta.load(meta_keys)
+    scored = user_candidates(model=model, history=[i for i, _ in history], text=IndexText(index_get()), meta_of=meta,
+                             now=time.time(), exclude=excluded, fresh_new=fresh_new, config=config)
+    scores = rank_candidates(scored=scored, ranker=ranker)
+    keys = scored.keys.tolist()
+    keep = [n for n, key in enumerate(keys) if (card := meta.cards.get(key)) is not None and card.in_stock
+            and (not category or card.category == category)]
+    order = sorted(keep, key=lambda n: (keys[n] in dismissed, -float(scores[n]), keys[n]))
+    ranked = [keys[n] for n in order]
+    position = {key: n for n, key in zip(order, ranked)}
+    if category and len(ranked) < need:  # the filter left too few: top up from the category's items
+        more = (Item.objects.filter(category=category, in_stock=True).exclude(pk__in=list(excluded) + ranked)
+                .order_by("pk").values_list(*CARD_FIELDS)[:need - len(ranked)])
+        for row in more:
+            meta.cards[row[0]] = Card(*row)
+            ranked.append(row[0])
+    if per_category:
+        ranked = pages_diversify(keys=ranked, category_of={key: meta.cards[key].category for key in ranked},
+                                 per_category=per_category, page=k)
+    chosen = ranked[offset:offset + k]
+    rows = [position[key] for key in chosen if key in position]
+    kinds = dict(zip([keys[n] for n in rows], ranker.reasons(scored.features[rows]) if ranker is not None and rows else []))
+    out = []
+    for key in chosen:
+        n = position.get(key)
+        kind = kinds.get(key) or _reason_kind(scored, n, key, model, has_profile=bool(titles))
+        out.append(Recommendation(item=meta.cards[key], score=float(scores[n]) if n is not None else 0.0,
+                                  reason=_reason(kind, meta.cards[key], scored, n, titles, history)))
+    personal = bool(history) and (scored.features[:, FEATURES.index("text")].any() or
+                                  scored.features[:, FEATURES.index("cooc")].any() or
+                                  scored.features[:, FEATURES.index("ease")].any())
+    strategy = "session" if session is not None and personal else "personal" if personal else "popular"
+    return out, strategy
+
+
+def _reason_kind(scored: Scored, n: int | None, key: int, model: Behaviour, *, has_profile: bool) -> str:
+    """Without a ranker: similar (a text neighbour), together (item-to-item), popular, else new."""
+    if n is None:
+        return "new"
+    f = scored.features[n]
+    if has_profile and scored.sources["text"][n] and f[FEATURES.index("text")] > 0:
+        return "similar"
+    if f[FEATURES.index("cooc")] > 0 or f[FEATURES.index("ease")] > 0:
+        return "together"
+    if key in model.row_of and model.popularity[model.row_of[key]] > 0:
+        return "popular"
+    return "new"
+
+
+def _reason(kind: str, item: Card, scored: Scored, n: int | None, titles: dict[int, str],
+            history: list[tuple[ranking.Interaction, str]]) -> str:
+    verb = {i.item: ranking.VERBS.get(i.type, "viewed") for i, _ in history}
+    if n is not None and kind == "similar":
+        via = int(scored.via["text"][n])
+        if via in titles:
+            return f"similar to {titles[via] or 'an item'} you {verb.get(via, 'viewed')}"
+    if n is not None and kind == "together":
+        cooc, ease = scored.features[n, FEATURES.index("cooc")], scored.features[n, FEATURES.index("ease")]
+        via = int(scored.via["cooc" if cooc >= ease else "ease"][n])
+        if via in titles:
+            return f"bought together with {titles[via] or 'an item you chose'}"
+    if kind == "new":
+        return f"new in {item.category}" if item.category else "new in the catalogue"
+    return f"popular in {item.category}" if item.category else "trending now"
+
+
+def impression_record(*, user: str | None, items: Sequence[str], offset: int, strategy: str) -> str:
+    """Record what was shown (for click-through and position-debiased training); returns the request id."""
+    from apps.recommender.models import Impression
+
+    snapshot = behaviour_current()
+    request_id = uuid.uuid4().hex
+    Impression.objects.create(request_id=request_id, user_id=user or "", items=list(items), offset=offset, strategy=strategy,
+                              ranker=snapshot.name if snapshot is not None and snapshot.ranker is not None else "")
+    return request_id
 
 
 def _has(index: object, pk: int) -> bool:
@@ -197,18 +392,6 @@ def _has(index: object, pk: int) -> bool:
 
 def _vector(index: object, pk: int) -> np.ndarray:
     return index.vector(pk)  # type: ignore[attr-defined]  # under the index's lock: a sync may be writing
-
-
-def _reason(item: Card, pk: int, index: object, seen_vectors: dict[int, np.ndarray], by_pk: dict, neighbours: set[int],
-            popular: dict[int, float]) -> str:
-    if seen_vectors and pk in neighbours and _has(index, pk):
-        vector = _vector(index, pk)
-        closest = max(seen_vectors, key=lambda s: float(np.dot(seen_vectors[s], vector)))
-        interaction, title = by_pk[closest]
-        return f"similar to {title or 'an item'} you {ranking.VERBS.get(interaction.type, 'viewed')}"
-    if pk not in popular:  # reached through the category top-up, not popularity
-        return f"new in {item.category}" if item.category else "new in the catalogue"
-    return f"popular in {item.category}" if item.category else "trending now"
 
 
 @RECOMMEND_SECONDS.labels(kind="similar").time()

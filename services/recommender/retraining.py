@@ -121,7 +121,7 @@ def catalogue_live() -> tuple[list[str], list[str]]:
 def events_history(*, rows_of: dict[str, int], until: datetime) -> dict[str, list[ranking.Interaction]]:
     """user -> the interactions the shop sent (received up to `until`) with catalogue items, oldest first."""
     by_user: dict[str, list[ranking.Interaction]] = defaultdict(list)
-    rows = (Event.objects.filter(received_at__lte=until).order_by("timestamp", "pk")
+    rows = (Event.objects.filter(received_at__lte=until).exclude(type=Event.NOT_INTERESTED).order_by("timestamp", "pk")
             .values_list("user_id", "item_external_id", "type", "timestamp"))
     for user, external, kind, at in rows.iterator():
         row = rows_of.get(external)
