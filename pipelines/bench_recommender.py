@@ -171,9 +171,51 @@ def raw_faiss_p99(*, n: int = 1000) -> float:
     return _pct(times, 99)
 
 
+def serving_profile(*, n_users: int, n: int = 300, seed: int = 7) -> dict[str, float]:
+    """In this process: p50/p99 of recommendations_for and the learned ranker's share of its time (scores + reasons)."""
+    from services.recommender import recommend, sources
+
+    snapshot = sources.behaviour_current()
+    ranker = snapshot.ranker if snapshot is not None else None
+    spent = [0.0]
+    if ranker is not None:
+        for name in ("scores", "reasons"):
+            real = getattr(ranker, name)
+
+            def timed(features: np.ndarray, _real: Any = real) -> Any:
+                started = time.perf_counter()
+                try:
+                    return _real(features)
+                finally:
+                    spent[0] += time.perf_counter() - started
+
+            setattr(ranker, name, timed)
+    rng = random.Random(seed)
+    times = []
+    try:
+        for _ in range(n):
+            started = time.perf_counter()
+            recommend.recommendations_for(user=f"u{rng.randrange(n_users)}", k=10)
+            times.append(time.perf_counter() - started)
+    finally:
+        if ranker is not None:
+            for name in ("scores", "reasons"):
+                delattr(ranker, name)
+    return {"inprocess_p50_ms": _pct([t * 1000 for t in times], 50), "inprocess_p99_ms": _pct([t * 1000 for t in times], 99),
+            "ranker_share": round(spent[0] / sum(times), 3) if times else 0.0, "ranker": ranker is not None}
+
+
 def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_requests: int = 2000, concurrency: int = 4,
-                      servers: int = 2, quiet: bool = False) -> dict[str, Any]:
+                      servers: int = 2, quiet: bool = False, ranker: bool = True) -> dict[str, Any]:
     catalogue_ensure(n_items=n_items, n_users=n_users, quiet=quiet)
+    refresh: dict[str, Any] = {}
+    if ranker:  # what the worker's beat does: fit the sources and the ranker, publish them for the servers
+        from services.recommender.sources import behaviour_refresh
+
+        started = time.monotonic()
+        refresh = behaviour_refresh()
+        refresh["seconds"] = round(time.monotonic() - started, 1)
+    profile = serving_profile(n_users=n_users)
     token = token_ensure()
     raw = raw_faiss_p99()
     processes, port, listener = servers_start(processes=servers)
@@ -195,8 +237,10 @@ def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_reques
               "p50_ms": _pct(latencies, 50), "p95_ms": _pct(latencies, 95), "p99_ms": _pct(latencies, 99),
               "mean_ms": round(statistics.fmean(latencies), 2), "rps": round(len(latencies) / wall, 1),
               "raw_faiss_p99_ms": raw, "index": "ivf" if n_items >= ivf_threshold() else "flat", "server": f"daphne x{servers} (one shared socket)",
-              "vectors": "random unit vectors, dim 384"}
+              "vectors": "random unit vectors, dim 384", **profile,
+              "refresh_s": refresh.get("seconds"), "ranker_active": refresh.get("ranker")}
     if not quiet:
         print(f"GET /api/recommendations: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {result['rps']} req/s "
-              f"({concurrency} clients); raw FAISS p99 {raw} ms", file=sys.stderr)
+              f"({concurrency} clients); raw FAISS p99 {raw} ms; ranker {'on' if profile['ranker'] else 'off'}, "
+              f"{100 * profile['ranker_share']:.0f}% of a request's time in process", file=sys.stderr)
     return result
