@@ -61,3 +61,39 @@ class Impression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id or 'session'} {len(self.items)} items"
+
+
+class MerchRule(models.Model):
+    """A merchandiser's rule over every recommendation list (services/recommender/merch.py applies them).
+
+    pin: `item` at `position` (1 = first) of the first page; boost: `item` raised by `weight` times the spread of
+    the list's scores (1.0: to the top, 0.1: a nudge; negative lowers); quota: at most `max_per_page` items of
+    `category` in each page.
+    """
+
+    PIN, BOOST, QUOTA = "pin", "boost", "quota"
+    KINDS = [(PIN, "pin"), (BOOST, "boost"), (QUOTA, "category quota")]
+
+    kind = models.CharField(max_length=16, choices=KINDS)
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.CASCADE, related_name="merch_rules")
+    position = models.PositiveIntegerField(null=True, blank=True)
+    weight = models.FloatField(null=True, blank=True)
+    category = models.CharField(max_length=200, blank=True)
+    max_per_page = models.PositiveIntegerField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)  # why (the campaign), for the next merchandiser
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from services.errors import SuiteError
+        from services.recommender.merch import rule_check
+
+        try:
+            rule_check(kind=self.kind, item=self.item_id, position=self.position, weight=self.weight,
+                       category=self.category, max_per_page=self.max_per_page)
+        except SuiteError as exc:
+            raise ValidationError({exc.field or "kind": exc.message}) from None
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.item_id or self.category}"

@@ -265,12 +265,13 @@ def _top_keys(scores: Mapping[int, float], n: int) -> list[int]:
 def candidates_score(*, model: Behaviour, history: Sequence[ranking.Interaction], text_top: Mapping[int, float],
                      text_of: Callable[[np.ndarray], np.ndarray] | None, meta_of: MetaOf, now: float,
                      exclude: set[int] = frozenset(), fresh_new: Sequence[int] = (), config: SourceConfig | None = None,
-                     text_via: Callable[[np.ndarray], np.ndarray] | None = None) -> Scored:
+                     text_via: Callable[[np.ndarray], np.ndarray] | None = None, extra: Sequence[int] = ()) -> Scored:
     """Merge every source's candidates for one user (or session) and compute the FEATURES of each.
 
     history: the user's interactions (item = key), any order; text_top: {key: cosine} the text source proposes;
     text_of: cosine to the profile of any keys (None: no profile); fresh_new: keys of items created after the model
-    was fitted (newest first); exclude: keys never proposed (seen, excluded by the request).
+    was fitted (newest first); exclude: keys never proposed (seen, excluded by the request); extra: keys always
+    among the candidates (unless excluded; a merchandiser's boosted and pinned items).
     """
     config = config or SourceConfig()
     per = config.per_source
@@ -310,6 +311,9 @@ def candidates_score(*, model: Behaviour, history: Sequence[ranking.Interaction]
     for name in SOURCES:
         for k in proposed[name]:
             order.setdefault(k, None)
+    for k in extra:
+        if k not in exclude:
+            order.setdefault(int(k), None)
     keys = np.array(list(order), dtype=np.int64)
     c = len(keys)
     features = np.zeros((c, len(FEATURES)), dtype=np.float32)

@@ -92,7 +92,7 @@ class MatrixText(TextSpace):
 
 def user_candidates(*, model: Behaviour, history: Sequence[ranking.Interaction], text: TextSpace | None, meta_of: MetaOf,
                     now: float, exclude: set[int] = frozenset(), fresh_new: Sequence[int] = (),
-                    config: SourceConfig | None = None) -> Scored:
+                    config: SourceConfig | None = None, extra: Sequence[int] = ()) -> Scored:
     """The merged candidates of every source for one history (a user's or an anonymous session's), with features."""
     config = config or SourceConfig()
     positive = [i for i in history if i.type != "not_interested"]
@@ -106,7 +106,7 @@ def user_candidates(*, model: Behaviour, history: Sequence[ranking.Interaction],
             profile = ranking.profile_build(vectors=seen_vectors, weights=weights)
     if profile is None:
         return candidates_score(model=model, history=history, text_top={}, text_of=None, meta_of=meta_of, now=now,
-                                exclude=exclude, fresh_new=fresh_new, config=config)
+                                exclude=exclude, fresh_new=fresh_new, config=config, extra=extra)
     text_top = text.search(profile, config.per_source + len(exclude))  # type: ignore[union-attr]
     looked: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -127,7 +127,7 @@ def user_candidates(*, model: Behaviour, history: Sequence[ranking.Interaction],
         return np.where(found, seen_keys[closest], -1)
 
     return candidates_score(model=model, history=history, text_top=text_top, text_of=text_of, meta_of=meta_of, now=now,
-                            exclude=exclude, fresh_new=fresh_new, config=config, text_via=text_via)
+                            exclude=exclude, fresh_new=fresh_new, config=config, text_via=text_via, extra=extra)
 
 
 def blas_single() -> Any:

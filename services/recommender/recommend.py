@@ -25,7 +25,7 @@ from django.utils import timezone
 from apps.recommender.models import Event, Item
 from services.errors import NotFound, SuiteError
 from services.metrics import RECOMMEND_SECONDS
-from services.recommender import ranking
+from services.recommender import merch, ranking
 from services.recommender.behaviour import FEATURES, Behaviour, ItemMeta, Scored, SourceConfig
 from services.recommender.learned import rank_candidates, user_candidates
 from services.recommender.sources import IndexText, behaviour_current
@@ -245,20 +245,27 @@ class _Meta:
                         created=np.array([self.created.get(int(k), np.nan) for k in keys], dtype=np.float64))
 
 
-def pages_diversify(*, keys: Sequence[int], category_of: dict[int, str], per_category: int, page: int) -> list[int]:
-    """Re-order a ranking so each page of `page` items holds at most `per_category` of one category.
+def pages_diversify(*, keys: Sequence[int], category_of: dict[int, str], per_category: int | None, page: int,
+                    caps: dict[str, int] | None = None) -> list[int]:
+    """Re-order a ranking so each page of `page` items holds at most `per_category` of one category (and at most
+    caps[c] of category c: a merchandiser's quotas; the lower cap wins).
 
-    Pages fill in rank order with the best items under the cap; a page the remaining categories cannot fill under
-    the cap is completed with the best remaining items (never an empty or short page). Items without a category
+    Pages fill in rank order with the best items under the caps; a page the remaining categories cannot fill under
+    the caps is completed with the best remaining items (never an empty or short page). Items without a category
     are never capped.
     """
+    caps = caps or {}
+
+    def cap(category: str) -> float:
+        return min(per_category if per_category else float("inf"), caps.get(category, float("inf")))
+
     remaining, out = list(keys), []
     while remaining:
         counts: dict[str, int] = {}
         chosen, rest = [], []
         for key in remaining:
             category = category_of.get(key, "")
-            if len(chosen) < page and (not category or counts.get(category, 0) < per_category):
+            if len(chosen) < page and (not category or counts.get(category, 0) < cap(category)):
                 chosen.append(key)
                 counts[category] = counts.get(category, 0) + 1
             else:
@@ -309,11 +316,14 @@ def recommendations_for(*, user: str | None = None, session: Sequence[str] | Non
     titles = {i.item: title for i, title in history}
     meta_keys = [i.item for i, _ in history]
     fresh_new = list(Item.objects.filter(in_stock=True).order_by("-created_at").values_list("pk", flat=True)[:per_source])
-    meta.load(meta_keys)
+    rules = merch.rules_active()
+    pinned = [pk for _, pk in rules.pins]
+    meta.load(meta_keys + pinned)
     scored = user_candidates(model=model, history=[i for i, _ in history], text=IndexText(index_get()), meta_of=meta,
-                             now=time.time(), exclude=excluded, fresh_new=fresh_new, config=config)
-    scores = rank_candidates(scored=scored, ranker=ranker)
+                             now=time.time(), exclude=excluded, fresh_new=fresh_new, config=config,
+                             extra=list(rules.boosts) + pinned)
     keys = scored.keys.tolist()
+    scores = merch.scores_boost(keys=keys, scores=rank_candidates(scored=scored, ranker=ranker), boosts=rules.boosts)
     keep = [n for n, key in enumerate(keys) if (card := meta.cards.get(key)) is not None and card.in_stock
             and (not category or card.category == category)]
     order = sorted(keep, key=lambda n: (keys[n] in dismissed, -float(scores[n]), keys[n]))
@@ -325,16 +335,20 @@ def recommendations_for(*, user: str | None = None, session: Sequence[str] | Non
         for row in more:
             meta.cards[row[0]] = Card(*row)
             ranked.append(row[0])
-    if per_category:
+    if per_category or rules.quotas:
         ranked = pages_diversify(keys=ranked, category_of={key: meta.cards[key].category for key in ranked},
-                                 per_category=per_category, page=k)
+                                 per_category=per_category, page=k, caps=rules.quotas)
+    shown_pins = [(p, pk) for p, pk in rules.pins if pk in position and pk not in dismissed]  # kept by the filters above
+    ranked = merch.pins_apply(ranked=ranked, pins=shown_pins)
+    pinned_shown = {pk for _, pk in shown_pins}
     chosen = ranked[offset:offset + k]
     rows = [position[key] for key in chosen if key in position]
     kinds = dict(zip([keys[n] for n in rows], ranker.reasons(scored.features[rows]) if ranker is not None and rows else []))
     out = []
     for key in chosen:
         n = position.get(key)
-        kind = kinds.get(key) or _reason_kind(scored, n, key, model, has_profile=bool(titles))
+        kind = "featured" if key in pinned_shown else kinds.get(key) or _reason_kind(scored, n, key, model,
+                                                                                      has_profile=bool(titles))
         out.append(Recommendation(item=meta.cards[key], score=float(scores[n]) if n is not None else 0.0,
                                   reason=_reason(kind, meta.cards[key], scored, n, titles, history)))
     personal = bool(history) and (scored.features[:, FEATURES.index("text")].any() or
@@ -372,6 +386,8 @@ def _reason(kind: str, item: Card, scored: Scored, n: int | None, titles: dict[i
             return f"bought together with {titles[via] or 'an item you chose'}"
     if kind == "new":
         return f"new in {item.category}" if item.category else "new in the catalogue"
+    if kind == "featured":
+        return f"featured in {item.category}" if item.category else "featured"
     return f"popular in {item.category}" if item.category else "trending now"
 
 

@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 
 from apps.recommender import tasks
 from apps.recommender.models import Impression
-from services.recommender import sources
+from services.errors import NotFound, SuiteError
+from services.recommender import merch, sources
 from tests.apps.recommender.test_api import event, recommend_ids
 
 pytestmark = pytest.mark.django_db
@@ -19,8 +20,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_snapshot() -> None:
     sources.behaviour_forget()
+    merch.rules_forget()
     yield
     sources.behaviour_forget()
+    merch.rules_forget()
 
 
 def buy_knife_then_bag(client: APIClient) -> None:
@@ -133,3 +136,31 @@ def test_without_events_the_worker_still_publishes_sources_and_requests_use_the_
     assert summary["ranker"] is False and "Too few" in summary["ranker_note"]
     sources.behaviour_forget()
     assert catalogue.get("/api/recommendations", {"user": "nobody", "k": 3}).json()["strategy"] == "popular"
+
+
+def test_a_pinned_item_takes_its_place_on_the_first_page(catalogue: APIClient) -> None:
+    catalogue.post("/api/events", [event("camper", "tent-1")], format="json")
+    merch.rule_add(kind="pin", item="knife-1", position=1, note="knife week")
+    body = catalogue.get("/api/recommendations", {"user": "camper", "k": 3}).json()["items"]
+    assert body[0]["id"] == "knife-1" and body[0]["reason"] == "featured in kitchen" and body[1]["id"] == "tent-2"
+    assert "knife-1" not in recommend_ids(catalogue, user="camper", k=3, exclude="knife-1")  # the request's exclusions win
+
+
+def test_a_boost_raises_an_item_and_a_quota_caps_a_category(catalogue: APIClient) -> None:
+    catalogue.post("/api/events", [event("camper", "tent-1")], format="json")
+    merch.rule_add(kind="boost", item="pot-1", weight=1.0)
+    assert recommend_ids(catalogue, user="camper", k=3)[0] == "pot-1"
+    merch.rule_add(kind="quota", category="outdoor", max_per_page=1)
+    page = catalogue.get("/api/recommendations", {"user": "camper", "k": 3}).json()["items"]
+    assert [row["category"] for row in page].count("outdoor") == 1
+
+
+def test_a_rule_that_cannot_apply_names_its_field() -> None:
+    with pytest.raises(SuiteError) as caught:
+        merch.rule_add(kind="quota", category="outdoor")
+    assert caught.value.field == "max_per_page"
+    with pytest.raises(SuiteError) as caught:
+        merch.rule_add(kind="shout")
+    assert caught.value.field == "kind"
+    with pytest.raises(NotFound):
+        merch.rule_add(kind="pin", item="no-such-item", position=1)
