@@ -300,6 +300,10 @@ def ranker_fit(*, histories: Mapping[str, Sequence[ranking.Interaction]], keys: 
     if len(targets) < 4:
         raise SuiteError(f"Too few users with a new item after their history to train the ranker on: {len(targets)} "
                          "(at least 4).", field="interactions")
+    config = config or RankerConfig()
+    if len(targets) > config.max_users:  # sampled before building features: a big shop's users would take hours
+        chosen = random.Random(config.seed).sample(sorted(targets), config.max_users)
+        targets = {user: targets[user] for user in chosen}
     model = behaviour_fit(histories=before, keys=keys, created=created, config=sources)
     with blas_single():
         features, labels, missed = groups_build(model=model, histories=before, targets=targets, text=text, meta_of=meta_of,
