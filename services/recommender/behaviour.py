@@ -29,7 +29,7 @@ from services.recommender import ranking
 
 DAY = 86400.0
 FEATURES = ("text", "cooc", "ease", "popularity", "trend", "age_days", "related_recency", "category_affinity",
-            "price_affinity", "in_stock", "n_sources")
+            "price_affinity", "in_stock")
 SOURCES = ("text", "cooc", "ease", "popular", "trending", "new")  # candidate sources, in the order reasons prefer them
 NEGATIVE_TYPES = frozenset({"not_interested"})  # events that say "not this": never part of a history or a count
 
@@ -44,7 +44,7 @@ class SourceConfig:
     ease_max_items: int = 5000  # EASE inverts an items × items matrix: skipped above this many items
     trend_half_life_days: float = 3.0  # trending: an event this much older than the latest counts half
     new_days: float = 30.0  # "new": first seen (or created) within this many days of the reference time
-    per_source: int = 50  # candidates each source proposes per request
+    per_source: int = 30  # candidates each source proposes per request (50 ranked no better on online_retail; 40% slower)
 
     def __post_init__(self) -> None:
         for name in ("half_life_days", "trend_half_life_days", "new_days", "ease_lambda"):
@@ -344,7 +344,6 @@ def candidates_score(*, model: Behaviour, history: Sequence[ranking.Interaction]
     age = np.where(np.isnan(first), 0.0, np.maximum(now - first, 0.0) / DAY)
     features[:, col["age_days"]] = np.log1p(age)
     features[:, col["in_stock"]] = meta.in_stock
-    features[:, col["n_sources"]] = np.sum([sources[name] for name in SOURCES], axis=0)
     # The user's tastes: category shares and typical price of what they interacted with (weighted as the profile).
     if positive:
         own = meta_of(np.array([i.item for i in positive], dtype=np.int64))

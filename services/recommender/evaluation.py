@@ -293,7 +293,7 @@ def learned_evaluate(*, split: Split, vectors: np.ndarray, meta: list[tuple[str,
     meta_of = meta_from_arrays(categories=[m[0] for m in meta],
                                prices=np.array([np.nan if m[1] is None else m[1] for m in meta], dtype=np.float64),
                                in_stock=np.array([m[2] for m in meta], dtype=np.float32))
-    sources = SourceConfig(per_source=max(50, k))
+    sources = SourceConfig(per_source=max(SourceConfig().per_source, k))
     text = MatrixText(vectors)
     started = time.monotonic()
     model = behaviour_fit(histories=split.train, keys=range(n_items), config=sources)
