@@ -3,7 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from apps.sentiment.models import Alert, AlertRule, Delivery, DeliveryAttempt, Feed, Relabel, ScoredNews, Ticker
+from apps.sentiment.models import (Alert, AlertRule, Delivery, DeliveryAttempt, Feed, Notification, Relabel, ScoredNews,
+                                   Silence, Ticker)
 from services.errors import SuiteError
 from services.outbound import outbound_check
 
@@ -45,8 +46,8 @@ class TickerAdmin(admin.ModelAdmin):
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     form = AlertRuleForm
-    list_display = ["ticker", "kind", "threshold", "window_minutes", "baseline_days", "cooldown_minutes", "enabled",
-                    "last_error"]
+    list_display = ["ticker", "topic", "kind", "threshold", "clear_threshold", "window_minutes", "for_evaluations",
+                    "cooldown_minutes", "group_minutes", "enabled", "last_error"]
     list_filter = ["kind", "enabled"]
 
 
@@ -59,8 +60,36 @@ class ScoredNewsAdmin(admin.ModelAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "symbol", "kind", "value", "acknowledged_at", "acknowledged_by"]
-    list_filter = ["kind", "symbol"]
+    list_display = ["created_at", "symbol", "topic", "kind", "state", "value", "started_at", "fired_at", "resolved_at",
+                    "silence", "acknowledged_at", "acknowledged_by"]
+    list_filter = ["state", "kind", "symbol"]
+
+
+@admin.register(Silence)
+class SilenceAdmin(admin.ModelAdmin):
+    """Mutes are visible with who set them and why; the list shows whether each is still active."""
+
+    list_display = ["symbol", "topic", "rule", "starts_at", "ends_at", "active", "created_by", "reason"]
+    list_filter = ["symbol", "topic"]
+    readonly_fields = ["created_by", "created_at"]
+
+    @admin.display(boolean=True)
+    def active(self, silence: Silence) -> bool:
+        from django.utils import timezone
+
+        return silence.starts_at <= timezone.now() < silence.ends_at
+
+    def save_model(self, request, obj: Silence, form, change: bool) -> None:  # noqa: ANN001
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["at", "group_key", "rule", "message"]
+    list_filter = ["group_key"]
+    filter_horizontal = ["alerts"]
 
 
 class DeliveryAttemptInline(admin.TabularInline):

@@ -14,7 +14,8 @@ from apps.accounts.access import HasAccess
 from apps.core.schema import OBJECT_LIST, STRING_LIST
 from apps.sentiment.models import LABELS, OVERALL, RULE_LIMITS, AlertRule, Ticker
 from services.sentiment.aggregates import series_get
-from services.sentiment.alerts import alert_acknowledge, alert_json
+from services.sentiment.alerts import alert_acknowledge, alert_headlines, alert_json
+from services.sentiment.notifications import silence_create, silence_expire, silence_json, silences_list
 from services.sentiment.bus import DEFAULT_GROUP, topics_default
 from services.sentiment.dashboard import headlines_page, sparklines_get, topics_breakdown
 from services.sentiment.queries import alerts_list, headlines_list, range_parse, sources_list
@@ -113,8 +114,68 @@ class Alerts(APIView):
     @extend_schema(responses=OBJECT_LIST)
     def get(self, request: Request) -> Response:
         alerts = alerts_list(open_only=request.query_params.get("open") == "1", symbol=request.query_params.get("ticker"),
-                             limit=_limit(request))
+                             state=request.query_params.get("state"), limit=_limit(request))
         return Response([alert_json(a) for a in alerts])
+
+
+class AlertHeadlines(APIView):
+    """GET /alerts/<id>/headlines: the headlines in the window that made the alert (drill-down)."""
+
+    permission_classes = SENTIMENT
+
+    @extend_schema(responses=OBJECT_LIST)
+    def get(self, request: Request, alert_id: int) -> Response:
+        return Response(alert_headlines(alert_id=alert_id))
+
+
+class SilenceBody(serializers.Serializer):
+    ticker = serializers.CharField(required=False, allow_blank=True, max_length=21, default="")
+    topic = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    rule = serializers.IntegerField(required=False, allow_null=True, default=None)
+    starts_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    ends_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    minutes = serializers.IntegerField(required=False, min_value=1, max_value=90 * 24 * 60, allow_null=True, default=None)
+    reason = serializers.CharField(max_length=2000)
+
+
+class Silences(APIView):
+    """GET lists the silences (active ones; ?all=1 with the expired), POST mutes a ticker, topic or rule for a time."""
+
+    permission_classes = SENTIMENT
+
+    @extend_schema(responses=OBJECT_LIST, operation_id="sentiment_silences_list")
+    def get(self, request: Request) -> Response:
+        silences = silences_list(active_only=request.query_params.get("all") != "1", limit=_limit(request, 100))
+        return Response([silence_json(s) for s in silences])
+
+    @extend_schema(request=SilenceBody, responses={201: OpenApiTypes.OBJECT}, operation_id="sentiment_silences_create")
+    def post(self, request: Request) -> Response:
+        from datetime import timedelta
+
+        from django.utils import timezone as dj_timezone
+
+        from services.errors import SuiteError
+
+        body = SilenceBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        starts_at = data["starts_at"] or dj_timezone.now()
+        if (data["ends_at"] is None) == (data["minutes"] is None):
+            raise SuiteError("give either ends_at or minutes (how long the silence lasts).", field="ends_at")
+        ends_at = data["ends_at"] or starts_at + timedelta(minutes=data["minutes"])
+        silence = silence_create(user=request.user, reason=data["reason"], starts_at=starts_at, ends_at=ends_at,
+                                 symbol=data["ticker"], topic=data["topic"], rule_id=data["rule"])
+        return Response(silence_json(silence), status=201)
+
+
+class SilenceExpire(APIView):
+    """DELETE /silences/<id> ends a silence now (it stays listed with ?all=1)."""
+
+    permission_classes = SENTIMENT
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="sentiment_silence_expire")
+    def delete(self, request: Request, silence_id: int) -> Response:
+        return Response(silence_json(silence_expire(silence_id=silence_id)))
 
 
 class AcknowledgeBody(serializers.Serializer):
@@ -180,8 +241,11 @@ def _ticker_json(ticker: Ticker) -> dict:
 
 
 def _rule_json(rule: AlertRule) -> dict:
-    return {"id": rule.id, "kind": rule.kind, "threshold": rule.threshold, "window_minutes": rule.window_minutes,
-            "baseline_days": rule.baseline_days, "min_count": rule.min_count, "cooldown_minutes": rule.cooldown_minutes,
+    return {"id": rule.id, "ticker": rule.ticker.symbol if rule.ticker_id else None, "topic": rule.topic,
+            "kind": rule.kind, "threshold": rule.threshold, "clear_threshold": rule.clear_threshold,
+            "window_minutes": rule.window_minutes, "baseline_days": rule.baseline_days, "min_count": rule.min_count,
+            "for_evaluations": rule.for_evaluations, "cooldown_minutes": rule.cooldown_minutes,
+            "group_minutes": rule.group_minutes,
             "channels": rule.channels, "email_to": rule.email_to, "webhook_url": rule.webhook_url, "enabled": rule.enabled,
             "last_error": rule.last_error}  # why its last evaluation failed, if it did
 
@@ -209,6 +273,11 @@ class Tickers(APIView):
 class RuleBody(serializers.Serializer):
     kind = serializers.ChoiceField(choices=[k for k, _ in AlertRule.KINDS])
     threshold = serializers.FloatField(required=False, min_value=0.0001, max_value=RULE_LIMITS["threshold"])
+    clear_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0.0001,
+                                             max_value=RULE_LIMITS["threshold"])
+    topic = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    for_evaluations = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["for_evaluations"])
+    group_minutes = serializers.IntegerField(required=False, min_value=0, max_value=RULE_LIMITS["group_minutes"])
     window_minutes = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["window_minutes"])
     baseline_days = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["baseline_days"])
     min_count = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["min_count"])
@@ -241,3 +310,19 @@ class RuleUpdate(APIView):
         body = RuleBody(data=request.data)
         body.is_valid(raise_exception=True)
         return Response(_rule_json(rule_save(symbol=symbol, rule_id=rule_id, **body.validated_data)))
+
+
+class TopicRuleCreate(APIView):
+    """GET /rules lists every rule (tickers' and topics'); POST creates a rule on a topic (`topic`, no ticker)."""
+
+    permission_classes = SENTIMENT
+
+    @extend_schema(responses=OBJECT_LIST, operation_id="sentiment_rules_list")
+    def get(self, request: Request) -> Response:
+        return Response([_rule_json(rule) for rule in AlertRule.objects.select_related("ticker")])
+
+    @extend_schema(request=RuleBody, responses={201: OpenApiTypes.OBJECT}, operation_id="sentiment_topic_rule_create")
+    def post(self, request: Request) -> Response:
+        body = RuleBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(_rule_json(rule_save(symbol=None, **body.validated_data)), status=201)

@@ -10,7 +10,8 @@ OVERALL = "*"  # the aggregate scope that counts every headline
 # The largest values of an alert rule's numbers: far beyond any useful rule, well inside what dates and the
 # database hold (a window of 10**12 minutes overflows Python's datetime and stopped every later rule).
 RULE_LIMITS = {"window_minutes": 30 * 24 * 60, "baseline_days": 10 * 365, "min_count": 1_000_000,
-               "cooldown_minutes": 365 * 24 * 60, "threshold": 1_000_000.0}
+               "cooldown_minutes": 365 * 24 * 60, "threshold": 1_000_000.0, "for_evaluations": 10_000,
+               "group_minutes": 7 * 24 * 60}
 
 
 class Ticker(models.Model):
@@ -96,24 +97,36 @@ class Bucket(models.Model):
 
 
 class AlertRule(models.Model):
-    """One alert rule on a watchlist entry; editable by analysts."""
+    """One alert rule on a ticker, a topic, or a ticker within a topic; editable by analysts.
+
+    Its alerts go pending → firing → resolved (services/sentiment/alerts.py): the condition must hold for
+    `for_evaluations` consecutive evaluations before firing, and a firing alert resolves only once the value falls
+    below `clear_threshold` (hysteresis). Notifications are grouped per ticker/topic within `group_minutes` and
+    repeated every `cooldown_minutes` while the alert keeps firing (services/sentiment/notifications.py).
+    """
 
     ZSCORE, NEGATIVE_SHARE, VOLUME = "zscore", "negative_share", "volume"
     KINDS = [(ZSCORE, "z-score of the window's mean score vs the baseline"),
              (NEGATIVE_SHARE, "negative share in the window above the threshold"),
              (VOLUME, "window volume vs the baseline's mean volume (ratio)")]
 
-    ticker = models.ForeignKey(Ticker, on_delete=models.CASCADE, related_name="rules")
+    ticker = models.ForeignKey(Ticker, null=True, blank=True, on_delete=models.CASCADE, related_name="rules")
+    topic = models.CharField(max_length=100, blank=True)  # a headline topic; with a ticker: that ticker within it
     kind = models.CharField(max_length=20, choices=KINDS, default=ZSCORE)
     threshold = models.FloatField(default=2.0)  # |z| for zscore, a share in [0, 1], or a volume ratio
+    clear_threshold = models.FloatField(null=True, blank=True)  # a firing alert resolves below it; empty: `threshold`
     window_minutes = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1),
                                                                         MaxValueValidator(RULE_LIMITS["window_minutes"])])
     baseline_days = models.PositiveIntegerField(default=7, validators=[MinValueValidator(1),
                                                                       MaxValueValidator(RULE_LIMITS["baseline_days"])])
     min_count = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1),  # fewer in the window: no verdict
                                                                   MaxValueValidator(RULE_LIMITS["min_count"])])
-    cooldown_minutes = models.PositiveIntegerField(default=60, validators=[  # no second alert of this rule within it
+    for_evaluations = models.PositiveIntegerField(default=1, validators=[  # pending until it held this many times in a row
+        MinValueValidator(1), MaxValueValidator(RULE_LIMITS["for_evaluations"])])
+    cooldown_minutes = models.PositiveIntegerField(default=60, validators=[  # repeat interval of a firing alert's notice
         MinValueValidator(1), MaxValueValidator(RULE_LIMITS["cooldown_minutes"])])
+    group_minutes = models.PositiveIntegerField(default=5, validators=[  # one notice per ticker/topic within it
+        MaxValueValidator(RULE_LIMITS["group_minutes"])])
     channels = models.JSONField(default=list, blank=True)  # of "inapp", "email", "webhook"
     email_to = models.CharField(max_length=500, blank=True)  # comma-separated
     webhook_url = models.URLField(max_length=1000, blank=True)
@@ -123,23 +136,68 @@ class AlertRule(models.Model):
     last_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["ticker__symbol", "kind"]
+        ordering = ["ticker__symbol", "topic", "kind"]
 
     def __str__(self) -> str:
-        return f"{self.ticker.symbol} {self.kind} ≥ {self.threshold}"
+        return f"{self.target} {self.kind} ≥ {self.threshold}"
+
+    @property
+    def target(self) -> str:
+        """What the rule watches, as its alerts are grouped: "ACME", "#earnings" or "ACME#earnings"."""
+        return f"{self.ticker.symbol if self.ticker_id else ''}{'#' + self.topic if self.topic else ''}"
+
+    @property
+    def clear_at(self) -> float:
+        return self.threshold if self.clear_threshold is None else self.clear_threshold
+
+
+class Silence(models.Model):
+    """A time-boxed mute: alerts matching every field set (ticker, topic, rule) change state but notify nobody."""
+
+    symbol = models.CharField(max_length=20, blank=True, db_index=True)
+    topic = models.CharField(max_length=100, blank=True)
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.CASCADE, related_name="silences")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(db_index=True)  # expired from then on
+    reason = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-ends_at", "-id"]
+
+    def __str__(self) -> str:
+        what = " ".join(filter(None, [self.symbol, f"#{self.topic}" if self.topic else "",
+                                      f"rule {self.rule_id}" if self.rule_id else ""]))
+        return f"silence {what} until {self.ends_at:%Y-%m-%d %H:%M}"
 
 
 class Alert(models.Model):
-    """An alert raised by a rule; `dedup_key` makes a second raise for the same rule and window a no-op."""
+    """One episode of a rule's condition: pending → firing → resolved; at most one open (pending/firing) per rule."""
+
+    PENDING, FIRING, RESOLVED = "pending", "firing", "resolved"
+    STATES = [(PENDING, PENDING), (FIRING, FIRING), (RESOLVED, RESOLVED)]
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
-    symbol = models.CharField(max_length=20, db_index=True)
+    symbol = models.CharField(max_length=20, db_index=True)  # blank for a topic-wide rule
+    topic = models.CharField(max_length=100, blank=True)
+    group_key = models.CharField(max_length=130, blank=True, db_index=True)  # the rule's target: notices group on it
     kind = models.CharField(max_length=20)
-    value = models.FloatField()
+    state = models.CharField(max_length=10, choices=STATES, default=FIRING)
+    value = models.FloatField()  # at the latest evaluation
     threshold = models.FloatField()
     message = models.TextField()
-    dedup_key = models.CharField(max_length=200, unique=True)  # rule id + cooldown period: one alert per period
-    window_end = models.DateTimeField()  # the end of the window it judged (event time)
+    dedup_key = models.CharField(max_length=200, unique=True)  # rule id + the start of the episode
+    window_end = models.DateTimeField()  # the end of the window it last judged (event time)
+    window_start = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # event time the condition first held (pending)
+    fired_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    evaluations = models.PositiveIntegerField(default=1)  # consecutive evaluations the condition held
+    headline_ids = models.JSONField(default=list, blank=True)  # the window's headlines when it fired (drill-down)
+    notified_state = models.CharField(max_length=10, blank=True)  # the last state notified (or muted by a silence)
+    last_notified_at = models.DateTimeField(null=True, blank=True)  # event time of its last notice actually sent
+    silence = models.ForeignKey(Silence, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -147,13 +205,31 @@ class Alert(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["rule"], condition=models.Q(state__in=["pending", "firing"]),
+                                               name="sentiment_alert_one_open_per_rule")]
+
+
+class Notification(models.Model):
+    """One notice to a rule's channels about a group (ticker/topic): the alerts that fired, still fire or resolved."""
+
+    group_key = models.CharField(max_length=130, db_index=True)
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="notifications")  # whose channels
+    alerts = models.ManyToManyField(Alert, related_name="notifications")
+    message = models.TextField()
+    at = models.DateTimeField()  # event time of the evaluation that sent it
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
 
 
 class Delivery(models.Model):
-    """An alert on one channel: an outbox row made in the alert's transaction, sent by a Celery task, retried."""
+    """A notification on one channel: an outbox row made in its transaction, sent by a Celery task, retried."""
 
     PENDING, SENT, FAILED = "pending", "sent", "failed"
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")  # the notice's first alert
+    notification = models.ForeignKey(Notification, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="deliveries")  # empty on deliveries made before notifications
     channel = models.CharField(max_length=20)
     status = models.CharField(max_length=10, choices=[(PENDING, PENDING), (SENT, SENT), (FAILED, FAILED)],
                               default=PENDING)
@@ -165,7 +241,9 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["alert", "channel"], name="sentiment_delivery_once")]
+        constraints = [models.UniqueConstraint(fields=["notification", "channel"], name="sentiment_delivery_once_per_notice"),
+                       models.UniqueConstraint(fields=["alert", "channel"], condition=models.Q(notification__isnull=True),
+                                               name="sentiment_delivery_once")]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="sentiment_delivery_due")]
 
 

@@ -5,9 +5,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 
-from apps.sentiment.models import Bucket
+from apps.sentiment.models import Bucket, ScoredNews
 from services.errors import SuiteError
 
 
@@ -19,16 +19,19 @@ class WindowStats:
     negative_share: float
 
 
+def _stats(n: int, total: float, squares: float, negatives: int) -> WindowStats:
+    if n == 0:
+        return WindowStats(0, 0.0, 0.0, 0.0)
+    mean = total / n
+    variance = max(squares / n - mean * mean, 0.0) * n / (n - 1) if n > 1 else 0.0
+    return WindowStats(n, mean, math.sqrt(variance), negatives / n)
+
+
 def window_stats(*, scope: str, granularity: str, since: datetime, until: datetime) -> WindowStats:
     """Count, mean score, standard deviation and negative share of the buckets starting in [since, until)."""
     sums = Bucket.objects.filter(scope=scope, granularity=granularity, start__gte=since, start__lt=until).aggregate(
         n=Sum("count"), s=Sum("score_sum"), sq=Sum("score_sq_sum"), neg=Sum("negative_count"))
-    n = int(sums["n"] or 0)
-    if n == 0:
-        return WindowStats(0, 0.0, 0.0, 0.0)
-    mean = float(sums["s"]) / n
-    variance = max(float(sums["sq"]) / n - mean * mean, 0.0) * n / (n - 1) if n > 1 else 0.0
-    return WindowStats(n, mean, math.sqrt(variance), int(sums["neg"] or 0) / n)
+    return _stats(int(sums["n"] or 0), float(sums["s"] or 0.0), float(sums["sq"] or 0.0), int(sums["neg"] or 0))
 
 
 def series_get(*, scope: str, granularity: str, since: datetime | None = None, until: datetime | None = None,
@@ -54,3 +57,20 @@ def window_and_baseline(*, scope: str, now: datetime, window: timedelta, baselin
     hour_start = start.replace(minute=0)  # hour buckets fully before the window; the partial hour is left out
     base = window_stats(scope=scope, granularity=Bucket.HOUR, since=hour_start - baseline, until=hour_start)
     return recent, base
+
+
+def rows_stats(*, rows: QuerySet[ScoredNews], since: datetime, until: datetime) -> WindowStats:
+    """The same statistics as window_stats, from the scored rows published in [since, until) (no buckets)."""
+    sums = rows.filter(published_at__gte=since, published_at__lt=until).aggregate(
+        n=Count("id"), s=Sum("score"), sq=Sum(F("score") * F("score")), neg=Count("id", filter=Q(label="negative")))
+    return _stats(int(sums["n"] or 0), float(sums["s"] or 0.0), float(sums["sq"] or 0.0), int(sums["neg"] or 0))
+
+
+def rows_window_and_baseline(*, rows: QuerySet[ScoredNews], now: datetime, window: timedelta,
+                             baseline: timedelta) -> tuple[WindowStats, WindowStats]:
+    """window_and_baseline over scored rows (a topic's: there are no topic buckets), with the same boundaries."""
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = end - window
+    hour_start = start.replace(minute=0)
+    return (rows_stats(rows=rows, since=start, until=end),
+            rows_stats(rows=rows, since=hour_start - baseline, until=hour_start))

@@ -1,6 +1,7 @@
 """Alert channels (one small base class with `notify()`, one subclass per channel) and the delivery outbox.
 
-An alert's deliveries are rows made in the alert's own transaction (`deliveries_create`), one per channel. Each is
+A notification's deliveries (services/sentiment/notifications.py: one notice per group of alerts) are rows made
+in its own transaction (`deliveries_create`), one per channel; each points at the notice's first alert. Each is
 sent by `delivery_attempt`: claim the row, notify once, record the attempt; a failure that may pass is tried again
 after an exponential backoff, up to 1 + SENTIMENT_WEBHOOK_RETRIES attempts. The Celery task `sentiment.delivery_send`
 runs it (retrying with the backoff as its countdown); `deliveries_requeue` (a beat task) sends again the rows whose
@@ -20,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.sentiment.models import Alert, Delivery, DeliveryAttempt
+from apps.sentiment.models import Alert, Delivery, DeliveryAttempt, Notification
 from services.errors import SuiteError
 from services.outbound import OutboundRefused, outbound_fetch
 
@@ -63,8 +64,14 @@ class EmailChannel(Channel):
         recipients = [a.strip() for a in alert.rule.email_to.split(",") if a.strip()]
         if not recipients:
             raise DeliveryFailed("the rule has no e-mail recipients", retry=False)
-        send_mail(subject=f"[sentiment] {alert.symbol} {alert.kind} alert", message=alert.message,
-                  from_email=None, recipient_list=recipients)
+        notice = payload.get("notification")
+        if notice:  # a grouped notice: one mail listing its alerts
+            states = sorted({a["state"] for a in notice["alerts"]})
+            subject = f"[sentiment] {notice['group']} {'/'.join(states)}: {len(notice['alerts'])} alert(s)"
+            message = notice["message"]
+        else:
+            subject, message = f"[sentiment] {alert.symbol} {alert.kind} alert", alert.message
+        send_mail(subject=subject, message=message, from_email=None, recipient_list=recipients)
 
 
 class WebhookChannel(Channel):
@@ -94,11 +101,12 @@ class WebhookChannel(Channel):
 CHANNELS: dict[str, type[Channel]] = {c.name: c for c in (InAppChannel, EmailChannel, WebhookChannel)}
 
 
-def deliveries_create(*, alert: Alert) -> list[Delivery]:
-    """One pending delivery per channel of the alert's rule (in-app always): call it in the alert's transaction."""
+def deliveries_create(*, alert: Alert, notification: Notification | None = None) -> list[Delivery]:
+    """One pending delivery per channel of the alert's rule (in-app always): call it in the notice's transaction."""
     names = ["inapp", *[c for c in alert.rule.channels if c != "inapp"]]
     now = timezone.now()
-    return [Delivery.objects.create(alert=alert, channel=name, next_attempt_at=now) for name in dict.fromkeys(names)]
+    return [Delivery.objects.create(alert=alert, notification=notification, channel=name, next_attempt_at=now)
+            for name in dict.fromkeys(names)]
 
 
 def _attempts_max() -> int:
@@ -118,7 +126,7 @@ def _claim(delivery_id: int) -> Delivery | None:
         claimed_until=now + timedelta(seconds=lease), attempts=F("attempts") + 1)
     if claimed != 1:
         return None
-    return Delivery.objects.select_related("alert__rule__ticker").get(id=delivery_id)
+    return Delivery.objects.select_related("alert__rule__ticker", "notification").get(id=delivery_id)
 
 
 def _record(delivery: Delivery, *, outcome: str, error: str = "", retry_in: float | None = None) -> None:
@@ -146,6 +154,7 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
        next try after the backoff (`backoff_s` doubling each attempt).
     """
     from services.sentiment.alerts import alert_json
+    from services.sentiment.notifications import notification_json
 
     delivery = _claim(delivery_id)
     if delivery is None:
@@ -155,7 +164,10 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
         _record(delivery, outcome=DeliveryAttempt.FAILED, error="unknown channel")
         return None
     try:
-        channel().notify(alert=delivery.alert, payload=alert_json(delivery.alert))
+        payload = alert_json(delivery.alert)  # the first alert, as before notices were grouped; then the notice
+        if delivery.notification is not None:
+            payload["notification"] = notification_json(delivery.notification)
+        channel().notify(alert=delivery.alert, payload=payload)
     except DeliveryFailed as exc:
         error, retry = str(exc), exc.retry
     except Exception as exc:  # noqa: BLE001 - a broken channel (Redis down, SMTP refused) may work later

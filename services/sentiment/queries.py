@@ -42,10 +42,18 @@ def sources_list() -> list[str]:
     return sorted(ScoredNews.objects.order_by().values_list("source", flat=True).distinct())
 
 
-def alerts_list(*, open_only: bool = False, symbol: str | None = None, limit: int = 50) -> list[Alert]:
+def alerts_list(*, open_only: bool = False, symbol: str | None = None, state: str | None = None,
+                limit: int = 50) -> list[Alert]:
+    """Alerts, newest first: unacknowledged only (open_only), of a ticker, in a state (pending, firing, resolved)."""
+    if not 1 <= limit <= 500:
+        raise SuiteError("limit must be between 1 and 500.", field="limit")
     alerts = Alert.objects.select_related("acknowledged_by")
     if open_only:
         alerts = alerts.filter(acknowledged_at__isnull=True)
+    if state:
+        if state not in dict(Alert.STATES):
+            raise SuiteError(f"state must be one of {', '.join(dict(Alert.STATES))} (got {state!r}).", field="state")
+        alerts = alerts.filter(state=state)
     if symbol and symbol != OVERALL:
         alerts = alerts.filter(symbol=symbol.upper())
     return list(alerts[:limit])

@@ -32,34 +32,54 @@ def ticker_save(*, symbol: str, name: str = "", aliases: list[str] | None = None
     return ticker
 
 
-def rule_save(*, symbol: str, kind: str, rule_id: int | None = None, **fields: Any) -> AlertRule:
-    """Create (or, with rule_id, update) a rule; unknown channels and impossible numbers are refused by name."""
-    try:
-        ticker = Ticker.objects.get(symbol=symbol.upper())
-    except Ticker.DoesNotExist:
-        raise NotFound(f"{symbol} is not on the watchlist.", field="symbol") from None
+def rule_save(*, symbol: str | None, kind: str, rule_id: int | None = None, **fields: Any) -> AlertRule:
+    """Create (or, with rule_id, update) a rule on a ticker, a topic (`topic`, symbol None) or a ticker within a topic.
+
+    Unknown channels and impossible numbers are refused by name; `clear_threshold` must not exceed `threshold`.
+    """
+    ticker = None
+    if symbol:
+        try:
+            ticker = Ticker.objects.get(symbol=symbol.upper())
+        except Ticker.DoesNotExist:
+            raise NotFound(f"{symbol} is not on the watchlist.", field="symbol") from None
     if kind not in DEFAULT_THRESHOLDS:
         raise SuiteError(f"kind must be one of {sorted(DEFAULT_THRESHOLDS)}.", field="kind")
+    if "topic" in fields:
+        if not isinstance(fields["topic"], str) or len(fields["topic"].strip()) > 100:
+            raise SuiteError("topic must be a topic name of at most 100 characters.", field="topic")
+        fields["topic"] = fields["topic"].strip()
+    if ticker is None and not fields.get("topic"):
+        raise SuiteError("a rule needs a ticker, a topic or both.", field="topic")
     channels = fields.get("channels")
     if channels is not None and (not isinstance(channels, list) or set(channels) - set(CHANNELS)):
         raise SuiteError(f"channels must be a list of {sorted(CHANNELS)}.", field="channels")
-    for name in ("window_minutes", "baseline_days", "cooldown_minutes", "min_count"):
-        top = RULE_LIMITS[name]
+    for name in ("window_minutes", "baseline_days", "cooldown_minutes", "min_count", "for_evaluations", "group_minutes"):
+        top, bottom = RULE_LIMITS[name], 0 if name == "group_minutes" else 1
         if name in fields and (not isinstance(fields[name], int) or isinstance(fields[name], bool)
-                               or not 1 <= fields[name] <= top):
-            raise SuiteError(f"{name} must be a whole number from 1 to {top}.", field=name)
-    threshold = fields.get("threshold")
-    if "threshold" in fields and (not isinstance(threshold, int | float) or not math.isfinite(threshold)
-                                  or not 0 < threshold <= RULE_LIMITS["threshold"]):
-        raise SuiteError(f"threshold must be a positive number up to {RULE_LIMITS['threshold']:g}.", field="threshold")
+                               or not bottom <= fields[name] <= top):
+            raise SuiteError(f"{name} must be a whole number from {bottom} to {top}.", field=name)
+    for name in ("threshold", "clear_threshold"):
+        value = fields.get(name)
+        if name == "clear_threshold" and value is None:
+            continue
+        if name in fields and (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)
+                               or not 0 < value <= RULE_LIMITS["threshold"]):
+            raise SuiteError(f"{name} must be a positive number up to {RULE_LIMITS['threshold']:g}.", field=name)
     if fields.get("webhook_url"):  # refused now rather than at the first alert (and checked again then)
         outbound_check(url=fields["webhook_url"], field_name="webhook_url")
     fields.setdefault("threshold", DEFAULT_THRESHOLDS[kind])
+    if rule_id is not None and "clear_threshold" not in fields:
+        fields["clear_threshold"] = AlertRule.objects.filter(id=rule_id).values_list("clear_threshold", flat=True).first()
+    if fields.get("clear_threshold") is not None and fields["clear_threshold"] > fields["threshold"]:
+        raise SuiteError(f"clear_threshold ({fields['clear_threshold']:g}) must not exceed threshold "
+                         f"({fields['threshold']:g}): an alert resolves below the level that fires it.",
+                         field="clear_threshold")
     if rule_id is None:
         return AlertRule.objects.create(ticker=ticker, kind=kind, **fields)
     changed = AlertRule.objects.filter(id=rule_id, ticker=ticker).update(kind=kind, **fields)
     if changed != 1:
-        raise NotFound(f"{symbol} has no rule {rule_id}.", field="rule")
+        raise NotFound(f"{symbol or fields.get('topic')} has no rule {rule_id}.", field="rule")
     return AlertRule.objects.get(id=rule_id)
 
 
