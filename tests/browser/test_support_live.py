@@ -56,3 +56,14 @@ def test_a_customer_message_appears_live_in_the_console_and_the_agent_reply_reac
     reply.wait_for()
     agent.screenshot(path=str(SCREENSHOTS / "support-console.png"), full_page=True)
     customer.screenshot(path=str(SCREENSHOTS / "support-widget.png"), full_page=True)
+
+
+def test_the_talk_to_a_person_button_hands_the_chat_to_the_agents(asgi_server: str, two_pages, role_users) -> None:  # noqa: ANN001
+    agent, customer = two_pages
+    login(agent, asgi_server, "agent", "pw-agent")
+    agent.goto(asgi_server + "/support/")
+    agent.wait_for_selector("#console[data-state=live]")
+    customer.goto(asgi_server + "/support/widget/")
+    customer.click("#chat-person")
+    customer.locator("#chat-messages li.bot", has_text="connecting you with a member of our team").wait_for()
+    agent.locator("#conversations li", has_text="talk to a person").wait_for()  # queued for the agents, live

@@ -17,6 +17,28 @@
       sources.className = "muted";
       sources.textContent = " Sources: " + m.citations.map((c) => c.title + (c.url ? " (" + c.url + ")" : "")).join("; ");
       li.appendChild(sources);
+      const full = m.citations.find((c) => c.excerpt && c.text);
+      if (full) {  // the reply is the passage's answering sentences: the whole passage is one click away
+        const more = document.createElement("details");
+        more.className = "read-more";
+        const summary = document.createElement("summary");
+        summary.textContent = "Read more";
+        const body = document.createElement("p");
+        body.textContent = full.text;
+        more.append(summary, body);
+        li.appendChild(more);
+      }
+    }
+    if (m.sender === "bot" && m.choices && m.choices.length) {
+      const options = document.createElement("div");
+      options.className = "choices";
+      for (const c of m.choices) {
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "choice choice-" + c.kind; b.textContent = c.label;
+        b.onclick = () => choose(m, c, options);
+        options.appendChild(b);
+      }
+      li.appendChild(options);
     }
     if (m.sender === "bot" && !m.handoff) {
       for (const [rating, label] of [["up", "Helpful"], ["down", "Not helpful"]]) {  // words: emoji fonts are often missing
@@ -30,6 +52,23 @@
     }
     list.appendChild(li);
     list.scrollTop = list.scrollHeight;
+  }
+
+  async function post(url, body) {
+    const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    const data = await r.json();
+    if (!r.ok) { document.getElementById("chat-error").textContent = data.detail || "error"; return null; }
+    document.getElementById("chat-error").textContent = "";
+    token = data.conversation;
+    sessionStorage.setItem(key, token);
+    await history();
+    connect();
+    return data;
+  }
+
+  async function choose(m, c, options) {
+    for (const b of options.querySelectorAll("button")) b.disabled = true;  // one pick a message
+    await post("/api/support/choices", {conversation: token, message: m.id, choice: String(c.id)});
   }
 
   async function history() {
@@ -59,16 +98,11 @@
   document.getElementById("chat-form").onsubmit = async (e) => {
     e.preventDefault();
     const text = document.getElementById("chat-text").value;
-    const r = await fetch("/api/support/messages", {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({conversation: token, text, kb: box.dataset.kb})});
-    const data = await r.json();
-    if (!r.ok) { document.getElementById("chat-error").textContent = data.detail || "error"; return; }
-    document.getElementById("chat-error").textContent = "";
-    document.getElementById("chat-text").value = "";
-    token = data.conversation;
-    sessionStorage.setItem(key, token);
-    await history();
-    connect();
+    if (await post("/api/support/messages", {conversation: token, text, kb: box.dataset.kb})) {
+      document.getElementById("chat-text").value = "";
+    }
   };
+  document.getElementById("chat-person").onclick = () =>  // the server maps this phrasing to a handoff
+    post("/api/support/messages", {conversation: token, text: "I'd like to talk to a person.", kb: box.dataset.kb});
   history().then(connect);
 })();
