@@ -44,7 +44,7 @@ class SourceConfig:
     ease_max_items: int = 5000  # EASE inverts an items × items matrix: skipped above this many items
     trend_half_life_days: float = 3.0  # trending: an event this much older than the latest counts half
     new_days: float = 30.0  # "new": first seen (or created) within this many days of the reference time
-    per_source: int = 30  # candidates each source proposes per request (50 ranked no better on online_retail; 40% slower)
+    per_source: int = 30  # candidates per source per request (50: ndcg@10 0.147 vs 0.138 on online_retail, within noise; 40% slower)
 
     def __post_init__(self) -> None:
         for name in ("half_life_days", "trend_half_life_days", "new_days", "ease_lambda"):
