@@ -43,7 +43,8 @@ CHOICE_IN = inline_serializer("SupportChoiceIn", {"conversation": rf.CharField()
                                                   "choice": rf.CharField()})
 FEEDBACK_IN = inline_serializer("SupportFeedbackIn", {"conversation": rf.CharField(), "message": rf.IntegerField(),
                                                       "rating": rf.ChoiceField(choices=["up", "down"])})
-TEXT_IN = inline_serializer("SupportActionIn", {"text": rf.CharField(required=False), "canned": rf.IntegerField(required=False)})
+TEXT_IN = inline_serializer("SupportActionIn", {"text": rf.CharField(required=False), "canned": rf.IntegerField(required=False),
+                                                 "labels": rf.ListField(child=rf.CharField(), required=False)})
 GAP_IN = inline_serializer("SupportGapAddIn", {"answer": rf.CharField(), "question": rf.CharField(), "title": rf.CharField(),
                                               "confirmed": rf.BooleanField(), "intent": rf.CharField(required=False),
                                               "url": rf.CharField(required=False)})
@@ -167,8 +168,10 @@ class ConsoleConversations(APIView):
 
     @extend_schema(responses=OBJECT_LIST, operation_id="support_console_conversations_list")
     def get(self, request: Request) -> Response:
-        states = request.query_params.get("state", "bot,queued,agent").split(",")
-        rows = Conversation.objects.filter(state__in=states).select_related("kb", "agent").order_by("-updated_at")[:200]
+        """?state=bot,queued,agent (default; "all" for every state), ?q= words in any message, ?label= one label."""
+        state = request.query_params.get("state", "bot,queued,agent")
+        rows = conv.conversations_search(states=None if state == "all" else state.split(","),
+                                         text=request.query_params.get("q", ""), label=request.query_params.get("label", ""))
         return Response([conversation_summary(c) for c in rows])
 
 
@@ -181,7 +184,11 @@ class ConsoleConversation(APIView):
 
 
 class ConsoleAction(APIView):
-    """POST /console/conversations/<id>/<take-over|hand-back|resolve|reply|note|canned>."""
+    """POST /console/conversations/<id>/<take-over|hand-back|resolve|reply|note|canned|labels>.
+
+    resolve also asks the customer the satisfaction question (answered through /api/support/choices); labels takes
+    {"labels": [names]} and replaces the conversation's labels.
+    """
 
     permission_classes = SUPPORT
 
@@ -196,6 +203,9 @@ class ConsoleAction(APIView):
             conv.conversation_hand_back(conversation=conversation)
         elif action == "resolve":
             conv.conversation_resolve(conversation=conversation)
+            message = conv.csat_ask(conversation=conversation)
+        elif action == "labels":
+            conv.conversation_labels_set(conversation=conversation, labels=_field(request, "labels", required=False) or [])
         elif action == "reply":
             message = conv.agent_reply(conversation=conversation, agent=agent, text=_field(request, "text"))
         elif action == "note":

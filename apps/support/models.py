@@ -89,8 +89,14 @@ class Conversation(models.Model):
     agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     last_intent = models.CharField(max_length=100, blank=True)
     last_confidence = models.FloatField(null=True)
+    labels = models.CharField(max_length=500, blank=True)  # ",billing,vip,": a label filter is one portable LIKE
+    csat = models.PositiveSmallIntegerField(null=True, blank=True)  # 1..5, the customer's rating asked at resolve
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def label_list(self) -> list[str]:
+        return [label for label in self.labels.split(",") if label]
 
 
 class Message(models.Model):

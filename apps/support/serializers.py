@@ -18,14 +18,18 @@ def conversation_summary(conversation: Conversation) -> dict:
     return {"id": conversation.id, "state": conversation.state, "kb": conversation.kb.name,
             "agent": conversation.agent.get_username() if conversation.agent_id else None,
             "intent": conversation.last_intent or None, "confidence": conversation.last_confidence,
-            "last_customer_text": last.text if last else "", "updated_at": conversation.updated_at.isoformat()}
+            "last_customer_text": last.text if last else "", "updated_at": conversation.updated_at.isoformat(),
+            "labels": conversation.label_list, "csat": conversation.csat}
 
 
 def conversation_detail(conversation: Conversation) -> dict:
     messages = list(conversation.messages.select_related("author"))
     suggestion = next((m for m in reversed(messages) if m.sender == Message.SUGGESTION), None)
+    from services.support.conversations import conversation_asked
+
     return {**conversation_summary(conversation), "messages": [message_dict(m) for m in messages],
-            "suggestion": message_dict(suggestion) if suggestion else None}
+            "suggestion": message_dict(suggestion) if suggestion else None,
+            "summary": conversation_asked(conversation=conversation)}
 
 
 def gap_dict(gap: KnowledgeGap) -> dict:

@@ -5,6 +5,7 @@ unmasked text in memory. Pushing to live pages is the web layer's job (apps.supp
 """
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 
@@ -121,6 +122,8 @@ def choice_pick(*, conversation: Conversation, message_id: object, choice: objec
         raise SuiteError("That choice was not offered by this message.", field="choice")
     question = _question_of(message)
     question_text = question.text if question is not None else ""
+    if picked["kind"] == "csat":
+        return _csat_record(conversation=conversation, message=message, picked=picked)
     if picked["kind"] == "item":
         answer = item_answer(kb=conversation.kb, item_id=int(picked["id"]), question=question_text)
     elif picked["kind"] == "handoff":
@@ -148,6 +151,25 @@ def choice_pick(*, conversation: Conversation, message_id: object, choice: objec
         raise Conflict("A choice was already made for this message.", field="message") from None
     support_reply_count(handoff=answer.handoff, reason=answer.reason)
     return Exchange(conversation=conversation, question=said, reply=reply, answer=answer)
+
+
+def _csat_record(*, conversation: Conversation, message: Message, picked: dict) -> Exchange:
+    """The customer's satisfaction rating: stored on the conversation, thanked, the conversation left as it is."""
+    score = int(str(picked["id"]).removeprefix("csat-"))
+    try:
+        with transaction.atomic():
+            if Feedback.objects.filter(message=message, kind=Feedback.PICKED).exists():
+                raise Conflict("This conversation was already rated.", field="message")
+            Feedback.objects.create(message=message, kind=Feedback.PICKED, choice=str(picked["id"]))
+            Conversation.objects.filter(pk=conversation.pk).update(csat=score)
+            said = Message.objects.create(conversation=conversation, sender=Message.CUSTOMER, reply_to=message,
+                                          text=str(picked["label"]))
+            reply = Message.objects.create(conversation=conversation, sender=Message.BOT, text=CSAT_THANKS, reply_to=said)
+    except IntegrityError:
+        raise Conflict("This conversation was already rated.", field="message") from None
+    conversation.refresh_from_db()
+    return Exchange(conversation=conversation, question=said, reply=reply,
+                    answer=Answer(reply=CSAT_THANKS, confidence=1.0, handoff=False, reason="csat"))
 
 
 def _bot_turn_claim(*, conversation: Conversation, answer: Answer) -> bool:
@@ -198,6 +220,67 @@ def conversation_hand_back(*, conversation: Conversation) -> Conversation:
 
 def conversation_resolve(*, conversation: Conversation) -> Conversation:
     return _state_move(conversation=conversation, to=Conversation.RESOLVED)
+
+
+CSAT_ASK = "Your question was resolved. How satisfied are you with the help you got?"
+CSAT_THANKS = "Thank you for your rating."
+CSAT_CHOICES = [{"kind": "csat", "id": f"csat-{n}", "label": label} for n, label in
+                ((5, "5 Very satisfied"), (4, "4 Satisfied"), (3, "3 Neutral"), (2, "2 Unsatisfied"),
+                 (1, "1 Very unsatisfied"))]
+
+
+def csat_ask(*, conversation: Conversation) -> Message:
+    """The satisfaction question the customer sees when an agent resolves the conversation (answered once)."""
+    return Message.objects.create(conversation=conversation, sender=Message.BOT, text=CSAT_ASK,
+                                  choices=[dict(c) for c in CSAT_CHOICES])
+
+
+LABEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+MAX_LABELS = 10
+
+
+def conversation_labels_set(*, conversation: Conversation, labels: object) -> Conversation:
+    """Replace the conversation's labels: a list of at most MAX_LABELS short names (letters, digits, - and _)."""
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise SuiteError("`labels` must be a list of names.", field="labels")
+    clean = sorted({label.strip().lower() for label in labels if label.strip()})
+    bad = [label for label in clean if not LABEL.fullmatch(label)]
+    if bad:
+        raise SuiteError(f"Label {bad[0]!r} must be 1-40 letters, digits, - or _.", field="labels")
+    if len(clean) > MAX_LABELS:
+        raise SuiteError(f"At most {MAX_LABELS} labels a conversation ({len(clean)} given).", field="labels")
+    conversation.labels = "," + ",".join(clean) + "," if clean else ""
+    conversation.save(update_fields=["labels", "updated_at"])
+    return conversation
+
+
+def conversations_search(*, states: list[str] | None = None, text: str = "", label: str = "",
+                         limit: int = 200) -> list[Conversation]:
+    """Conversations, newest activity first: in `states`, holding `text` in any message (masked text), with `label`."""
+    rows = Conversation.objects.select_related("kb", "agent")
+    if states:
+        rows = rows.filter(state__in=states)
+    if text.strip():
+        ids = Message.objects.filter(text__icontains=text.strip()).values("conversation_id")
+        rows = rows.filter(pk__in=ids)
+    if label.strip():
+        rows = rows.filter(labels__contains="," + label.strip().lower() + ",")
+    return list(rows.order_by("-updated_at")[:limit])
+
+
+def conversation_asked(*, conversation: Conversation) -> dict:
+    """What the customer asked before a person got involved: their messages up to the first handoff (or all, when
+    none), and why the bot handed off: the agent reads it instead of the whole transcript."""
+    messages = list(conversation.messages.filter(sender__in=(Message.CUSTOMER, Message.BOT)).order_by("id"))
+    asked, reason = [], ""
+    for message in messages:
+        if message.sender == Message.CUSTOMER:
+            asked.append(message.text)
+        elif message.handoff:
+            reason = KnowledgeGap.objects.filter(message_id=message.reply_to_id).values_list("reason", flat=True).first() \
+                or "requested"
+            break
+    return {"asked": asked, "handoff_reason": reason or None}
 
 
 def agent_reply(*, conversation: Conversation, agent, text: object) -> Message:  # noqa: ANN001
