@@ -5,6 +5,7 @@
     python -m pipelines.bench sentiment [--json] [--n 1000]
     python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
     python -m pipelines.bench chaos [--json] [--good 300] [--bad 150] [--kills 3] [--seed 7] [--consumers 2] [--fuzz-cases 200] [--no-broker-restart]
+    python -m pipelines.bench alerts [--json] [--semantics new|cooldown] [--days 14] [--surges 20] [--tickers 10] [--seed 5] [--step-minutes 2] [--for-evaluations N] [--clear-threshold X]
 
 The last line printed is one JSON object (the contract other tools read).
 """
@@ -64,6 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_argument("--consumers", type=int, default=2, help="consumer processes in the group")
     chaos.add_argument("--fuzz-cases", type=int, default=200, help="HTTP fuzz cases (pipelines.fuzz); 0 skips")
     chaos.add_argument("--no-broker-restart", action="store_true", help="leave the broker running (it must be run by deploy/kafka.sh otherwise)")
+    alerts = sub.add_parser("alerts", help="devdata headlines with injected negative surges: recall, false alerts, delay, notices")
+    alerts.add_argument("--json", action="store_true", help="print only the JSON line")
+    alerts.add_argument("--semantics", choices=["new", "cooldown"], default="new",
+                        help="new: pending/firing/resolved with grouped notices; cooldown: the single-evaluation rule before it")
+    alerts.add_argument("--days", type=int, default=14, help="event-time span of the replay (the first 7 are warm-up)")
+    alerts.add_argument("--surges", type=int, default=20, help="negative surges injected after the warm-up")
+    alerts.add_argument("--tickers", type=int, default=10, help="watchlist size (headlines spread Zipf-like over it)")
+    alerts.add_argument("--seed", type=int, default=5)
+    alerts.add_argument("--step-minutes", type=int, default=2, help="event time per batch: the rules' evaluation interval")
+    alerts.add_argument("--for-evaluations", type=int, default=None, help="override the rules' pending evaluations")
+    alerts.add_argument("--clear-threshold", type=float, default=None, help="override the rules' clear threshold")
     args = parser.parse_args(argv)
     if args.which == "inference":
         django_setup("bench")
@@ -92,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
 
         result = chaos_bench(good=args.good, bad=args.bad, kills=args.kills, seed=args.seed, consumers=args.consumers,
                              fuzz_cases=args.fuzz_cases, restart_broker=not args.no_broker_restart, quiet=args.json)
+    elif args.which == "alerts":
+        tuned = "".join(f"-{k}{v}" for k, v in (("for", args.for_evaluations), ("clear", args.clear_threshold)) if v is not None)
+        django_setup(f"bench-alerts-{args.semantics}{tuned}")
+        from pipelines.bench_alerts import alerts_bench
+
+        result = alerts_bench(semantics=args.semantics, days=args.days, surges=args.surges, tickers=args.tickers,
+                              seed=args.seed, step_minutes=args.step_minutes, for_evaluations=args.for_evaluations,
+                              clear_threshold=args.clear_threshold, quiet=args.json)
     print(json_line(result))
     return 0
 
