@@ -67,3 +67,10 @@ def test_the_talk_to_a_person_button_hands_the_chat_to_the_agents(asgi_server: s
     customer.click("#chat-person")
     customer.locator("#chat-messages li.bot", has_text="connecting you with a member of our team").wait_for()
     agent.locator("#conversations li", has_text="talk to a person").wait_for()  # queued for the agents, live
+    agent.locator("#conversations li", has_text="talk to a person").click()
+    agent.locator("#detail-summary", has_text="Asked before a person got involved").wait_for()
+    agent.fill("#detail-labels", "vip, billing")
+    agent.click("#labels-save")
+    agent.locator("#conversations li", has_text="billing, vip").wait_for()
+    agent.fill("#conv-search", "talk to a person")
+    agent.locator("#conversations li", has_text="talk to a person").wait_for()

@@ -20,7 +20,10 @@
   function pct(x) { return x === null || x === undefined ? "–" : Math.round(x * 100) + "%"; }
 
   async function listRefresh() {
-    const rows = await call("GET", api + "/conversations");
+    const query = new URLSearchParams();
+    const words = $("conv-search").value.trim();
+    if (words) { query.set("q", words); query.set("state", "all"); }  // a search looks at closed conversations too
+    const rows = await call("GET", api + "/conversations" + (words ? "?" + query : ""));
     const list = $("conversations");
     list.innerHTML = rows.length ? "" : '<li class="muted">None yet.</li>';
     for (const c of rows) {
@@ -29,7 +32,8 @@
       li.dataset.state = c.state;
       li.className = c.id === selected ? "selected" : "";
       li.textContent = "#" + c.id + " [" + c.state + "] " + c.last_customer_text +
-        " — " + (c.intent || "no intent") + ", " + pct(c.confidence);
+        " — " + (c.intent || "no intent") + ", " + pct(c.confidence) +
+        (c.labels && c.labels.length ? " · " + c.labels.join(", ") : "");
       li.onclick = () => select(c.id);
       list.appendChild(li);
     }
@@ -46,6 +50,11 @@
     $("detail-intent").textContent = c.intent || "–";
     $("detail-confidence").textContent = pct(c.confidence);
     $("detail-agent").textContent = c.agent || "–";
+    $("detail-csat").textContent = c.csat ? c.csat + "/5" : "–";
+    if (document.activeElement !== $("detail-labels")) $("detail-labels").value = (c.labels || []).join(", ");
+    const asked = c.summary ? c.summary.asked : [];
+    $("detail-summary").textContent = asked.length ? "Asked before a person got involved: " + asked.join(" · ") +
+      (c.summary.handoff_reason ? " (handed off: " + c.summary.handoff_reason.replace("_", " ") + ")" : "") : "";
     const list = $("messages");
     list.innerHTML = "";
     for (const m of c.messages) {
@@ -191,6 +200,9 @@
   $("take-over").onclick = () => act("take-over");
   $("hand-back").onclick = () => act("hand-back");
   $("resolve").onclick = () => act("resolve");
+  $("labels-save").onclick = () => call("POST", api + "/conversations/" + selected + "/labels",
+    {labels: $("detail-labels").value.split(",").map((l) => l.trim()).filter(Boolean)}).then(() => { detailRefresh(); listRefresh(); });
+  $("conv-search").oninput = () => { clearTimeout($("conv-search").timer); $("conv-search").timer = setTimeout(listRefresh, 250); };
   $("reply-send").onclick = async () => { const text = $("reply-text").value; await act("reply", {text}); $("reply-text").value = ""; };
   $("note-send").onclick = async () => { const text = $("reply-text").value; await act("note", {text}); $("reply-text").value = ""; };
   $("use-suggestion").onclick = () => { $("reply-text").value = $("suggestion-text").textContent; };
