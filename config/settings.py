@@ -573,6 +573,12 @@ SUPPORT_AMBIGUITY_MARGIN = _env_fraction("SUPPORT_AMBIGUITY_MARGIN", 0.05)
 SUPPORT_HANDOFF_INTENTS = env_list("SUPPORT_HANDOFF_INTENTS", "talk_to_human,human_agent,speak_to_agent,agent")
 SUPPORT_HANDOFF_CONFIRM = env_bool("SUPPORT_HANDOFF_CONFIRM", False)
 SUPPORT_RERANK_SCORER = os.environ.get("SUPPORT_RERANK_SCORER", "")
+# Sites that may embed the customer widget (support/embed.js, an iframe of /support/widget/): origins such as
+# https://shop.example.com, comma-separated; "" = none (the page keeps X-Frame-Options DENY).
+SUPPORT_WIDGET_ORIGINS = env_list("SUPPORT_WIDGET_ORIGINS", "")
+for _origin in SUPPORT_WIDGET_ORIGINS:
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?", _origin):
+        raise ImproperlyConfigured(f"Environment variable SUPPORT_WIDGET_ORIGINS: {_origin!r} must be an origin like https://shop.example.com (scheme and host, no path).")
 SUPPORT_EMBED_TASK = os.environ.get("SUPPORT_EMBED_TASK", "")  # "" = the default base encoder; or a pairs task's champion
 SUPPORT_INDEX_LEASE_S = env_int("SUPPORT_INDEX_LEASE_S", 120, minimum=2)  # a KB rebuild's lease: lapses this long after its last renewal (a killed rebuild)
 SUPPORT_EMBED_REPAIR_S = env_int("SUPPORT_EMBED_REPAIR_S", 900, minimum=10)  # beat: KB items whose vector is missing or stale (a host killed mid-write) re-embedded this often
