@@ -380,6 +380,7 @@ RETRAIN_EPOCHS = env_int("RETRAIN_EPOCHS", 0, minimum=0)  # 0: the training conf
 RETRAIN_RECOMMENDER_K = env_int("RETRAIN_RECOMMENDER_K", 10, minimum=1)  # cut-off of the recommender's held-back ranking metrics
 RECOMMENDER_EMBED_REPAIR_S = env_int("RECOMMENDER_EMBED_REPAIR_S", 900, minimum=10)  # beat: items whose embedding is missing or stale re-embedded this often
 RECOMMENDER_BEHAVIOUR_REFRESH_S = env_int("RECOMMENDER_BEHAVIOUR_REFRESH_S", 900, minimum=10)  # beat: behaviour sources and ranker refitted this often
+RECOMMENDER_IMPRESSIONS_DRAIN_S = env_int("RECOMMENDER_IMPRESSIONS_DRAIN_S", 10, minimum=1)  # beat: impressions queued in Redis written to the database this often
 # The retrainable tasks: one plug-in each (services/registry/retraining.py Retrainer), imported lazily by dotted path.
 # Adding a task is one new plug-in file plus its line here (docs/ARCHITECTURE.md, "Retraining: one plug-in per task").
 RETRAIN_PLUGINS = [
@@ -573,6 +574,12 @@ SUPPORT_AMBIGUITY_MARGIN = _env_fraction("SUPPORT_AMBIGUITY_MARGIN", 0.05)
 SUPPORT_HANDOFF_INTENTS = env_list("SUPPORT_HANDOFF_INTENTS", "talk_to_human,human_agent,speak_to_agent,agent")
 SUPPORT_HANDOFF_CONFIRM = env_bool("SUPPORT_HANDOFF_CONFIRM", False)
 SUPPORT_RERANK_SCORER = os.environ.get("SUPPORT_RERANK_SCORER", "")
+# Routing of handed-off conversations (services/support/assignment.py): "team:intent|intent,team:intent" where a team
+# is a Django group of agents; a conversation whose intent a team covers goes to its least busy available member,
+# any other (or when no member is available) to the least busy available agent; "" = no teams.
+SUPPORT_TEAMS = os.environ.get("SUPPORT_TEAMS", "")
+if SUPPORT_TEAMS and not re.fullmatch(r"\s*[\w .-]+:[\w|-]+(\s*,\s*[\w .-]+:[\w|-]+)*\s*", SUPPORT_TEAMS):
+    raise ImproperlyConfigured(f"Environment variable SUPPORT_TEAMS={SUPPORT_TEAMS!r} must read team:intent|intent,team:intent.")
 # Sites that may embed the customer widget (support/embed.js, an iframe of /support/widget/): origins such as
 # https://shop.example.com, comma-separated; "" = none (the page keeps X-Frame-Options DENY).
 SUPPORT_WIDGET_ORIGINS = env_list("SUPPORT_WIDGET_ORIGINS", "")

@@ -19,6 +19,11 @@ def _repair_schedule_create(sender=None, **kwargs) -> None:
     PeriodicTask.objects.get_or_create(name="recommender behaviour refresh", defaults={
         "task": "recommender.behaviour_refresh", "interval": refresh,
         "description": "Refit the recommender's behaviour sources (item-to-item, EASE, trending, new) and its learned ranker."})
+    drain, _ = IntervalSchedule.objects.get_or_create(every=settings.RECOMMENDER_IMPRESSIONS_DRAIN_S,
+                                                      period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.get_or_create(name="recommender impressions drain", defaults={
+        "task": "recommender.impressions_drain", "interval": drain,
+        "description": "Move the recommendation impressions queued in Redis into the database."})
 
 
 class RecommenderConfig(AppConfig):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -420,14 +419,12 @@ def _reason(kind: str, item: Card, scored: Scored, n: int | None, titles: dict[i
 
 
 def impression_record(*, user: str | None, items: Sequence[str], offset: int, strategy: str) -> str:
-    """Record what was shown (for click-through and position-debiased training); returns the request id."""
-    from apps.recommender.models import Impression
+    """Queue what was shown (services/recommender/impressions.py); returns the request id."""
+    from services.recommender.impressions import impression_record as record
 
     snapshot = behaviour_current()
-    request_id = uuid.uuid4().hex
-    Impression.objects.create(request_id=request_id, user_id=user or "", items=list(items), offset=offset, strategy=strategy,
-                              ranker=snapshot.name if snapshot is not None and snapshot.ranker is not None else "")
-    return request_id
+    return record(user=user, items=items, offset=offset, strategy=strategy,
+                  ranker=snapshot.name if snapshot is not None and snapshot.ranker is not None else "")
 
 
 def _has(index: object, pk: int) -> bool:

@@ -114,9 +114,12 @@ def test_not_interested_demotes_the_item_for_that_user_only(catalogue: APIClient
 def test_every_answer_is_recorded_as_an_impression(catalogue: APIClient) -> None:
     catalogue.post("/api/events", [event("camper", "tent-1")], format="json")
     body = catalogue.get("/api/recommendations", {"user": "camper", "k": 2, "offset": 1}).json()
+    assert not Impression.objects.filter(request_id=body["request_id"]).exists()  # queued in Redis, not written yet
+    assert tasks.impressions_drain() >= 1
     shown = Impression.objects.get(request_id=body["request_id"])
     assert shown.user_id == "camper" and shown.items == [row["id"] for row in body["items"]] and shown.offset == 1
     session = catalogue.post("/api/recommendations/session", {"items": ["pan-1"]}, format="json").json()
+    tasks.impressions_drain()
     assert Impression.objects.get(request_id=session["request_id"]).user_id == ""
 
 
@@ -129,6 +132,8 @@ def test_the_refresh_runs_on_a_beat_schedule_created_after_migrate() -> None:
     schedule = PeriodicTask.objects.get(name="recommender behaviour refresh")
     assert schedule.task == "recommender.behaviour_refresh"
     assert schedule.interval.every == settings.RECOMMENDER_BEHAVIOUR_REFRESH_S
+    drain = PeriodicTask.objects.get(name="recommender impressions drain")
+    assert drain.task == "recommender.impressions_drain"
 
 
 def test_without_events_the_worker_still_publishes_sources_and_requests_use_the_formula(catalogue: APIClient) -> None:
@@ -164,3 +169,9 @@ def test_a_rule_that_cannot_apply_names_its_field() -> None:
     assert caught.value.field == "kind"
     with pytest.raises(NotFound):
         merch.rule_add(kind="pin", item="no-such-item", position=1)
+
+
+def test_without_redis_an_impression_is_written_at_once(catalogue: APIClient, settings) -> None:  # noqa: ANN001
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    body = catalogue.get("/api/recommendations", {"user": "camper", "k": 2}).json()
+    assert Impression.objects.get(request_id=body["request_id"]).user_id == "camper"
