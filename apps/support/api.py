@@ -22,11 +22,20 @@ from rest_framework.views import APIView
 from apps.accounts.access import HasAccess
 from apps.core.clients import SuiteRateThrottle
 from apps.core.schema import OBJECT_LIST, ErrorSerializer
-from apps.support.live import conversation_push
-from apps.support.models import CannedResponse, Conversation, Feedback, KnowledgeBase, KnowledgeGap, Message
+from apps.support.live import conversation_push, handoff_notify
+from apps.support.models import (
+    AgentPresence,
+    CannedResponse,
+    Conversation,
+    Feedback,
+    KnowledgeBase,
+    KnowledgeGap,
+    Message,
+)
 from apps.support.serializers import conversation_detail, conversation_summary, gap_dict, message_dict
 from services.errors import SuiteError
 from services.support import conversations as conv
+from services.support.assignment import agent_available_set
 from services.support.knowledge import kb_ensure, kb_get, kb_index_state, kb_rebuilding
 
 SUPPORT = [HasAccess("support")]
@@ -107,6 +116,8 @@ def _exchange_response(exchange: conv.Exchange) -> Response:
     """Push the exchange to the live pages and answer the customer (one shape for messages and choices)."""
     conversation_push(conversation=exchange.conversation, messages=[exchange.question, exchange.reply])
     answer = exchange.answer
+    if answer.handoff and exchange.reply is not None:
+        handoff_notify(conversation=exchange.conversation)
     body = {"conversation": exchange.conversation.token, "state": exchange.conversation.state,
             "message": exchange.reply.id if exchange.reply else None}
     if exchange.reply is None:  # an agent holds the conversation: they will answer
@@ -217,6 +228,25 @@ class ConsoleAction(APIView):
             raise SuiteError(f"Unknown action {action!r}.", field="action")
         conversation_push(conversation=conversation, messages=[message])
         return Response(conversation_detail(conversation))
+
+
+class ConsolePresence(APIView):
+    """GET → {available}; POST {available: bool}: whether this agent takes newly handed-off conversations."""
+
+    permission_classes = SUPPORT
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="support_console_presence_get")
+    def get(self, request: Request) -> Response:
+        presence = AgentPresence.objects.filter(user=request.user).first()
+        return Response({"available": bool(presence and presence.available)})
+
+    @extend_schema(request=inline_serializer("SupportPresenceIn", {"available": rf.BooleanField()}),
+                   responses=OpenApiTypes.OBJECT, operation_id="support_console_presence_set")
+    def post(self, request: Request) -> Response:
+        available = _field(request, "available")
+        if not isinstance(available, bool):
+            raise SuiteError("`available` must be true or false.", field="available")
+        return Response({"available": agent_available_set(agent=request.user, available=available).available})
 
 
 class ConsoleMarkWrong(APIView):

@@ -14,6 +14,7 @@ urlpatterns = [
     path("support/console/conversations/<int:pk>/<slug:action>", api.ConsoleAction.as_view(), name="api-support-console-action"),
     path("support/console/messages/<int:pk>/wrong", api.ConsoleMarkWrong.as_view(), name="api-support-console-wrong"),
     path("support/console/messages/<int:pk>/right", api.ConsoleMarkRight.as_view(), name="api-support-console-right"),
+    path("support/console/presence", api.ConsolePresence.as_view(), name="api-support-console-presence"),
     path("support/console/canned", api.ConsoleCanned.as_view(), name="api-support-console-canned"),
     path("support/console/kbs", api.ConsoleKnowledgeBases.as_view(), name="api-support-console-kbs"),
     path("support/console/kbs/<slug:name>/rebuild", api.ConsoleKnowledgeBaseRebuild.as_view(), name="api-support-console-rebuild"),

@@ -20,3 +20,8 @@ def conversation_push(*, conversation: Conversation, messages: list[Message] = (
             group_push(group=chat_group(conversation.token), event="message", payload=message_dict(message))
     if conversation.state == Conversation.RESOLVED:
         group_push(group=chat_group(conversation.token), event="resolved", payload={"state": conversation.state})
+
+
+def handoff_notify(*, conversation: Conversation) -> None:
+    """Tell every console a conversation was handed off (and to whom it was assigned): agents see a notice."""
+    group_push(group=CONSOLE_GROUP, event="handoff", payload=conversation_summary(conversation))

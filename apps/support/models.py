@@ -99,6 +99,14 @@ class Conversation(models.Model):
         return [label for label in self.labels.split(",") if label]
 
 
+class AgentPresence(models.Model):
+    """Whether an agent takes new conversations now (the console's "Available" switch); teams are Django groups."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="support_presence")
+    available = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
 class Message(models.Model):
     CUSTOMER = "customer"
     BOT = "bot"

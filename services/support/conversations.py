@@ -13,11 +13,19 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.utils import timezone
 
-from apps.support.models import (CannedResponse, Conversation, Feedback, KnowledgeBase, KnowledgeGap, Message,
-                                 TrainingExample)
+from apps.support.models import (
+    CannedResponse,
+    Conversation,
+    Feedback,
+    KnowledgeBase,
+    KnowledgeGap,
+    Message,
+    TrainingExample,
+)
 from services.errors import Conflict, NotFound, SuiteError
 from services.metrics import support_reply_count
 from services.support.answering import HANDING_OFF, Answer, item_answer, question_answer, text_check
+from services.support.assignment import conversation_assign
 from services.support.knowledge import faq_add
 from services.support.masking import text_mask
 
@@ -96,6 +104,8 @@ def message_receive(*, kb: KnowledgeBase, token: str | None, text: object) -> Ex
         if answer.handoff and answer.reason in GAP_REASONS:
             KnowledgeGap.objects.create(kb=kb, question=question.text, reason=answer.reason, confidence=answer.confidence,
                                         message=question)
+    if answer.handoff and bot_turn:
+        conversation_assign(conversation=conversation)
     support_reply_count(handoff=answer.handoff, reason=answer.reason)
     return Exchange(conversation=conversation, question=question, reply=reply, answer=answer)
 
@@ -149,6 +159,8 @@ def choice_pick(*, conversation: Conversation, message_id: object, choice: objec
                                                source="customer_pick", message=message)
     except IntegrityError:  # a concurrent pick of the same message won the race
         raise Conflict("A choice was already made for this message.", field="message") from None
+    if answer.handoff:
+        conversation_assign(conversation=conversation)
     support_reply_count(handoff=answer.handoff, reason=answer.reason)
     return Exchange(conversation=conversation, question=said, reply=reply, answer=answer)
 

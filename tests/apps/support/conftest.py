@@ -107,3 +107,14 @@ def fixture_kb(bow_encoder: None, kb_files: dict[str, Path]) -> dict[str, Path]:
     """The fixture KB embedded by the bag-of-words stand-in (the tiny BERT is still the registry's default base)."""
     run_json("support_import", faq=str(kb_files["faq"]), docs=str(kb_files["docs"]), no_progress=True)
     return kb_files
+
+
+@pytest.fixture(autouse=True)
+def _customer_throttles_forgotten():  # noqa: ANN202
+    """Customer calls are throttled per address in the shared cache: every test of the desk starts with no count
+    (otherwise the many requests of one test from 127.0.0.1 spill into the next test's limit)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

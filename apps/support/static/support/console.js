@@ -223,6 +223,13 @@
     ws.onopen = () => { $("console").dataset.state = "live"; listRefresh(); detailRefresh(); gapsRefresh(); kbsRefresh(); };
     ws.onmessage = (e) => {
       const msg = JSON.parse(e.data);
+      if (msg.event === "handoff") {  // a notice, and the browser's own notification when the agent allowed it
+        const text = "Handed off: #" + msg.data.id + " " + msg.data.last_customer_text +
+          (msg.data.agent ? " (assigned to " + msg.data.agent + ")" : "");
+        $("notice").textContent = text;
+        if (window.Notification && Notification.permission === "granted") new Notification("Support desk", {body: text});
+        return;
+      }
       if (msg.event !== "conversation") return;
       listRefresh();
       if (msg.data.id === selected) detailRefresh();
@@ -230,6 +237,11 @@
     };
     ws.onclose = () => { $("console").dataset.state = "reconnecting"; setTimeout(connect, 2000); };
   }
+  $("available").onchange = () => {
+    if (window.Notification && Notification.permission === "default") Notification.requestPermission();
+    call("POST", api + "/presence", {available: $("available").checked});
+  };
+  call("GET", api + "/presence").then((p) => { $("available").checked = p.available; });
   cannedLoad();
   connect();
 })();
