@@ -100,7 +100,8 @@ def test_the_dashboard_shows_the_lag_the_consumer_published_and_follows_it_to_ze
 
 def dashboard_data_store(now: datetime) -> None:
     """60 headlines over the last 24 h: ACME (earnings, mostly good) each hour, BOLT (deals, mostly bad) now and
-    then; a volume alert on ACME three hours ago."""
+    then; alerts: one resolved (ACME, 12 h → 10 h ago), one firing (BOLT, pending 8 h ago, firing from 7 h ago),
+    one pending (ACME, 3 h ago), each with four headlines for the drill-down."""
     from datetime import timedelta
 
     from apps.sentiment.models import Alert, AlertRule
@@ -122,11 +123,18 @@ def dashboard_data_store(now: datetime) -> None:
             items.append(NewsItem(id=f"d{i}", source="wire", published_at=at,
                                   headline=f"$ACME quarterly earnings beat the forecast again, item {i}"))
             scores.append(scored(0.7 if i % 4 else -0.4))
-    news_store(items=items, scores=scores, model_version=3)
+    stored = news_store(items=items, scores=scores, model_version=3).stored
     rule = rule_save(symbol="ACME", kind=AlertRule.VOLUME, threshold=3.0)
-    Alert.objects.create(rule=rule, symbol="ACME", kind="volume", value=4.2, threshold=3.0,
-                         message="volume 4.2× the baseline", dedup_key="browser-dash-1",
-                         window_end=now - timedelta(hours=3))
+    bolt = rule_save(symbol="BOLT", kind=AlertRule.NEGATIVE_SHARE, threshold=0.5)
+    ago = lambda hours: now - timedelta(hours=hours)  # noqa: E731
+    for key, r, state, started, fired, resolved in [("resolved", rule, Alert.RESOLVED, 12, 12, 10),
+                                                    ("firing", bolt, Alert.FIRING, 8, 7, None),
+                                                    ("pending", rule, Alert.PENDING, 3, None, None)]:
+        Alert.objects.create(rule=r, symbol=r.ticker.symbol, kind=r.kind, state=state, value=4.2, threshold=3.0,
+                             message=f"{key}: 4.2 against 3", dedup_key=f"browser-dash-{key}", window_end=ago(started),
+                             started_at=ago(started), fired_at=fired and ago(fired),
+                             resolved_at=resolved and ago(resolved),
+                             headline_ids=[row.id for row in stored if r.ticker.symbol in row.tickers][:4])
 
 
 def test_the_dashboard_charts_with_axes_hover_values_sparklines_topics_alert_marks_and_pages(
@@ -150,7 +158,13 @@ def test_the_dashboard_charts_with_axes_hover_values_sparklines_topics_alert_mar
     y_ticks = page.get_attribute("#chart", "data-y-ticks").split("|")
     assert len(x_ticks) >= 3 and all(":" in t for t in x_ticks), x_ticks
     assert "0" in y_ticks and any(t.startswith("−") for t in y_ticks) and any(t.startswith("+") for t in y_ticks), y_ticks
-    page.wait_for_selector("#chart[data-alerts='1']")
+    page.wait_for_selector("#chart[data-alerts='3']")  # every alert in the range is marked
+    assert page.locator("#alerts li[data-state]").evaluate_all("ls => ls.map(l => l.dataset.state)") == [
+        "pending", "firing", "resolved"]
+    page.click("#alerts li[data-state=firing] .drill-open")  # the alert's headlines
+    page.wait_for_selector("#alerts li[data-state=firing] ul.drill:not([hidden]) li")
+    drill = page.locator("#alerts li[data-state=firing] ul.drill li").all_inner_texts()
+    assert len(drill) == 4 and all("$BOLT merger talks" in h for h in drill), drill
 
     # Hovering the plot shows that bucket's values, in the tooltip and in the legend.
     assert page.is_hidden("#chart-tip")

@@ -313,6 +313,7 @@
     $("hl-total").textContent = `${pageState.total} in ${RANGE_WORDS[state.range]}` + (state.topic ? ` · topic ${state.topic}` : "");
     $("pg-first").disabled = $("pg-prev").disabled = state.page <= 1;
     $("pg-next").disabled = state.page >= pageState.pages;
+    $("hl-empty").hidden = pageState.total > 0;
     const banner = $("hl-new");
     banner.hidden = pageState.unseen === 0;
     $("hl-new-button").textContent = `${pageState.unseen} new headline(s) since · show the newest`;
@@ -329,7 +330,6 @@
     const tbody = $("headlines").querySelector("tbody");
     tbody.innerHTML = "";
     for (const item of body.items) tbody.appendChild(headlineRow(item, false));
-    if (!body.items.length) tbody.appendChild(el("tr", { class: "empty" })).appendChild(el("td", { colspan: 6, class: "muted" }, "No headlines in this range."));
     pagerShow();
   }
   function goPage(page) { state.page = page; loadHeadlines(); }
@@ -353,7 +353,6 @@
     pageState.total += fresh.length;
     pageState.pages = Math.max(1, Math.ceil(pageState.total / state.pageSize));
     if (state.page === 1) {
-      for (const row of tbody.querySelectorAll("tr.empty")) row.remove();
       for (const item of fresh) tbody.insertBefore(headlineRow(item, true), tbody.firstChild);
       while (tbody.children.length > state.pageSize) tbody.removeChild(tbody.lastChild);
     } else {
@@ -373,6 +372,23 @@
     const t = alertTimes(alert);
     li.appendChild(el("div", { class: "muted small" }, new Date(t.start * 1000).toLocaleString()
       + (t.resolved !== null ? " → resolved " + new Date(t.resolved * 1000).toLocaleString() : "")));
+    if (alert.headline_ids && alert.headline_ids.length) {  // drill-down: the headlines of the window that made it
+      const more = el("button", { type: "button", class: "link small drill-open" }, `${alert.headline_ids.length} headline(s) ▸`);
+      const list = el("ul", { class: "drill", hidden: "" });
+      more.onclick = async () => {
+        if (!list.hidden) { list.hidden = true; return; }
+        try {
+          list.innerHTML = "";
+          for (const h of await api(`alerts/${alert.id}/headlines`)) {
+            const item = el("li", { "data-id": h.id });
+            item.append(el("span", { class: "label-" + h.label }, signed(h.score, 2) + " "), document.createTextNode(h.headline));
+            list.appendChild(item);
+          }
+          list.hidden = false;
+        } catch (e) { more.textContent = "Failed: " + e.message; }
+      };
+      li.append(more, list);
+    }
     if (alert.acknowledged_at) {
       li.appendChild(el("div", { class: "muted small" }, `acknowledged by ${alert.acknowledged_by}: ${alert.comment}`));
     } else {
