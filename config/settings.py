@@ -580,12 +580,6 @@ SUPPORT_RERANK_SCORER = os.environ.get("SUPPORT_RERANK_SCORER", "")
 SUPPORT_TEAMS = os.environ.get("SUPPORT_TEAMS", "")
 if SUPPORT_TEAMS and not re.fullmatch(r"\s*[\w .-]+:[\w|-]+(\s*,\s*[\w .-]+:[\w|-]+)*\s*", SUPPORT_TEAMS):
     raise ImproperlyConfigured(f"Environment variable SUPPORT_TEAMS={SUPPORT_TEAMS!r} must read team:intent|intent,team:intent.")
-# Routing of handed-off conversations (services/support/assignment.py): "team:intent|intent,team:intent" where a team
-# is a Django group of agents; a conversation whose intent a team covers goes to its least busy available member,
-# any other (or when no member is available) to the least busy available agent; "" = no teams.
-SUPPORT_TEAMS = os.environ.get("SUPPORT_TEAMS", "")
-if SUPPORT_TEAMS and not re.fullmatch(r"\s*[\w .-]+:[\w|-]+(\s*,\s*[\w .-]+:[\w|-]+)*\s*", SUPPORT_TEAMS):
-    raise ImproperlyConfigured(f"Environment variable SUPPORT_TEAMS={SUPPORT_TEAMS!r} must read team:intent|intent,team:intent.")
 # Sites that may embed the customer widget (support/embed.js, an iframe of /support/widget/): origins such as
 # https://shop.example.com, comma-separated; "" = none (the page keeps X-Frame-Options DENY).
 SUPPORT_WIDGET_ORIGINS = env_list("SUPPORT_WIDGET_ORIGINS", "")
