@@ -43,6 +43,7 @@ class ArtifactInfo:
     fingerprint: dict[str, Any]  # {"fingerprint", "n_rows", "source"}
     peft_type: str = "LORA"  # adapter_config.json's peft_type: LORA, ADALORA or IA3
     encoder: dict[str, Any] | None = None  # the EncoderSpec it was trained with; None: saved before it was recorded (mean pooling)
+    temperature: float = 1.0  # classifiers: served probabilities are softmax(logits / temperature); 1.0: uncalibrated (older)
 
 
 def _json_write(path: Path, data: object) -> None:
@@ -58,7 +59,8 @@ def artifact_save(*, result: TrainResult, folder: str | Path, source: str = "", 
     3. JSON: labels.json, train_config.json, metrics.json, data_fingerprint.json (`source`: the data file's name)
        and artifact.json (kind, format, the base encoder's weights hash, registry name and host-free location:
        `package:<name>` or a folder relative to the registry; a packaged base is recognised when none is given), and
-       `encoder`: how the base pooled, truncated and prompted while training (EncoderSpec), which serving repeats.
+       `encoder`: how the base pooled, truncated and prompted while training (EncoderSpec), which serving repeats;
+       `temperature`: the calibration of a classifier's probabilities (fitted on validation), which serving applies.
        No host path is written: the folder moves between hosts and registry mounts unchanged.
     """
     from services.ml.encoder import packaged_base_name
@@ -85,7 +87,7 @@ def artifact_save(*, result: TrainResult, folder: str | Path, source: str = "", 
         base_location = f"{PACKAGE_PREFIX}{packaged}" if packaged else ""
     _json_write(target / INFO_FILE, {"format": FORMAT_VERSION, "kind": result.kind, "base_sha256": result.base_sha256,
                                      "base_name": base_name, "base_location": base_location,
-                                     "encoder": result.encoder.as_dict()})
+                                     "encoder": result.encoder.as_dict(), "temperature": float(result.temperature)})
     return artifact_sha256(target)
 
 
@@ -131,7 +133,17 @@ def artifact_info(folder: str | Path) -> ArtifactInfo:
     return ArtifactInfo(folder=str(root), kind=info["kind"], label_names=[str(x) for x in data["labels.json"]],
                         base_sha256=info["base_sha256"], train_config=data["train_config.json"], metrics=data["metrics.json"],
                         fingerprint=data["data_fingerprint.json"],
-                        peft_type=str(data["adapter_config.json"].get("peft_type", "LORA")), encoder=info.get("encoder"))
+                        peft_type=str(data["adapter_config.json"].get("peft_type", "LORA")), encoder=info.get("encoder"),
+                        temperature=_temperature_read(root, info.get("temperature", 1.0)))
+
+
+def _temperature_read(root: Path, value: Any) -> float:
+    from services.ml.calibration import TEMPERATURE_BOUNDS
+
+    low, high = TEMPERATURE_BOUNDS
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= float(value) <= high:
+        raise ArtifactError(f"Artifact {root}: {INFO_FILE} temperature={value!r} is invalid: it must be a number in [{low}, {high}].")
+    return float(value)
 
 
 def head_load(folder: str | Path) -> torch.nn.Linear:
@@ -185,13 +197,18 @@ def artifact_embed(*, folder: str | Path, texts: Sequence[str], base_path: str |
 
 
 def artifact_evaluate(*, folder: str | Path, texts: Sequence[str], labels: Sequence[str], base_path: str | Path | None = None,
-                      max_batch: int = 64) -> dict[str, float]:
-    """Accuracy and macro-F1 of a saved classifier on labelled texts.
+                      max_batch: int = 64, predictions: list[dict[str, Any]] | None = None) -> dict[str, float]:
+    """Accuracy, macro-F1 and calibration of a saved classifier on labelled texts.
 
     1. Refuse labels the classifier does not know (naming them and the known ones).
     2. Serve the artifact through the inference runtime (the same code as production) and score its predictions.
+    3. Calibration: expected calibration error of the served (temperature-scaled) probabilities, `ece`, and of the
+       same logits without the temperature, `ece_uncalibrated` (softmax(T * log p) undoes softmax(z / T) exactly).
+    4. With `predictions` (a list), append one row per example: text, gold, predicted, probability (of the predicted label).
     """
     from sklearn.metrics import accuracy_score, f1_score
+
+    from services.ml.calibration import calibration_error, probs_temperature
 
     info = artifact_info(folder)
     if info.kind != "classifier":
@@ -204,7 +221,17 @@ def artifact_evaluate(*, folder: str | Path, texts: Sequence[str], labels: Seque
         raise SuiteError(f"Label(s) {', '.join(map(repr, unknown))} are not among this classifier's labels "
                          f"({', '.join(map(repr, info.label_names))}); relabel the data or train a new version.", field="labels")
     runtime = artifact_runtime(folder=folder, base_path=base_path, max_batch=max_batch)
-    predicted = runtime.classify(task="evaluate", texts=list(texts)).labels
+    out = runtime.classify(task="evaluate", texts=list(texts))
+    predicted = out.labels
+    column = {name: i for i, name in enumerate(out.label_names)}
+    truth = np.array([column[label] for label in labels])
+    raw = probs_temperature(logits=np.log(np.clip(out.probs.astype(np.float64), 1e-30, None)), temperature=1.0 / info.temperature)
+    if predictions is not None:
+        top = out.probs.max(axis=1)
+        predictions.extend({"text": text, "gold": gold, "predicted": guess, "probability": round(float(prob), 6)}
+                           for text, gold, guess, prob in zip(texts, labels, predicted, top))
     return {"accuracy": round(float(accuracy_score(labels, predicted)), 5),
             "macro_f1": round(float(f1_score(labels, predicted, average="macro", labels=info.label_names, zero_division=0)), 5),
-            "n": len(labels)}
+            "ece": round(calibration_error(probs=out.probs, truth=truth), 5),
+            "ece_uncalibrated": round(calibration_error(probs=raw, truth=truth), 5),
+            "temperature": info.temperature, "n": len(labels)}

@@ -59,3 +59,41 @@ def calibration_error(*, probs: np.ndarray | Sequence[Sequence[float]], truth: n
     if n == 0:
         return 0.0
     return float(sum(row["count"] / n * abs(row["accuracy"] - row["confidence"]) for row in table))
+
+
+TEMPERATURE_BOUNDS = (0.05, 20.0)  # a temperature outside these says the logits are broken, not miscalibrated
+
+
+def temperature_fit(*, logits: np.ndarray | Sequence[Sequence[float]], truth: np.ndarray | Sequence[int]) -> float:
+    """The temperature T minimising the negative log-likelihood of softmax(logits / T) on held-out rows (Guo et al. 2017).
+
+    One parameter, so it cannot change which label wins (accuracy stays), only how sure the model says it is.
+    Fitted on log T (bounded: TEMPERATURE_BOUNDS) with SciPy's bounded scalar minimiser. 1.0 (no scaling) when there
+    are no rows or the minimum sits on a bound (e.g. every row right: the likelihood keeps growing as T shrinks).
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    logits = np.asarray(logits, dtype=np.float64)
+    truth_arr = np.asarray(truth)
+    _checked(logits, truth_arr, 1)  # the same shape rules as probabilities
+    if len(truth_arr) == 0 or (logits.argmax(axis=1) == truth_arr).all():
+        return 1.0  # no row wrong: the likelihood keeps growing as T shrinks, there is nothing to fit
+
+    def nll(log_t: float) -> float:
+        return float(-log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(truth_arr)), truth_arr].mean())
+
+    low, high = np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1])
+    found = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-4})
+    if min(found.x - low, high - found.x) < 0.15 or nll(found.x) > nll(0.0):
+        # No minimum inside the bounds: the rows cannot measure calibration (typically none is wrong, so sharper is always
+        # "better"). Keep the model's own probabilities rather than make it near-certain of everything.
+        return 1.0
+    return float(np.exp(found.x))
+
+
+def probs_temperature(*, logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / temperature), row-wise: (n, n_labels)."""
+    from scipy.special import softmax
+
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -100,28 +100,47 @@ class Trainer:
             self.on_step(self.steps, self.total)
         self.bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
 
-    def run(self, *, epoch_fn: Callable[[int], float], eval_fn: Callable[[], dict[str, float]],
-            key: str, named: dict[str, torch.nn.Parameter]) -> tuple[dict[str, float], list[dict[str, float]]]:
-        """Train epoch by epoch; keep the weights of the best epoch on `key`; stop after `patience` epochs without gain."""
+    def run(self, *, batches_fn: Callable[[int], list[Any]], step_fn: Callable[[Any], float], eval_fn: Callable[[], dict[str, float]],
+            key: str, named: dict[str, torch.nn.Parameter], train_modules: Sequence[torch.nn.Module] = ()
+            ) -> tuple[dict[str, float], list[dict[str, float]]]:
+        """Train in steps, evaluating `evals_per_epoch` times per epoch; keep the best weights on `key`; stop early.
+
+        `batches_fn(epoch)` gives the epoch's batches, `step_fn(batch)` takes one optimizer step and returns its loss.
+        Each epoch's batches are cut into `evals_per_epoch` even parts, each followed by an evaluation. Training stops
+        after `patience` evaluations in a row without gain: with several evaluations per epoch a run that has peaked
+        stops within a fraction of an epoch instead of whole epochs later (fewer wasted steps).
+        """
         best: dict[str, float] | None = None
         best_state: dict[str, torch.Tensor] = {}
         history: list[dict[str, float]] = []
-        stale = 0
+        stale, parts = 0, max(1, getattr(self.config, "evals_per_epoch", 1))
         try:
             for epoch in range(1, self.config.epochs + 1):
-                self.model.train()
-                loss = epoch_fn(epoch)
-                scores = {"epoch": epoch, "train_loss": round(loss, 5), **eval_fn()}
-                history.append(scores)
-                if self.progress:
-                    self.bar.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if k != "epoch"))
-                if best is None or scores[key] > best[key] + 1e-6:
-                    best, stale = scores, 0
-                    best_state = {name: p.detach().clone() for name, p in named.items()}
-                else:
-                    stale += 1
+                batches = batches_fn(epoch)
+                bounds = np.linspace(0, len(batches), parts + 1).round().astype(int)
+                for part in range(parts):
+                    chunk = batches[bounds[part]:bounds[part + 1]]
+                    if not chunk:
+                        continue
+                    self.model.train()
+                    for module in train_modules:
+                        module.train()
+                    loss = float(np.mean([step_fn(batch) for batch in chunk]))
+                    at: float = round(epoch - 1 + (part + 1) / parts, 3)
+                    at = int(at) if at.is_integer() else at  # whole epochs print as before
+                    scores = {"epoch": at, "train_loss": round(loss, 5), **eval_fn()}
+                    history.append(scores)
+                    if self.progress:
+                        self.bar.write(f"epoch {at:g}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if k != "epoch"))
+                    if best is None or scores[key] > best[key] + 1e-6:
+                        best, stale = scores, 0
+                        best_state = {name: p.detach().clone() for name, p in named.items()}
+                    else:
+                        stale += 1
                     if stale >= self.config.patience:
                         break
+                if stale >= self.config.patience:
+                    break
         finally:
             self.bar.close()
         if self.on_step is not None and self.steps < self.total:  # stopped early: the plan shrinks to the steps taken
@@ -130,7 +149,8 @@ class Trainer:
             for name, p in named.items():
                 p.copy_(best_state[name])
         assert best is not None
-        return {**{k: v for k, v in best.items() if k != "epoch"}, "best_epoch": int(best["epoch"]), "epochs_run": len(history)}, history
+        return {**{k: v for k, v in best.items() if k != "epoch"}, "best_epoch": best["epoch"], "epochs_run": history[-1]["epoch"],
+                "evaluations": len(history), "steps": self.steps}, history
 
 
 def params_trainable(model: PeftModel, head: torch.nn.Module | None) -> dict[str, torch.nn.Parameter]:

@@ -55,6 +55,7 @@ class _Adapter:
     max_length: int  # as trained
     strip_urls: bool  # as trained
     spec: EncoderSpec  # pooling, prompt and length cap as trained (artifact.json); older artifacts: mean pooling
+    temperature: float = 1.0  # classifiers: logits / temperature before the softmax (calibrated probabilities)
 
 
 def _texts_check(texts: Sequence[str]) -> list[str]:
@@ -186,7 +187,8 @@ class InferenceRuntime:
         spec = EncoderSpec.from_dict(info.encoder) if info.encoder is not None else LEGACY_SPEC
         adapter = _Adapter(ref=ref, name=name, model=model, head=head, label_names=info.label_names,
                            max_length=int(info.train_config.get("max_length", 256)),
-                           strip_urls=bool(info.train_config.get("strip_urls", False)), spec=spec)
+                           strip_urls=bool(info.train_config.get("strip_urls", False)), spec=spec,
+                           temperature=info.temperature)
         self._adapters[ref] = adapter
         stale = [] if pinned else [old for old in self._adapters if old.task == ref.task and old != ref]  # a task's replaced versions
         while len(self._adapters) - len(stale) > self.max_adapters:
@@ -251,7 +253,7 @@ class InferenceRuntime:
             pooled = self._pooled(texts, adapter, normalize=False)  # (n, hidden)
             with torch.inference_mode():
                 logits = adapter.head(pooled.to(self.device)).float()  # (n, n_labels)
-            probs = torch.softmax(logits, dim=-1).cpu().numpy()  # (n, n_labels)
+            probs = torch.softmax(logits / adapter.temperature, dim=-1).cpu().numpy()  # (n, n_labels), calibrated
         labels = [adapter.label_names[i] for i in probs.argmax(axis=1)]
         return ClassifyOutput(labels=labels, probs=probs, label_names=adapter.label_names, version=ref.version)
 

@@ -21,6 +21,7 @@ from services.ml.data import data_fingerprint
 from services.ml.device import device_pick
 from services.ml.encoder import EncoderSpec, base_load, encoder_spec, hidden_size, peft_quiet, texts_prepare, texts_tokenize, weights_sha256
 from services.ml.loop import Trainer, batch_encode, batches_by_length, ids_embed, params_trainable, seed_set
+from services.ml.prefix import PrefixCache, layers_count, prefix_cache_possible
 
 KIND_CLASSIFIER = "classifier"
 KIND_PAIRS = "pairs"
@@ -45,11 +46,15 @@ class LoraSettings:
     batch_size: int = 32  # examples (or pairs) per step
     max_length: int = 128  # tokens per text; longer texts are truncated, batches padded to their longest
     val_fraction: float = 0.1  # share held out (stratified) for validation, early stopping and the metrics
-    patience: int = 2  # epochs without validation gain before stopping
+    patience: int = 2  # validation checks in a row without gain before stopping (evals_per_epoch of them per epoch)
     weight_decay: float = 0.01  # AdamW weight decay
     warmup_ratio: float = 0.06  # share of the steps with a linear warm-up, then linear decay to 0
     max_grad_norm: float = 1.0  # gradient clipping
     strip_urls: bool = True  # links become "http" before tokenizing (training and serving): noise, and many tokens
+    adapt_top: float = 1.0  # share of the encoder's layers, counted from the top, that get the adapter (lora, adalora; ia3:
+    # every layer, PEFT's IA3 has no layer choice). Below 1 the frozen layers under them run once per text and are cached
+    # (services/ml/prefix.py): each step runs and back-propagates through the top layers only
+    evals_per_epoch: int = 1  # validation checks per epoch: early stopping and the best checkpoint at that granularity
 
     def _rules(self) -> list[tuple[str, bool, str]]:
         return [
@@ -67,6 +72,8 @@ class LoraSettings:
             ("weight_decay", self.weight_decay >= 0.0, ">= 0"),
             ("warmup_ratio", 0.0 <= self.warmup_ratio < 1.0, "in [0, 1)"),
             ("max_grad_norm", self.max_grad_norm > 0.0, "> 0"),
+            ("adapt_top", 0.0 < self.adapt_top <= 1.0, "in (0, 1], e.g. 0.5 for the top half of the layers"),
+            ("evals_per_epoch", 1 <= self.evals_per_epoch <= 20, "a whole number in [1, 20]"),
         ]
 
     def __post_init__(self) -> None:
@@ -112,6 +119,7 @@ class ClassifierConfig(LoraSettings):
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     head_init: str = "probe"  # "probe": fit the head on the frozen encoder first (LP-FT); "random": nn.Linear's init
     probe_c: float = 1.0  # inverse L2 strength of that probe (scikit-learn LogisticRegression's C)
+    calibrate: bool = True  # fit a temperature on the validation split after training; served probabilities use it
 
     def _rules(self) -> list[tuple[str, bool, str]]:
         return super()._rules() + [
@@ -129,9 +137,12 @@ class PairConfig(LoraSettings):
     epochs: int = 3  # upper bound; early stopping (on validation MRR) may end sooner
     scale: float = 20.0  # similarity scale of the ranking loss (1 / temperature)
     symmetric: bool = True  # also rank queries for each item (item -> query loss)
+    pair_budget: int = 0  # at most this many training pairs per epoch, a fresh seeded sample each epoch (0: all of them)
 
     def _rules(self) -> list[tuple[str, bool, str]]:
-        return super()._rules() + [("scale", 1.0 <= self.scale <= 100.0, "in [1, 100], e.g. 20")]
+        return super()._rules() + [("scale", 1.0 <= self.scale <= 100.0, "in [1, 100], e.g. 20"),
+                                   ("pair_budget", self.pair_budget == 0 or self.pair_budget >= 2 * self.batch_size,
+                                    "0 (every pair) or at least two batches (2 * batch_size)")]
 
 
 @dataclass
@@ -149,6 +160,7 @@ class TrainResult:
     n_rows: int
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
     encoder: EncoderSpec = field(default_factory=EncoderSpec)  # how the base pooled and truncated while training
+    temperature: float = 1.0  # classifiers: logits are divided by it before the softmax (fitted on validation; 1: none)
 
 
 def labels_order(labels: Sequence[str]) -> list[str]:
@@ -159,8 +171,16 @@ def labels_order(labels: Sequence[str]) -> list[str]:
     return sorted(distinct)
 
 
-def _peft_config(config: LoraSettings, *, total_steps: int) -> Any:
-    """The PEFT config of `config.peft` (AdaLoRA's budget schedule is laid out over `total_steps`)."""
+def adapted_from(config: LoraSettings, n_layers: int) -> int:
+    """The index of the lowest layer that gets the adapter (0: all of them); ia3 and unknown layouts (n_layers 0): 0."""
+    if config.peft == "ia3" or n_layers <= 0:
+        return 0
+    return n_layers - max(1, min(n_layers, round(n_layers * config.adapt_top)))
+
+
+def _peft_config(config: LoraSettings, *, total_steps: int, start: int = 0, n_layers: int = 0) -> Any:
+    """The PEFT config of `config.peft` (AdaLoRA's budget schedule is laid out over `total_steps`), on layers start.. only."""
+    layers = {"layers_to_transform": list(range(start, n_layers))} if start > 0 else {}
     if config.peft == "ia3":
         return IA3Config(target_modules=None, feedforward_modules=None)  # None: PEFT's targets for the architecture
     if config.peft == "adalora":
@@ -170,20 +190,46 @@ def _peft_config(config: LoraSettings, *, total_steps: int) -> Any:
         return AdaLoraConfig(init_r=config.lora_r, target_r=max(1, config.lora_r // 2), tinit=tinit, tfinal=tfinal,
                              deltaT=max(1, total_steps // 50), total_step=max(total_steps, tinit + tfinal + 1),
                              lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                             target_modules=list(config.target_modules))
+                             target_modules=list(config.target_modules), **layers)
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(config.target_modules), bias="none")
+                      target_modules=list(config.target_modules), bias="none", **layers)
 
 
-def _peft_wrap(base_path: str | Path, config: LoraSettings, *, total_steps: int) -> tuple[Any, PeftModel, int]:
+def _peft_wrap(base_path: str | Path, config: LoraSettings, *, total_steps: int) -> tuple[Any, PeftModel, int, int]:
+    """(tokenizer, the PEFT-wrapped private copy of the base, hidden size, the lowest adapted layer)."""
     tokenizer, model = base_load(base_path, fresh=True)
+    n_layers = layers_count(model)
+    start = adapted_from(config, n_layers)
     try:
         with peft_quiet():
-            peft_model = get_peft_model(model, _peft_config(config, total_steps=total_steps))
+            peft_model = get_peft_model(model, _peft_config(config, total_steps=total_steps, start=start, n_layers=n_layers))
     except ValueError as exc:
         targets = "PEFT's IA3 targets" if config.peft == "ia3" else f"target_modules {list(config.target_modules)}"
         raise TrainingError(f"{config.peft} with {targets} does not fit this base model: {exc}", field="target_modules") from None
-    return tokenizer, peft_model, hidden_size(model)
+    return tokenizer, peft_model, hidden_size(model), start
+
+
+class _Encoding:
+    """Pooled vectors of the texts at given indices: from the cached lower layers when the adapter allows it, else a full pass."""
+
+    def __init__(self, *, model: PeftModel, ids: list[list[int]], start: int, pad_id: int, device: torch.device,
+                 dtype: torch.dtype, normalize: bool) -> None:
+        self.model, self.ids, self.pad_id, self.device, self.dtype, self.normalize = model, ids, pad_id, device, dtype, normalize
+        size = hidden_size(model.get_base_model())
+        ok, self.why_not = prefix_cache_possible(model=model, start=start, n_tokens=sum(map(len, ids)), hidden=size)
+        self.cache = PrefixCache(model=model, ids=ids, start=start, pad_id=pad_id, device=device, dtype=dtype) if ok else None
+
+    def batch(self, indices: Sequence[int]) -> torch.Tensor:  # (batch, hidden), with gradients
+        if self.cache is not None:
+            return self.cache.encode(indices, normalize=self.normalize)
+        return batch_encode(self.model, [self.ids[i] for i in indices], pad_id=self.pad_id, device=self.device, dtype=self.dtype,
+                            normalize=self.normalize)
+
+    def many(self, indices: Sequence[int]) -> torch.Tensor:  # (n, hidden) float32 on the CPU, eval mode
+        if self.cache is not None:
+            return self.cache.embed(list(indices), normalize=self.normalize)
+        return ids_embed(self.model, [self.ids[i] for i in indices], pad_id=self.pad_id, device=self.device, dtype=self.dtype,
+                         normalize=self.normalize)
 
 
 def _peft_on_step(model: PeftModel, on_step: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:
@@ -275,51 +321,72 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
     train_idx, val_idx = _split(len(texts), strata=labels, fraction=config.val_fraction, seed=config.seed, minimum=len(label_names))
 
     batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
-    tokenizer, model, size = _peft_wrap(base_path, config, total_steps=batches_per_epoch * config.epochs)
+    tokenizer, model, size, start = _peft_wrap(base_path, config, total_steps=batches_per_epoch * config.epochs)
     head = torch.nn.Linear(size, len(label_names))
     model.to(device)
     head.to(device)
     ids = texts_tokenize(tokenizer, texts_prepare(texts, strip_urls=config.strip_urls), max_length=config.max_length)
-    pad_id = tokenizer.pad_token_id or 0
+    encoding = _Encoding(model=model, ids=ids, start=start, pad_id=tokenizer.pad_token_id or 0, device=device, dtype=dtype,
+                         normalize=False)
     if config.head_init == "probe":  # the LoRA B matrices start at zero: this is the frozen encoder's output
-        frozen = ids_embed(model, [ids[i] for i in train_idx], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
+        frozen = encoding.many(train_idx)
         _head_probe(head, frozen.numpy(), y[train_idx].numpy(), n_labels=len(label_names), c=config.probe_c)
     rng = random.Random(config.seed)
     trainer = Trainer(model=model, extra=list(head.parameters()), config=config, head_lr=config.head_lr,
                       steps_per_epoch=batches_per_epoch, device=device, dtype=dtype, desc="train classifier", progress=progress,
                       on_step=_peft_on_step(model, on_step))
 
-    def epoch_fn(epoch: int) -> float:
-        total = 0.0
-        head.train()
-        for batch in batches_by_length([len(ids[i]) for i in train_idx], config.batch_size, rng):
-            chosen = [train_idx[i] for i in batch]
-            pooled = batch_encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
-            logits = head(torch.nn.functional.dropout(pooled, p=config.head_dropout, training=True))  # (batch, n_labels)
-            loss = torch.nn.functional.cross_entropy(logits, y[chosen].to(device), label_smoothing=config.label_smoothing)
-            trainer.step(loss + _peft_penalty(model))
-            total += loss.item()
-        return total / batches_per_epoch
+    def batches_fn(epoch: int) -> list[list[int]]:
+        return [[train_idx[i] for i in batch] for batch in batches_by_length([len(ids[i]) for i in train_idx], config.batch_size, rng)]
+
+    def step_fn(chosen: list[int]) -> float:
+        pooled = encoding.batch(chosen)  # (batch, hidden)
+        logits = head(torch.nn.functional.dropout(pooled, p=config.head_dropout, training=True))  # (batch, n_labels)
+        loss = torch.nn.functional.cross_entropy(logits, y[chosen].to(device), label_smoothing=config.label_smoothing)
+        trainer.step(loss + _peft_penalty(model))
+        return loss.item()
+
+    def val_logits() -> torch.Tensor:  # (n_val, n_labels) float32 on the CPU
+        head.eval()
+        pooled = encoding.many(val_idx)
+        with torch.inference_mode():
+            return head(pooled.to(device)).float().cpu()
 
     def eval_fn() -> dict[str, float]:
-        head.eval()
-        pooled = ids_embed(model, [ids[i] for i in val_idx], pad_id=pad_id, device=device, dtype=dtype, normalize=False)
-        with torch.inference_mode():
-            predicted = head(pooled.to(device)).argmax(dim=-1).cpu().numpy()  # (n_val,)
+        predicted = val_logits().argmax(dim=-1).numpy()  # (n_val,)
         truth = y[val_idx].numpy()
         return {"accuracy": round(float(accuracy_score(truth, predicted)), 5),
                 "macro_f1": round(float(f1_score(truth, predicted, average="macro", labels=list(range(len(label_names))), zero_division=0)), 5)}
 
-    metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="macro_f1", named=params_trainable(model, head))
+    train_started = time.monotonic()
+    metrics, history = trainer.run(batches_fn=batches_fn, step_fn=step_fn, eval_fn=eval_fn, key="macro_f1",
+                                   named=params_trainable(model, head), train_modules=[head])
+    train_seconds = time.monotonic() - train_started
     _peft_finish(model)
+    temperature, calibration = _calibrate(val_logits(), y[val_idx], enabled=config.calibrate)
     model.eval().to("cpu")
     head.eval().to("cpu")
     seconds = round(time.monotonic() - started, 2)
-    metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_labels": len(label_names), "seconds": seconds})
+    metrics.update(calibration)
+    metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_labels": len(label_names), "seconds": seconds,
+                    "adapted_from_layer": start, "cached_lower_layers": encoding.cache is not None,
+                    "examples_per_second": round(metrics["steps"] * config.batch_size / max(train_seconds, 1e-9), 2)})
     return TrainResult(kind=KIND_CLASSIFIER, model=model, head=head, label_names=label_names, metrics=metrics, seconds=seconds,
                        config=config, base_path=str(Path(base_path).resolve()), base_sha256=weights_sha256(base_path),
                        fingerprint=data_fingerprint(texts=texts, labels=labels), n_rows=len(texts), history=history,
-                       encoder=encoder_spec(base_path))
+                       encoder=encoder_spec(base_path), temperature=temperature)
+
+
+def _calibrate(logits: torch.Tensor, truth: torch.Tensor, *, enabled: bool) -> tuple[float, dict[str, float]]:
+    """Temperature scaling fitted on the validation logits (Guo et al. 2017); (temperature, ECE before and after)."""
+    from services.ml.calibration import calibration_error, temperature_fit
+
+    raw = torch.softmax(logits, dim=-1).numpy()
+    temperature = round(temperature_fit(logits=logits.numpy(), truth=truth.numpy()), 5) if enabled else 1.0
+    scaled = torch.softmax(logits / temperature, dim=-1).numpy()
+    return temperature, {"temperature": temperature,
+                         "val_ece_raw": round(calibration_error(probs=raw, truth=truth.numpy()), 5),
+                         "val_ece": round(calibration_error(probs=scaled, truth=truth.numpy()), 5)}
 
 
 def ranking_scores(query_vecs: torch.Tensor, item_vecs: torch.Tensor, relevant: list[set[int]]) -> dict[str, float]:
@@ -361,13 +428,17 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
     item_names = sorted(set(items))
     item_id = {name: i for i, name in enumerate(item_names)}
     query_id = {name: i for i, name in enumerate(distinct_queries)}
+    per_epoch = min(len(train_idx), config.pair_budget) if config.pair_budget else len(train_idx)
 
-    batches_per_epoch = math.ceil(len(train_idx) / config.batch_size)
-    tokenizer, model, _ = _peft_wrap(base_path, config, total_steps=batches_per_epoch * config.epochs)
+    batches_per_epoch = math.ceil(per_epoch / config.batch_size)
+    tokenizer, model, _, start = _peft_wrap(base_path, config, total_steps=batches_per_epoch * config.epochs)
     model.to(device)
-    q_ids = texts_tokenize(tokenizer, texts_prepare(queries, strip_urls=config.strip_urls), max_length=config.max_length)
-    i_ids = texts_tokenize(tokenizer, texts_prepare(items, strip_urls=config.strip_urls), max_length=config.max_length)
-    pad_id = tokenizer.pad_token_id or 0
+    # Every distinct text once (queries, then items): a pair's sides are indices into it, so a cached item serves all its pairs.
+    distinct = texts_prepare(distinct_queries + item_names, strip_urls=config.strip_urls)
+    encoding = _Encoding(model=model, ids=texts_tokenize(tokenizer, distinct, max_length=config.max_length), start=start,
+                         pad_id=tokenizer.pad_token_id or 0, device=device, dtype=dtype, normalize=True)
+    q_at = [query_id[q] for q in queries]  # pair -> its query's text index
+    i_at = [len(distinct_queries) + item_id[name] for name in items]  # pair -> its item's text index
     rng = random.Random(config.seed)
     trainer = Trainer(model=model, extra=[], config=config, head_lr=None, steps_per_epoch=batches_per_epoch,
                       device=device, dtype=dtype, desc="train pairs", progress=progress, on_step=_peft_on_step(model, on_step))
@@ -376,43 +447,42 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
     val_items = sorted({items[i] for i in val_idx})
     val_item_pos = {name: i for i, name in enumerate(val_items)}
     relevant = [{val_item_pos[items[i]] for i in val_idx if queries[i] == q} for q in val_queries]
-    vq_ids = texts_tokenize(tokenizer, texts_prepare(val_queries, strip_urls=config.strip_urls), max_length=config.max_length)
-    vi_ids = texts_tokenize(tokenizer, texts_prepare(val_items, strip_urls=config.strip_urls), max_length=config.max_length)
+    vq_at = [query_id[q] for q in val_queries]
+    vi_at = [len(distinct_queries) + item_id[name] for name in val_items]
 
     def eval_fn() -> dict[str, float]:
-        q_vecs = ids_embed(model, vq_ids, pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (q, hidden)
-        i_vecs = ids_embed(model, vi_ids, pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (m, hidden)
-        return ranking_scores(q_vecs, i_vecs, relevant)
+        return ranking_scores(encoding.many(vq_at), encoding.many(vi_at), relevant)  # (q, hidden), (m, hidden)
 
-    def epoch_fn(epoch: int) -> float:
-        total = 0.0
-        order = train_idx[:]
-        rng.shuffle(order)
-        for start in range(0, len(order), config.batch_size):
-            chosen = order[start:start + config.batch_size]
-            if len(chosen) < 2:
-                continue
-            q = batch_encode(model, [q_ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (b, hidden)
-            d = batch_encode(model, [i_ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=True)  # (b, hidden)
-            sims = q @ d.T * config.scale  # (b, b)
-            same_item = torch.tensor([[item_id[items[i]] == item_id[items[j]] for j in chosen] for i in chosen], device=device)
-            same_query = torch.tensor([[query_id[queries[i]] == query_id[queries[j]] for j in chosen] for i in chosen], device=device)
-            eye = torch.eye(len(chosen), dtype=torch.bool, device=device)  # (b, b)
-            target = torch.arange(len(chosen), device=device)  # (b,)
-            loss = torch.nn.functional.cross_entropy(sims.masked_fill(same_item & ~eye, float("-inf")), target)
-            if config.symmetric:
-                loss = (loss + torch.nn.functional.cross_entropy(sims.T.masked_fill(same_query & ~eye, float("-inf")), target)) / 2
-            trainer.step(loss + _peft_penalty(model))
-            total += loss.item()
-        return total / batches_per_epoch
+    def batches_fn(epoch: int) -> list[list[int]]:
+        order = rng.sample(train_idx, per_epoch)  # the pair budget: a fresh sample of pairs each epoch
+        return [chunk for begin in range(0, len(order), config.batch_size) if len(chunk := order[begin:begin + config.batch_size]) >= 2]
+
+    def step_fn(chosen: list[int]) -> float:
+        q = encoding.batch([q_at[i] for i in chosen])  # (b, hidden)
+        d = encoding.batch([i_at[i] for i in chosen])  # (b, hidden)
+        sims = q @ d.T * config.scale  # (b, b)
+        same_item = torch.tensor([[i_at[i] == i_at[j] for j in chosen] for i in chosen], device=device)
+        same_query = torch.tensor([[q_at[i] == q_at[j] for j in chosen] for i in chosen], device=device)
+        eye = torch.eye(len(chosen), dtype=torch.bool, device=device)  # (b, b)
+        target = torch.arange(len(chosen), device=device)  # (b,)
+        loss = torch.nn.functional.cross_entropy(sims.masked_fill(same_item & ~eye, float("-inf")), target)
+        if config.symmetric:
+            loss = (loss + torch.nn.functional.cross_entropy(sims.T.masked_fill(same_query & ~eye, float("-inf")), target)) / 2
+        trainer.step(loss + _peft_penalty(model))
+        return loss.item()
 
     before = eval_fn()
-    metrics, history = trainer.run(epoch_fn=epoch_fn, eval_fn=eval_fn, key="mrr", named=params_trainable(model, None))
+    train_started = time.monotonic()
+    metrics, history = trainer.run(batches_fn=batches_fn, step_fn=step_fn, eval_fn=eval_fn, key="mrr",
+                                   named=params_trainable(model, None))
+    train_seconds = time.monotonic() - train_started
     _peft_finish(model)
     model.eval().to("cpu")
     seconds = round(time.monotonic() - started, 2)
     metrics.update({f"base_{k}": v for k, v in before.items()})
-    metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_val_items": len(val_items), "seconds": seconds})
+    metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_val_items": len(val_items), "seconds": seconds,
+                    "pairs_per_epoch": per_epoch, "adapted_from_layer": start, "cached_lower_layers": encoding.cache is not None,
+                    "examples_per_second": round(metrics["steps"] * config.batch_size / max(train_seconds, 1e-9), 2)})
     return TrainResult(kind=KIND_PAIRS, model=model, head=None, label_names=[], metrics=metrics, seconds=seconds, config=config,
                        base_path=str(Path(base_path).resolve()), base_sha256=weights_sha256(base_path),
                        fingerprint=data_fingerprint(texts=queries, labels=items), n_rows=len(queries), history=history,

@@ -51,10 +51,15 @@ def test_train_evaluate_promote_and_rollback_through_the_commands(tiny_registry:
     assert list(json.loads(saved_config)) == sorted(json.loads(saved_config))  # sorted JSON
     assert version.base.name == "tiny-bert" and version.label_map == ["bearish", "bullish", "neutral"]
 
+    written = tiny_registry["valid"].parent / "predictions.jsonl"
     evaluated = run_json("evaluate_adapter", task="sentiment", data=str(tiny_registry["valid"]), text_col="headline",
-                         label_col="sentiment", alias="champion")
-    assert set(evaluated) == {"task", "version", "accuracy", "macro_f1", "n"}
+                         label_col="sentiment", alias="champion", predictions=str(written))
+    assert set(evaluated) == {"task", "version", "accuracy", "macro_f1", "ece", "ece_uncalibrated", "temperature", "n"}
     assert evaluated["version"] == 1 and evaluated["n"] == 60
+    assert evaluated["temperature"] == json.loads((folder / "artifact.json").read_text())["temperature"]
+    rows = [json.loads(line) for line in written.read_text().splitlines()]
+    assert len(rows) == 60 and set(rows[0]) == {"text", "gold", "predicted", "probability"}
+    assert sum(row["gold"] == row["predicted"] for row in rows) / 60 == pytest.approx(evaluated["accuracy"], abs=1e-4)
 
     second = train(tiny_registry["train"], epochs=1)
     assert second["version"] == 2 and second["champion"] is False
