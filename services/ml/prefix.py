@@ -14,7 +14,6 @@ The embeddings still run (a table lookup and a LayerNorm: little next to a trans
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -24,7 +23,7 @@ import torch
 from services.ml.device import autocast_for
 from services.ml.encoder import encoder_pool, encoder_spec_of, ids_pad
 
-CACHE_BUDGET_MB = float(os.environ.get("SUITE_TRAIN_CACHE_MB", "3072"))  # above this the lower layers run every step instead
+CACHE_BUDGET_MB = 3072.0  # above this many MB of cached activations the lower layers run every step instead
 
 
 class _Captured(Exception):
@@ -149,5 +148,5 @@ def prefix_cache_possible(*, model: Any, start: int, n_tokens: int, hidden: int)
         return False, f"{type(model).__name__}'s layer list is not one this code knows"
     megabytes = n_tokens * hidden * 2 / 2**20
     if megabytes > CACHE_BUDGET_MB:
-        return False, f"{megabytes:.0f} MB of cached activations is above SUITE_TRAIN_CACHE_MB={CACHE_BUDGET_MB:.0f}"
+        return False, f"{megabytes:.0f} MB of cached activations is above the {CACHE_BUDGET_MB:.0f} MB budget"
     return True, ""
