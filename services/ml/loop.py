@@ -56,13 +56,20 @@ def ids_embed(model: PeftModel, ids: Sequence[Sequence[int]], *, pad_id: int, de
               dtype: torch.dtype, normalize: bool, batch_size: int = 128) -> torch.Tensor:
     """Pooled vectors for many texts (eval mode, length-sorted batches), in the input order: (n, hidden)."""
     model.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = torch.empty((len(ids), model.config.hidden_size), dtype=torch.float32)  # (n, hidden)
+    return batched_inference([len(row) for row in ids], size=model.config.hidden_size, batch_size=batch_size,
+                             encode=lambda chosen: batch_encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device,
+                                                                dtype=dtype, normalize=normalize))
+
+
+def batched_inference(lengths: Sequence[int], *, encode: Callable[[list[int]], torch.Tensor], size: int,
+                      batch_size: int = 128) -> torch.Tensor:
+    """`encode(indices)` over length-sorted batches (less padding) in inference mode, gathered in input order: (n, size)."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    out = torch.empty((len(lengths), size), dtype=torch.float32)  # (n, size)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            pooled = batch_encode(model, [ids[i] for i in chosen], pad_id=pad_id, device=device, dtype=dtype, normalize=normalize)
-            out[chosen] = pooled.cpu()
+            out[chosen] = encode(chosen).float().cpu()
     return out
 
 
@@ -113,7 +120,7 @@ class Trainer:
         best: dict[str, float] | None = None
         best_state: dict[str, torch.Tensor] = {}
         history: list[dict[str, float]] = []
-        stale, parts = 0, max(1, getattr(self.config, "evals_per_epoch", 1))
+        stale, parts = 0, self.config.evals_per_epoch
         try:
             for epoch in range(1, self.config.epochs + 1):
                 batches = batches_fn(epoch)

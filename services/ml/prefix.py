@@ -22,6 +22,7 @@ import torch
 
 from services.ml.device import autocast_for
 from services.ml.encoder import encoder_pool, encoder_spec_of, ids_pad
+from services.ml.loop import batched_inference
 
 CACHE_BUDGET_MB = 3072.0  # above this many MB of cached activations the lower layers run every step instead
 
@@ -107,16 +108,11 @@ class PrefixCache:
         """Pooled vectors for many texts (eval mode, length-sorted batches), in the order given: (n, hidden) float32."""
         was_training = self.model.training
         self.model.eval()
-        order = sorted(range(len(indices)), key=lambda k: len(self.ids[indices[k]]))
-        out = torch.empty((len(indices), self.rows[indices[0]].shape[-1]), dtype=torch.float32)
         try:
-            with torch.inference_mode():
-                for begin in range(0, len(order), batch_size):
-                    chosen = order[begin:begin + batch_size]
-                    out[chosen] = self.encode([indices[k] for k in chosen], normalize=normalize).float().cpu()
+            return batched_inference([len(self.ids[i]) for i in indices], size=self.rows[indices[0]].shape[-1], batch_size=batch_size,
+                                     encode=lambda chosen: self.encode([indices[k] for k in chosen], normalize=normalize))
         finally:
             self.model.train(was_training)
-        return out
 
 
 @contextmanager
