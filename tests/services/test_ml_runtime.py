@@ -9,7 +9,7 @@ import torch
 from peft import PeftModel
 
 from services.errors import NotFound, SuiteError
-from services.ml.artifacts import ArtifactTampered, head_load
+from services.ml.artifacts import ArtifactTampered, artifact_info, head_load
 from services.ml.device import autocast_for, device_pick, tolerance_for
 from services.ml.encoder import base_load, ids_pad, mean_pool, peft_quiet
 from services.ml.runtime import AdapterRef, InferenceRuntime, MicroBatcher
@@ -42,19 +42,20 @@ def atol(float32: float = 1e-5) -> float:
 def single_adapter_probs(base: Path, folder: Path, texts: list[str]) -> np.ndarray:
     """Probabilities from a plain one-adapter PeftModel, outside the runtime, one text at a time.
 
-    It runs on the runtime's device and dtype (device_pick), so that the comparison holds on a CUDA machine too.
+    The artifact's fitted temperature is applied as serving applies it (softmax(logits / T)). It runs on the runtime's device and dtype (device_pick), so that the comparison holds on a CUDA machine too.
     """
     device, dtype = device_pick()
     tokenizer, model = base_load(base, fresh=True)
     with peft_quiet():
         model = PeftModel.from_pretrained(model, str(folder)).to(device).eval()
     head = head_load(folder).to(device)
+    temperature = artifact_info(folder).temperature
     rows = []
     with torch.inference_mode(), autocast_for(device, dtype):
         for text in texts:
             batch = ids_pad([tokenizer(text, truncation=True, max_length=16)["input_ids"]], pad_id=0, device=device)
             pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])  # (1, hidden)
-            rows.append(torch.softmax(head(pooled.float()).float(), dim=-1)[0].cpu().numpy())
+            rows.append(torch.softmax(head(pooled.float()).float() / temperature, dim=-1)[0].cpu().numpy())
     return np.stack(rows)
 
 
