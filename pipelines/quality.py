@@ -3,7 +3,7 @@
 Run from the repository root (the full splits take hours on two CPU cores; --limit makes a quick run):
 
     HF_HUB_OFFLINE=1 python -m pipelines.quality [--tasks sentiment,topics,intents] [--json] [--limit N] [--epochs N]
-        [--peft lora[,adalora,ia3]] [--base NAME_OR_PATH] [--devdata DIR]
+        [--recipes current,new] [--peft lora[,adalora,ia3]] [--try JSON] [--base NAME_OR_PATH] [--devdata DIR]
 
 It supersedes `pipelines.quality_sentiment` (one task, no calibration, no held-back validation split), which is kept
 working unchanged because docs/PERFORMANCE.md quotes it and `pipelines.bench_inference` uses its `--keep` artifact.
@@ -20,9 +20,14 @@ working unchanged because docs/PERFORMANCE.md quotes it and `pipelines.bench_inf
    (temperature scaling, issue 14 item 4) and reported beside test.
 3. Frozen encoder + logistic regression: the base's pooled, L2-normalised embeddings (texts prepared and truncated as
    the recipe does) and scikit-learn's LogisticRegressionCV, C chosen by stratified k-fold cross-validation on train.
-4. The recipe: services.ml.training.classifier_train with the default ClassifierConfig (--epochs and --peft aside) on
-   the train split (it holds out its own val_fraction of it for early stopping), saved as an artifact and scored
-   through the inference runtime (the production path).
+4. The recipes (--recipes): `current`, the recipe before issue 14 (CURRENT_RECIPE, pinned field by field, LoRA,
+   uncalibrated), and `new`, today's default ClassifierConfig, once per --peft method (methods `recipe_<peft>`);
+   `--try JSON` adds today's defaults with some fields changed (`try_<peft>`), for choosing the next defaults.
+   Each is services.ml.training.classifier_train on the train split (it holds out its own val_fraction of it for
+   early stopping and the temperature), saved as an artifact and scored through the inference runtime (the
+   production path): calibrated probabilities, and ECE of the same logits without the temperature beside them.
+   Intents: the support desk's out-of-scope rule (predicted `oos` or top probability under a threshold) at
+   OOS_THRESHOLDS, in-scope accuracy and out-of-scope recall, to re-check SUPPORT_INTENT_MIN_PROB on this scale.
 5. Per task and method: accuracy, macro-F1, expected calibration error (services.ml.calibration: top label,
    15 equal-width bins) and mean top-label confidence on test and validation; training seconds; training examples per second (examples through
    the encoder per training second: train rows x epochs run for the recipe, train rows for the one frozen pass).
@@ -54,6 +59,18 @@ TOPICS_TEST_FRACTION = 0.15  # topics has one public file: the share held back a
 LR_CS = (0.1, 1.0, 10.0, 100.0)  # LogisticRegressionCV's candidate C (inverse L2 strength); L2-normalised inputs want C >= 1
 LR_FOLDS = 5  # cross-validation folds for C (fewer when a label has fewer training rows)
 OOS_LABEL = "oos"  # CLINC150's out-of-scope intent, kept as one more class
+OOS_THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # intents: the support desk's SUPPORT_INTENT_MIN_PROB candidates
+# The recipe before issue 14 (ClassifierConfig's defaults at commit 94d3384), pinned field by field so that "current"
+# stays what it was when the defaults move on. Fields added since then take the values that reproduce it.
+CURRENT_RECIPE: dict[str, Any] = {
+    "seed": 13, "peft": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.1,
+    "target_modules": ["query", "key", "value", "dense"], "lr": 1e-3, "head_lr": 1e-3, "epochs": 4, "batch_size": 32,
+    "max_length": 128, "val_fraction": 0.1, "patience": 2, "weight_decay": 0.01, "warmup_ratio": 0.06,
+    "max_grad_norm": 1.0, "strip_urls": True, "head_dropout": 0.1, "label_smoothing": 0.0, "head_init": "probe",
+    "probe_c": 1.0, "probe_cv": False, "calibrate": False, "adapt_top": 1.0, "evals_per_epoch": 1, "eval_start": False,
+    "average_top": 1,
+}
+RECIPES = ("current", "new")  # --recipes: the recipe before issue 14 (LoRA only, as it was) and today's defaults
 
 
 class QualityDataError(SuiteError):
@@ -244,9 +261,29 @@ def frozen_logreg(*, base_path: Path, data: TaskData, config: Any) -> dict[str, 
             "C": float(np.ravel(model.C_)[0]), "cv_folds": folds}
 
 
+def oos_rule(*, probs: Any, columns: list[str], truth: list[str]) -> list[dict[str, float]]:
+    """The support desk's out-of-scope rule (predicted `oos`, or top probability below a threshold) per OOS_THRESHOLDS:
+    in-scope accuracy (right intent and not declared out of scope) and out-of-scope recall, CLINC150's measures."""
+    import numpy as np
+
+    top, predicted = probs.max(axis=1), np.array([columns[i] for i in probs.argmax(axis=1)])  # (n,), (n,)
+    gold = np.array(truth)
+    inside = gold != OOS_LABEL
+    out = []
+    for threshold in OOS_THRESHOLDS:
+        declared = (predicted == OOS_LABEL) | (top < threshold)
+        out.append({"threshold": threshold,
+                    "in_scope_accuracy": round(float(((predicted == gold) & ~declared)[inside].mean()), 4) if inside.any() else None,
+                    "oos_recall": round(float(declared[~inside].mean()), 4) if (~inside).any() else None})
+    return out
+
+
 def recipe(*, base_path: Path, data: TaskData, config: Any, progress: bool) -> dict[str, Any]:
     """classifier_train with `config`, saved and served by the runtime: the figures (module docstring, steps 4 and 5)."""
+    import numpy as np
+
     from services.ml.artifacts import artifact_runtime, artifact_save
+    from services.ml.calibration import calibration_error, probs_temperature
     from services.ml.training import classifier_train
 
     result = classifier_train(base_path=base_path, texts=data.train.texts, labels=data.train.labels, config=config,
@@ -261,11 +298,20 @@ def recipe(*, base_path: Path, data: TaskData, config: Any, progress: bool) -> d
             if split.texts:
                 served = runtime.classify(task="evaluate", texts=split.texts)
                 figures = scores(probs=served.probs, columns=served.label_names, truth=split.labels)
+                # the same logits without the temperature: softmax(T * log p) undoes softmax(z / T)
+                raw = probs_temperature(logits=np.log(np.clip(served.probs.astype(np.float64), 1e-30, None)),
+                                        temperature=1.0 / result.temperature)
+                index = {label: i for i, label in enumerate(served.label_names)}
+                figures["ece_uncalibrated"] = round(calibration_error(probs=raw, truth=np.array([index[x] for x in split.labels])), 4)
+                if OOS_LABEL in served.label_names:
+                    figures["oos_rule"] = oos_rule(probs=served.probs, columns=served.label_names, truth=split.labels)
                 out.update(figures if part == "test" else {part: figures})
     seen = result.metrics["n_train"] * result.metrics["epochs_run"]  # examples through the encoder while training
     return {**out, "train_seconds": round(result.seconds, 2), "train_examples_per_s": round(seen / result.seconds, 1),
             "epochs_run": result.metrics["epochs_run"], "best_epoch": result.metrics["best_epoch"],
-            "n_train_inner": result.metrics["n_train"], "n_val_inner": result.metrics["n_val"], "peft": config.peft}
+            "n_train_inner": result.metrics["n_train"], "n_val_inner": result.metrics["n_val"], "peft": config.peft,
+            "temperature": result.temperature, "averaged": result.metrics.get("averaged", 1),
+            "probe_c": result.metrics.get("probe_c"), "adapted_from_layer": result.metrics.get("adapted_from_layer", 0)}
 
 
 # --- the command -----------------------------------------------------------------------------------------------------
@@ -286,7 +332,8 @@ def base_resolve(value: str | None) -> Path:
 
 
 def table_print(results: dict[str, Any]) -> None:
-    head = f"{'task':<10} {'method':<14} {'accuracy':>8} {'macro-F1':>8} {'ECE':>6} {'val acc':>7} {'val ECE':>7} {'train s':>8} {'ex/s':>7}"
+    head = (f"{'task':<10} {'method':<14} {'accuracy':>8} {'macro-F1':>8} {'ECE':>6} {'ECE raw':>7} {'val acc':>7} "
+            f"{'val ECE':>7} {'train s':>8} {'ex/s':>7}")
     print(head)
     print("-" * len(head))
     for task, entry in results.items():
@@ -296,11 +343,16 @@ def table_print(results: dict[str, Any]) -> None:
         for method, m in entry["methods"].items():
             val = m.get("validation", {})
             print(f"{task:<10} {method:<14} {m['accuracy']:>8.4f} {m['macro_f1']:>8.4f} {m['ece']:>6.3f} "
+                  f"{m.get('ece_uncalibrated', m['ece']):>7.3f} "
                   f"{val.get('accuracy', float('nan')):>7.4f} {val.get('ece', float('nan')):>7.3f} "
                   f"{m['train_seconds']:>8.1f} {m['train_examples_per_s']:>7.1f}")
         split = entry["split"]
         print(f"{'':<10} ({split['n_train']} train / {split['n_validation']} validation / {split['n_test']} test rows, "
               f"{split['n_labels']} labels)")
+        for method, m in entry["methods"].items():
+            if m.get("oos_rule"):
+                rule = "  ".join(f"{r['threshold']:.1f}: {r['in_scope_accuracy']:.3f}/{r['oos_recall']:.3f}" for r in m["oos_rule"])
+                print(f"{'':<10} {method} out-of-scope rule, threshold: in-scope accuracy/oos recall (test)  {rule}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.add_argument("--limit", type=int, default=None, help="at most N rows per split (quick runs); default: full splits")
     parser.add_argument("--epochs", type=int, default=None, help="the recipe's epoch bound (default: ClassifierConfig's)")
-    parser.add_argument("--peft", default="lora", help="the recipe's PEFT method(s), comma-separated: lora, adalora, ia3")
+    parser.add_argument("--peft", default="lora", help="the new recipe's PEFT method(s), comma-separated: lora, adalora, ia3")
+    parser.add_argument("--recipes", default=",".join(RECIPES),
+                        help="which recipes to train, comma-separated: current (before issue 14, LoRA), new (today's defaults)")
+    parser.add_argument("--try", dest="try_config", default=None, metavar="JSON",
+                        help='one more recipe, "try_<peft>": today\'s defaults with these ClassifierConfig fields, e.g. \'{"lr": 2e-3}\'')
     parser.add_argument("--base", default=None, help="a packaged base name or a model folder (default: all-minilm-l6-v2)")
     parser.add_argument("--devdata", type=Path, default=DEVDATA, help=f"the development data folder (default {DEVDATA})")
     args = parser.parse_args(argv)
@@ -334,13 +390,31 @@ def main(argv: list[str] | None = None) -> int:
     from services.ml.training import PEFT_METHODS, ClassifierConfig
 
     pefts = [p.strip() for p in args.peft.split(",") if p.strip()]
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    if not set(recipes) <= set(RECIPES) or (not recipes and not args.try_config):
+        parser.error(f"--recipes {args.recipes!r}: choose from {', '.join(RECIPES)}.")
+    if not pefts:
+        parser.error(f"--peft {args.peft!r}: give one or more of {', '.join(PEFT_METHODS)}.")
+    epochs = {"epochs": args.epochs} if args.epochs is not None else {}
     try:
-        configs = {p: ClassifierConfig(peft=p, **({"epochs": args.epochs} if args.epochs is not None else {})) for p in pefts}
+        tried = json.loads(args.try_config) if args.try_config else None
+    except json.JSONDecodeError as exc:
+        parser.error(f"--try is not valid JSON ({exc}).")
+    if tried is not None and not isinstance(tried, dict):
+        parser.error("--try must be a JSON object of ClassifierConfig fields.")
+    configs: dict[str, Any] = {}  # method name -> ClassifierConfig, in training order
+    try:
+        if "current" in recipes:
+            configs["current_lora"] = ClassifierConfig.from_dict({**CURRENT_RECIPE, **epochs})
+        for p in pefts:
+            if "new" in recipes:
+                configs[f"recipe_{p}"] = ClassifierConfig(peft=p, **epochs)
+            if tried is not None:
+                configs[f"try_{p}"] = ClassifierConfig.from_dict({**tried, "peft": p, **epochs})
         base_path = base_resolve(args.base)
     except SuiteError as exc:
         parser.error(exc.message)
-    if not configs:
-        parser.error(f"--peft {args.peft!r}: give one or more of {', '.join(PEFT_METHODS)}.")
+    first = next(iter(configs.values()))
     threads = os.environ.get("SUITE_TORCH_THREADS", "").strip()  # no Django settings here: pass the variable in
     threads_apply(threads=int(threads) if threads else None)
     import torch
@@ -348,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device, _ = device_pick()
     say(f"base {base_path}; device {device}, {torch.get_num_threads()} CPU threads; tasks {', '.join(tasks)}; "
-        f"recipe PEFT {', '.join(pefts)}; limit {args.limit or 'none (full splits)'}", flush=True)
+        f"recipes {', '.join(configs)}; limit {args.limit or 'none (full splits)'}", flush=True)
     started = time.monotonic()
     results: dict[str, Any] = {}
     interactive = sys.stderr.isatty() and not args.json
@@ -371,11 +445,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         methods: dict[str, Any] = {}
         bar.set_postfix_str(f"{name}: frozen + logistic regression")
-        methods["frozen_logreg"] = frozen_logreg(base_path=base_path, data=data, config=configs[pefts[0]])
+        methods["frozen_logreg"] = frozen_logreg(base_path=base_path, data=data, config=first)
         bar.update(1)
-        for peft, config in configs.items():
-            bar.set_postfix_str(f"{name}: recipe ({peft})")
-            methods[f"recipe_{peft}"] = recipe(base_path=base_path, data=data, config=config, progress=interactive)
+        for method, config in configs.items():
+            bar.set_postfix_str(f"{name}: {method}")
+            methods[method] = recipe(base_path=base_path, data=data, config=config, progress=interactive)
             bar.update(1)
         results[name] = {
             "source": data.source, "split_rule": data.split_rule,
@@ -388,8 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json:
         table_print(results)
     print(json_line({"tasks": results, "base": str(base_path), "device": str(device), "threads": torch.get_num_threads(),
-                     "limit": args.limit, "epochs": configs[pefts[0]].epochs,
-                     "recipe_config": {p: c.as_dict() for p, c in configs.items()},
+                     "limit": args.limit, "epochs": first.epochs,
+                     "recipe_config": {m: c.as_dict() for m, c in configs.items()},
                      "ece_bins": ECE_BINS, "seconds": round(time.monotonic() - started, 1)}))
     return 0
 

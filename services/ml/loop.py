@@ -115,13 +115,35 @@ class Trainer:
         `batches_fn(epoch)` gives the epoch's batches, `step_fn(batch)` takes one optimizer step and returns its loss.
         Each epoch's batches are cut into `evals_per_epoch` even parts, each followed by an evaluation. Training stops
         after `patience` evaluations in a row without gain: with several evaluations per epoch a run that has peaked
-        stops within a fraction of an epoch instead of whole epochs later (fewer wasted steps).
+        stops within a fraction of an epoch instead of whole epochs later (fewer wasted steps). With `eval_start` the
+        weights before the first step are evaluated too ("epoch 0"): a run that only hurts returns them. With
+        `average_top` > 1 the best that many checkpoints are averaged and the average kept when it scores no lower.
         """
         best: dict[str, float] | None = None
         best_state: dict[str, torch.Tensor] = {}
         history: list[dict[str, float]] = []
+        kept: list[tuple[float, dict[str, torch.Tensor]]] = []  # the best `average_top` snapshots, (score, weights)
         stale, parts = 0, self.config.evals_per_epoch
+
+        def consider(scores: dict[str, float]) -> None:
+            nonlocal best, best_state, stale
+            history.append(scores)
+            if self.progress:
+                self.bar.write(f"epoch {scores['epoch']:g}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if k != "epoch"))
+            snapshot = None
+            if best is None or scores[key] > best[key] + 1e-6:
+                best, stale = scores, 0
+                best_state = snapshot = {name: p.detach().clone() for name, p in named.items()}
+            else:
+                stale += 1
+            if self.config.average_top > 1:
+                kept.append((scores[key], snapshot or {name: p.detach().clone() for name, p in named.items()}))
+                kept.sort(key=lambda pair: -pair[0])
+                del kept[self.config.average_top:]
+
         try:
+            if self.config.eval_start:  # the untrained adapter (the frozen encoder + the probe head) is a candidate too
+                consider({"epoch": 0, **eval_fn()})
             for epoch in range(1, self.config.epochs + 1):
                 batches = batches_fn(epoch)
                 bounds = np.linspace(0, len(batches), parts + 1).round().astype(int)
@@ -135,15 +157,7 @@ class Trainer:
                     loss = float(np.mean([step_fn(batch) for batch in chunk]))
                     at: float = round(epoch - 1 + (part + 1) / parts, 3)
                     at = int(at) if at.is_integer() else at  # whole epochs print as before
-                    scores = {"epoch": at, "train_loss": round(loss, 5), **eval_fn()}
-                    history.append(scores)
-                    if self.progress:
-                        self.bar.write(f"epoch {at:g}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if k != "epoch"))
-                    if best is None or scores[key] > best[key] + 1e-6:
-                        best, stale = scores, 0
-                        best_state = {name: p.detach().clone() for name, p in named.items()}
-                    else:
-                        stale += 1
+                    consider({"epoch": at, "train_loss": round(loss, 5), **eval_fn()})
                     if stale >= self.config.patience:
                         break
                 if stale >= self.config.patience:
@@ -152,12 +166,24 @@ class Trainer:
             self.bar.close()
         if self.on_step is not None and self.steps < self.total:  # stopped early: the plan shrinks to the steps taken
             self.on_step(self.steps, self.steps)
+        assert best is not None
+        out = {**{k: v for k, v in best.items() if k not in ("epoch", "train_loss")}, "best_epoch": best["epoch"],
+               "epochs_run": history[-1]["epoch"], "evaluations": len(history), "steps": self.steps, "averaged": 1}
+        if len(kept) > 1 and self.model.peft_type != "ADALORA":  # AdaLoRA's masks differ between snapshots
+            # Uniform average of the best checkpoints' weights ("model soups", Wortsman et al. 2022): kept only when
+            # validation says it is at least as good as the single best checkpoint.
+            with torch.no_grad():
+                for name, p in named.items():
+                    p.copy_(torch.stack([state[name].float() for _, state in kept]).mean(dim=0).to(p.dtype))
+            averaged = eval_fn()
+            if averaged[key] >= best[key] - 1e-9:
+                out.update({**averaged, "averaged": len(kept)})
+                history.append({"epoch": history[-1]["epoch"], "averaged": len(kept), **averaged})
+                return out, history
         with torch.no_grad():
             for name, p in named.items():
                 p.copy_(best_state[name])
-        assert best is not None
-        return {**{k: v for k, v in best.items() if k != "epoch"}, "best_epoch": best["epoch"], "epochs_run": history[-1]["epoch"],
-                "evaluations": len(history), "steps": self.steps}, history
+        return out, history
 
 
 def params_trainable(model: PeftModel, head: torch.nn.Module | None) -> dict[str, torch.nn.Parameter]:

@@ -55,6 +55,8 @@ class LoraSettings:
     # every layer, PEFT's IA3 has no layer choice). Below 1 the frozen layers under them run once per text and are cached
     # (services/ml/prefix.py): each step runs and back-propagates through the top layers only
     evals_per_epoch: int = 1  # validation checks per epoch: early stopping and the best checkpoint at that granularity
+    eval_start: bool = False  # also evaluate before the first step: the untrained state can be the best checkpoint
+    average_top: int = 1  # average the weights of the best N checkpoints when that scores no lower on validation (1: off)
 
     def _rules(self) -> list[tuple[str, bool, str]]:
         return [
@@ -74,6 +76,7 @@ class LoraSettings:
             ("max_grad_norm", self.max_grad_norm > 0.0, "> 0"),
             ("adapt_top", 0.0 < self.adapt_top <= 1.0, "in (0, 1], e.g. 0.5 for the top half of the layers"),
             ("evals_per_epoch", 1 <= self.evals_per_epoch <= 20, "a whole number in [1, 20]"),
+            ("average_top", 1 <= self.average_top <= 10, "a whole number in [1, 10] (1: no averaging)"),
         ]
 
     def __post_init__(self) -> None:
@@ -119,6 +122,7 @@ class ClassifierConfig(LoraSettings):
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     head_init: str = "probe"  # "probe": fit the head on the frozen encoder first (LP-FT); "random": nn.Linear's init
     probe_c: float = 1.0  # inverse L2 strength of that probe (scikit-learn LogisticRegression's C)
+    probe_cv: bool = False  # choose the probe's C among PROBE_CS by cross-validation on the training rows (else probe_c)
     calibrate: bool = True  # fit a temperature on the validation split after training; served probabilities use it
 
     def _rules(self) -> list[tuple[str, bool, str]]:
@@ -278,17 +282,34 @@ def _split(n: int, *, strata: Sequence[Any] | None, fraction: float, seed: int, 
     return sorted(train), sorted(val)
 
 
-def _head_probe(head: torch.nn.Linear, features: np.ndarray, y: np.ndarray, *, n_labels: int, c: float) -> None:
-    """Set `head` to a multinomial logistic regression fitted on `features` (n, hidden) -> y (n,)."""
-    from sklearn.linear_model import LogisticRegression
+PROBE_CS = (0.1, 1.0, 10.0, 100.0)  # probe_cv's candidate C (the quality benchmark's logistic-regression baseline uses the same)
+PROBE_FOLDS = 3  # probe_cv's stratified folds (fewer when a label has fewer training rows)
 
-    probe = LogisticRegression(C=c, max_iter=2000).fit(features, y)
+
+def _head_probe(head: torch.nn.Linear, features: np.ndarray, y: np.ndarray, *, n_labels: int, c: float, cv: bool) -> float:
+    """Set `head` to a multinomial logistic regression fitted on `features` (n, hidden) -> y (n,); returns its C.
+
+    With `cv`, C is chosen among PROBE_CS by stratified cross-validation (log-loss) when every label has two training
+    rows or more; otherwise, and without `cv`, C is `c`.
+    """
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = min(PROBE_FOLDS, int(np.bincount(y).min()))
+    if cv and folds >= 2:
+        probe = LogisticRegressionCV(Cs=list(PROBE_CS), cv=StratifiedKFold(folds, shuffle=True, random_state=0),
+                                     scoring="neg_log_loss", max_iter=2000, l1_ratios=(0.0,), use_legacy_attributes=False
+                                     ).fit(features, y)  # plain L2, spelled out as scikit-learn 1.9 asks
+        c = float(np.ravel(probe.C_)[0])
+    else:
+        probe = LogisticRegression(C=c, max_iter=2000).fit(features, y)
     coef, intercept = probe.coef_, probe.intercept_  # (n_labels, hidden), (n_labels,); one row when binary
     if n_labels == 2:  # sigmoid(w.x + b) == softmax([-w/2, w/2].x + [-b/2, b/2])
         coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(coef, dtype=head.weight.dtype))
         head.bias.copy_(torch.as_tensor(intercept, dtype=head.bias.dtype))
+    return c
 
 
 def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig,
@@ -328,9 +349,11 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
     ids = texts_tokenize(tokenizer, texts_prepare(texts, strip_urls=config.strip_urls), max_length=config.max_length)
     encoding = _Encoding(model=model, ids=ids, start=start, pad_id=tokenizer.pad_token_id or 0, device=device, dtype=dtype,
                          normalize=False)
+    probe_c = None
     if config.head_init == "probe":  # the LoRA B matrices start at zero: this is the frozen encoder's output
         frozen = encoding.many(train_idx)
-        _head_probe(head, frozen.numpy(), y[train_idx].numpy(), n_labels=len(label_names), c=config.probe_c)
+        probe_c = _head_probe(head, frozen.numpy(), y[train_idx].numpy(), n_labels=len(label_names), c=config.probe_c,
+                              cv=config.probe_cv)
     rng = random.Random(config.seed)
     trainer = Trainer(model=model, extra=list(head.parameters()), config=config, head_lr=config.head_lr,
                       steps_per_epoch=batches_per_epoch, device=device, dtype=dtype, desc="train classifier", progress=progress,
@@ -370,6 +393,7 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
     metrics.update(calibration)
     metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_labels": len(label_names), "seconds": seconds,
                     "adapted_from_layer": start, "cached_lower_layers": encoding.cache is not None,
+                    **({"probe_c": probe_c} if probe_c is not None else {}),
                     "examples_per_second": round(metrics["steps"] * config.batch_size / max(train_seconds, 1e-9), 2)})
     return TrainResult(kind=KIND_CLASSIFIER, model=model, head=head, label_names=label_names, metrics=metrics, seconds=seconds,
                        config=config, base_path=str(Path(base_path).resolve()), base_sha256=weights_sha256(base_path),

@@ -62,17 +62,29 @@ def test_it_scores_the_frozen_baseline_and_the_recipe_on_every_task(tiny_folders
     result = _last_json(out)
     assert "frozen_logreg" in out and "recipe_lora" in out  # the human-readable table comes before the JSON
     assert set(result["tasks"]) == {"sentiment", "topics", "intents"}
-    assert result["epochs"] == 1 and result["recipe_config"]["lora"]["peft"] == "lora" and result["ece_bins"] == 15
+    assert result["epochs"] == 1 and result["recipe_config"]["recipe_lora"]["peft"] == "lora" and result["ece_bins"] == 15
+    # "current" is the recipe before issue 14, pinned: uncalibrated, every layer adapted, whatever the defaults are now
+    current = result["recipe_config"]["current_lora"]
+    assert (current["calibrate"], current["adapt_top"], current["evals_per_epoch"], current["epochs"]) == (False, 1.0, 1, 1)
     for name, task in result["tasks"].items():
-        assert set(task["methods"]) == {"frozen_logreg", "recipe_lora"}, name
+        assert set(task["methods"]) == {"frozen_logreg", "current_lora", "recipe_lora"}, name
+        assert task["methods"]["current_lora"]["temperature"] == 1.0  # uncalibrated: the two ECEs are the same figures
+        assert task["methods"]["current_lora"]["ece"] == task["methods"]["current_lora"]["ece_uncalibrated"]
         for method, figures in task["methods"].items():
             assert METHOD_FIELDS <= set(figures), (name, method)
-            assert set(figures["validation"]) == {"accuracy", "macro_f1", "ece", "confidence"}
-            for value in (figures["accuracy"], figures["macro_f1"], figures["ece"], *figures["validation"].values()):
+            assert {"accuracy", "macro_f1", "ece", "confidence"} <= set(figures["validation"])
+            for value in (figures["accuracy"], figures["macro_f1"], figures["ece"], figures["validation"]["accuracy"],
+                          figures["validation"]["ece"]):
                 assert 0.0 <= value <= 1.0, (name, method, figures)
             assert figures["train_seconds"] > 0 and figures["train_examples_per_s"] > 0
         assert 0 < task["methods"]["frozen_logreg"]["C"]
-        assert task["methods"]["recipe_lora"]["epochs_run"] == 1
+        assert task["methods"]["recipe_lora"]["epochs_run"] == 1 and task["methods"]["current_lora"]["epochs_run"] == 1
+    rule = result["tasks"]["intents"]["methods"]["recipe_lora"]["oos_rule"]  # the support desk's out-of-scope rule
+    assert [r["threshold"] for r in rule] == [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert all(0.0 <= r["in_scope_accuracy"] <= 1.0 and 0.0 <= r["oos_recall"] <= 1.0 for r in rule)
+    recalls = [r["oos_recall"] for r in rule]
+    assert recalls == sorted(recalls)  # a higher threshold declares more out of scope, never fewer
+    assert "oos_rule" not in result["tasks"]["sentiment"]["methods"]["recipe_lora"]
     # the fixed splits: sent_valid is the test; 10 % of sent_train the validation; CLINC's own parts with their oos rows
     assert result["tasks"]["sentiment"]["split"] | {"dropped": None} == {
         "n_train": 81, "n_validation": 9, "n_test": 30, "n_labels": 3, "seed": 14, "dropped": None}
@@ -86,7 +98,7 @@ def test_limit_caps_every_split_and_peft_picks_the_recipes(tiny_folders: tuple[P
     base, devdata = tiny_folders
     # two epochs: AdaLoRA over a single optimizer step in all fails inside PEFT (its budget never ran before the final mask)
     assert main(["--base", str(base), "--devdata", str(devdata), "--tasks", "sentiment", "--limit", "20", "--epochs", "2",
-                 "--peft", "ia3,adalora", "--json"]) == 0
+                 "--peft", "ia3,adalora", "--recipes", "new", "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1  # --json: the JSON line only
     task = json.loads(lines[0])["tasks"]["sentiment"]
@@ -122,3 +134,21 @@ def test_the_clinc_reader_names_a_bad_row(tmp_path: Path) -> None:
     path.write_text(json.dumps({"train": good, "val": good, "test": good}))
     with pytest.raises(QualityDataError, match="key 'oos_train' is missing"):
         clinc_read(path)
+
+
+def test_try_adds_a_recipe_from_todays_defaults_and_bad_json_is_refused(tiny_folders: tuple[Path, Path],
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    base, devdata = tiny_folders
+    assert main(["--base", str(base), "--devdata", str(devdata), "--tasks", "sentiment", "--epochs", "1", "--recipes", "new",
+                 "--try", '{"label_smoothing": 0.1}', "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["tasks"]["sentiment"]["methods"]) == {"frozen_logreg", "recipe_lora", "try_lora"}
+    assert result["recipe_config"]["try_lora"]["label_smoothing"] == 0.1
+    for bad, named in (('{"label_smoothing": 2}', "label_smoothing=2.0 is invalid"), ('{"colour": 1}', "colour"),
+                       ("[1]", "JSON object"), ("{", "not valid JSON")):
+        with pytest.raises(SystemExit):
+            main(["--devdata", str(devdata), "--try", bad])
+        assert named in capsys.readouterr().err, bad
+    with pytest.raises(SystemExit):
+        main(["--devdata", str(devdata), "--recipes", "old"])
+    assert "--recipes 'old'" in capsys.readouterr().err

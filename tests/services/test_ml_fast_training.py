@@ -64,13 +64,52 @@ def test_training_on_the_top_half_learns_and_serves_as_trained(tiny_base: Path, 
 
 def test_evaluations_per_epoch_stop_within_a_fraction_of_an_epoch(tiny_base: Path) -> None:
     texts, labels = sentiment_rows(120)
-    config = ClassifierConfig(epochs=3, lr=1e-2, head_lr=2e-2, evals_per_epoch=4, patience=50, **HALF)
+    plain = dict(eval_start=False, average_top=1)
+    config = ClassifierConfig(epochs=3, lr=1e-2, head_lr=2e-2, evals_per_epoch=4, patience=50, **HALF, **plain)
     result = classifier_train(base_path=tiny_base, texts=texts, labels=labels, config=config, progress=False)
     assert [row["epoch"] for row in result.history] == [0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3]
     assert result.metrics["evaluations"] == 12 and result.metrics["steps"] == 3 * 6  # 96 training rows, batches of 16
-    stopping = ClassifierConfig(epochs=3, lr=1e-9, head_lr=1e-9, evals_per_epoch=4, patience=2, **HALF)  # nothing improves
+    stopping = ClassifierConfig(epochs=3, lr=1e-9, head_lr=1e-9, evals_per_epoch=4, patience=2, **HALF, **plain)  # no gain
     stopped = classifier_train(base_path=tiny_base, texts=texts, labels=labels, config=stopping, progress=False)
     assert stopped.metrics["evaluations"] == 3 and stopped.metrics["epochs_run"] == 0.75
+
+
+def test_a_run_that_never_gains_returns_the_untrained_adapter(tiny_base: Path) -> None:
+    """eval_start: the state before the first step (frozen encoder + probe head) is scored as "epoch 0" and kept when
+    no later evaluation beats it: the LoRA B matrices are back at their zero start."""
+    texts, labels = sentiment_rows(120)
+    config = ClassifierConfig(epochs=2, lr=1e-9, head_lr=1e-9, patience=2, eval_start=True, average_top=1, **HALF)
+    result = classifier_train(base_path=tiny_base, texts=texts, labels=labels, config=config, progress=False)
+    assert result.history[0]["epoch"] == 0 and "train_loss" not in result.history[0]
+    assert result.metrics["best_epoch"] == 0 and result.metrics["evaluations"] == 3 and "train_loss" not in result.metrics
+    lora_b = [p for n, p in result.model.named_parameters() if "lora_B" in n]
+    assert lora_b and all(torch.count_nonzero(p) == 0 for p in lora_b)
+
+
+def test_averaging_the_best_checkpoints_is_kept_only_when_it_scores_no_lower(tiny_base: Path) -> None:
+    texts, labels = sentiment_rows(150)
+    config = ClassifierConfig(epochs=4, lr=1e-2, head_lr=2e-2, patience=10, evals_per_epoch=2, average_top=3, **HALF)
+    result = classifier_train(base_path=tiny_base, texts=texts, labels=labels, config=config, progress=False)
+    single = [row for row in result.history if "averaged" not in row]
+    best = max(row["macro_f1"] for row in single)
+    assert result.metrics["macro_f1"] >= best - 1e-9
+    if result.metrics["averaged"] > 1:  # the average's own evaluation closes the history
+        assert result.history[-1]["averaged"] == 3 == result.metrics["averaged"]
+    else:
+        assert result.metrics["macro_f1"] == best
+    adalora = ClassifierConfig(**{**config.as_dict(), "peft": "adalora"})
+    assert classifier_train(base_path=tiny_base, texts=texts, labels=labels, config=adalora, progress=False).metrics["averaged"] == 1
+
+
+def test_the_probe_can_choose_its_c_by_cross_validation(tiny_base: Path) -> None:
+    from services.ml.training import PROBE_CS
+
+    texts, labels = sentiment_rows(90)
+    config = ClassifierConfig(epochs=1, probe_cv=True, **HALF)
+    result = classifier_train(base_path=tiny_base, texts=texts, labels=labels, config=config, progress=False)
+    assert result.metrics["probe_c"] in PROBE_CS
+    fixed = ClassifierConfig(epochs=1, probe_cv=False, probe_c=0.37, **HALF)
+    assert classifier_train(base_path=tiny_base, texts=texts, labels=labels, config=fixed, progress=False).metrics["probe_c"] == 0.37
 
 
 def test_a_pair_budget_caps_the_pairs_of_each_epoch(tiny_base: Path) -> None:
