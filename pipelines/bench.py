@@ -5,6 +5,7 @@
     python -m pipelines.bench sentiment [--json] [--n 1000]
     python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
     python -m pipelines.bench chaos [--json] [--good 300] [--bad 150] [--kills 3] [--seed 7] [--consumers 2] [--fuzz-cases 200] [--no-broker-restart]
+    python -m pipelines.bench training [--json] [--rows 2000] [--pairs 4000] [--epochs 2] [--base NAME_OR_PATH] [--devdata DIR]
     python -m pipelines.bench alerts [--json] [--semantics new|cooldown] [--days 14] [--surges 20] [--tickers 10] [--seed 5] [--step-minutes 2] [--for-evaluations N] [--clear-threshold X]
 
 The last line printed is one JSON object (the contract other tools read).
@@ -76,7 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     alerts.add_argument("--step-minutes", type=int, default=2, help="event time per batch: the rules' evaluation interval")
     alerts.add_argument("--for-evaluations", type=int, default=None, help="override the rules' pending evaluations")
     alerts.add_argument("--clear-threshold", type=float, default=None, help="override the rules' clear threshold")
+    training = sub.add_parser("training", help="classifier and pairs training, the recipe before issue 14 vs today's: examples/s")
+    training.add_argument("--json", action="store_true", help="print only the JSON line")
+    training.add_argument("--rows", type=int, default=2000, help="finance headlines to train the classifier on")
+    training.add_argument("--pairs", type=int, default=4000, help="recommender training pairs (Online Retail)")
+    training.add_argument("--epochs", type=int, default=2, help="the epoch bound of every run")
+    training.add_argument("--base", default=None, help="a packaged base name or a model folder (default: all-minilm-l6-v2)")
+    training.add_argument("--devdata", type=Path, default=ROOT.parent / "shared" / "devdata")
     args = parser.parse_args(argv)
+    if args.which == "training":
+        for name in ("rows", "pairs", "epochs"):
+            if getattr(args, name) < (1 if name == "epochs" else 20):
+                parser.error(f"--{name} {getattr(args, name)}: too small (epochs >= 1, rows and pairs >= 20).")
     if args.which == "inference":
         django_setup("bench")
         from pipelines.bench_inference import inference_bench
@@ -104,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
 
         result = chaos_bench(good=args.good, bad=args.bad, kills=args.kills, seed=args.seed, consumers=args.consumers,
                              fuzz_cases=args.fuzz_cases, restart_broker=not args.no_broker_restart, quiet=args.json)
+    elif args.which == "training":
+        django_setup("bench-training")  # the recommender's readers import its app; no table is used
+        from pipelines.bench_training import training_bench
+
+        result = training_bench(rows=args.rows, pairs=args.pairs, epochs=args.epochs, base=args.base,
+                                devdata=args.devdata.expanduser(), quiet=args.json)
     elif args.which == "alerts":
         tuned = "".join(f"-{k}{v}" for k, v in (("for", args.for_evaluations), ("clear", args.clear_threshold)) if v is not None)
         django_setup(f"bench-alerts-{args.semantics}{tuned}")
