@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,7 @@ class Trainer:
         best_state: dict[str, torch.Tensor] = {}
         history: list[dict[str, float]] = []
         kept: list[tuple[float, dict[str, torch.Tensor]]] = []  # the best `average_top` snapshots, (score, weights)
+        started = time.monotonic()
         stale, parts = 0, self.config.evals_per_epoch
 
         def consider(scores: dict[str, float]) -> None:
@@ -167,8 +169,11 @@ class Trainer:
         if self.on_step is not None and self.steps < self.total:  # stopped early: the plan shrinks to the steps taken
             self.on_step(self.steps, self.steps)
         assert best is not None
+        # training throughput: examples through the optimizer per second of the loop (its evaluations included)
+        speed = round(self.steps * self.config.batch_size / max(time.monotonic() - started, 1e-9), 2)
         out = {**{k: v for k, v in best.items() if k not in ("epoch", "train_loss")}, "best_epoch": best["epoch"],
-               "epochs_run": history[-1]["epoch"], "evaluations": len(history), "steps": self.steps, "averaged": 1}
+               "epochs_run": history[-1]["epoch"], "evaluations": len(history), "steps": self.steps, "averaged": 1,
+               "examples_per_second": speed}
         if len(kept) > 1 and self.model.peft_type != "ADALORA":  # AdaLoRA's masks differ between snapshots
             # Uniform average of the best checkpoints' weights ("model soups", Wortsman et al. 2022): kept only when
             # validation says it is at least as good as the single best checkpoint.

@@ -381,10 +381,8 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
         return {"accuracy": round(float(accuracy_score(truth, predicted)), 5),
                 "macro_f1": round(float(f1_score(truth, predicted, average="macro", labels=list(range(len(label_names))), zero_division=0)), 5)}
 
-    train_started = time.monotonic()
     metrics, history = trainer.run(batches_fn=batches_fn, step_fn=step_fn, eval_fn=eval_fn, key="macro_f1",
                                    named=params_trainable(model, head), train_modules=[head])
-    train_seconds = time.monotonic() - train_started
     _peft_finish(model)
     temperature, calibration = _calibrate(val_logits(), y[val_idx], enabled=config.calibrate)
     model.eval().to("cpu")
@@ -393,8 +391,7 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
     metrics.update(calibration)
     metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_labels": len(label_names), "seconds": seconds,
                     "adapted_from_layer": start, "cached_lower_layers": encoding.cache is not None,
-                    **({"probe_c": probe_c} if probe_c is not None else {}),
-                    "examples_per_second": round(metrics["steps"] * config.batch_size / max(train_seconds, 1e-9), 2)})
+                    **({"probe_c": probe_c} if probe_c is not None else {})})
     return TrainResult(kind=KIND_CLASSIFIER, model=model, head=head, label_names=label_names, metrics=metrics, seconds=seconds,
                        config=config, base_path=str(Path(base_path).resolve()), base_sha256=weights_sha256(base_path),
                        fingerprint=data_fingerprint(texts=texts, labels=labels), n_rows=len(texts), history=history,
@@ -495,18 +492,16 @@ def pairs_train(*, base_path: str | Path, queries: Sequence[str], items: Sequenc
         trainer.step(loss + _peft_penalty(model))
         return loss.item()
 
-    before = eval_fn()
-    train_started = time.monotonic()
+    before = {} if config.eval_start else eval_fn()  # with eval_start the trainer's "epoch 0" is the untuned base
     metrics, history = trainer.run(batches_fn=batches_fn, step_fn=step_fn, eval_fn=eval_fn, key="mrr",
                                    named=params_trainable(model, None))
-    train_seconds = time.monotonic() - train_started
+    before = before or {k: v for k, v in history[0].items() if k != "epoch"}
     _peft_finish(model)
     model.eval().to("cpu")
     seconds = round(time.monotonic() - started, 2)
     metrics.update({f"base_{k}": v for k, v in before.items()})
     metrics.update({"n_train": len(train_idx), "n_val": len(val_idx), "n_val_items": len(val_items), "seconds": seconds,
-                    "pairs_per_epoch": per_epoch, "adapted_from_layer": start, "cached_lower_layers": encoding.cache is not None,
-                    "examples_per_second": round(metrics["steps"] * config.batch_size / max(train_seconds, 1e-9), 2)})
+                    "pairs_per_epoch": per_epoch, "adapted_from_layer": start, "cached_lower_layers": encoding.cache is not None})
     return TrainResult(kind=KIND_PAIRS, model=model, head=None, label_names=[], metrics=metrics, seconds=seconds, config=config,
                        base_path=str(Path(base_path).resolve()), base_sha256=weights_sha256(base_path),
                        fingerprint=data_fingerprint(texts=queries, labels=items), n_rows=len(queries), history=history,
