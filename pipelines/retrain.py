@@ -145,7 +145,8 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease)
         summary = adapter_train(
             TrainRequest(task=task_row.name, data=str(path), epochs=settings.RETRAIN_EPOCHS or None, created_by=ACTOR,
                          staging_prefix=staging_prefix(run.pk, task_row.name), **overrides),
-            progress=False, on_step=_step_reporter(run, lease), on_registering=lambda: _registering(run, lease))
+            progress=False, on_step=_step_reporter(run, lease), on_registering=lambda: _registering(run, lease),
+            on_staged=getattr(data, "artifact_extend", None))
     version = version_get(task_name=task_row.name, version=summary["version"])
     run.version = version
     RetrainRun.objects.filter(pk=run.pk).update(version=version)
@@ -161,7 +162,8 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease)
     run_phase_set(run, phase="gating")
     outcome = version_promote(task_name=task_row.name, version=version.version, actor=ACTOR,
                               reason=f"retrain run {run.pk} on the held-back set",
-                              judged_on=(run.metrics, run.champion_metrics))
+                              judged_on=(run.metrics, run.champion_metrics),
+                              also=retrainer_get(task_row.name).gates_also)
     if outcome.promoted:
         _served(task_row)
     status = RetrainRun.PROMOTED if outcome.promoted else RetrainRun.REJECTED

@@ -14,7 +14,7 @@ from typing import Any
 
 from apps.registry.models import Task
 from services.ml.data import dataset_read, pairs_read
-from services.ml.artifacts import artifact_save
+from services.ml.artifacts import artifact_save, artifact_sha256
 from services.ml.training import ClassifierConfig, PairConfig, classifier_train, pairs_train
 from services.registry.versions import base_get, staging_root, version_register
 
@@ -31,6 +31,7 @@ class TrainRequest:
     peft: str | None = None  # "lora", "adalora" or "ia3" (services.ml.training.PEFT_METHODS); None = the champion's, else LoRA
     created_by: str = "pipeline:train_adapter"
     staging_prefix: str = ""  # the staged folder's name prefix (default "<task>-"); lets a retrain run find what a killed run left
+    config: dict[str, Any] | None = None  # training config fields a task's plug-in chooses (e.g. the recommender's pair budget)
 
 
 def _champion_peft(task: Task | None) -> str | None:
@@ -49,19 +50,24 @@ def _champion_peft(task: Task | None) -> str | None:
 
 def adapter_train(request: TrainRequest, *, progress: bool = True,
                   on_step: Callable[[int, int], None] | None = None,
-                  on_registering: Callable[[], None] | None = None) -> dict[str, Any]:
+                  on_registering: Callable[[], None] | None = None,
+                  on_staged: Callable[[Path, str], dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """Read, train, save, register; return the summary the command prints.
 
     1. Read the data file (errors name the file and line; nothing is registered on error).
     2. Train on the task's base model with the default config (seeded, early stopping).
-    3. Save the artifact into a staging folder, then register it: a new version, `challenger`,
-       and `champion` when it is the task's first.
+    3. Save the artifact into a staging folder; `on_staged(folder, base path)` may add files of the task's own
+       (the recommender's ranker), which the artifact's sha256 then covers like the adapter's, and returns metrics
+       the version records beside the trainer's.
+    4. Register it: a new version, `challenger`, and `champion` when it is the task's first.
     """
     started = time.monotonic()
     existing = Task.objects.filter(name=request.task).first()
     kind = request.kind or (existing.kind if existing else Task.KIND_CLASSIFIER)
     base = base_get(name=request.base)
-    overrides: dict[str, Any] = {"epochs": request.epochs} if request.epochs else {}
+    overrides: dict[str, Any] = dict(request.config or {})
+    if request.epochs:
+        overrides["epochs"] = request.epochs
     peft = request.peft or _champion_peft(existing)
     if peft:
         overrides["peft"] = peft
@@ -81,15 +87,18 @@ def adapter_train(request: TrainRequest, *, progress: bool = True,
     try:
         sha = artifact_save(result=result, folder=staged, source=Path(request.data).name, base_name=base.name,
                             base_location=base.location)
+        metrics = dict(result.metrics)
+        if on_staged is not None:
+            metrics.update(on_staged(staged, base.path) or {})
+            sha = artifact_sha256(staged)
         version = version_register(  # copies the data file into the registry: the row records that copy, not request.data
-            task_name=request.task, kind=kind, base=base, staged_dir=staged, sha256=sha, metrics=result.metrics,
+            task_name=request.task, kind=kind, base=base, staged_dir=staged, sha256=sha, metrics=metrics,
             label_map=result.label_names, train_config=result.config.as_dict(), data_fingerprint=result.fingerprint,
             data_source=request.data, created_by=request.created_by,
         )
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
-    metrics = result.metrics
     return {
         "task": request.task,
         "version": version.version,

@@ -56,7 +56,7 @@ class Impression(models.Model):
     items = models.JSONField(default=list)  # external ids in the order shown
     offset = models.PositiveIntegerField(default=0)  # position of the first item in the whole ranking
     strategy = models.CharField(max_length=32)
-    ranker = models.CharField(max_length=64, blank=True)  # the behaviour snapshot that ranked it ("" = the formula)
+    ranker = models.CharField(max_length=64, blank=True)  # what ranked it: "recommender:v<N>" or "snapshot:<name>" ("" = the formula)
     shown_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:

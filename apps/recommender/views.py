@@ -30,14 +30,24 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "recommender/index.html", context)
 
 
-@extend_schema(responses=inline_serializer("RecommenderHealth", {"ready": serializers.BooleanField(), "detail": serializers.CharField()}))
+@extend_schema(responses=inline_serializer("RecommenderHealth", {
+    "ready": serializers.BooleanField(), "detail": serializers.CharField(),
+    "ranker": serializers.CharField(required=False, help_text='what ranks: "recommender:v<N>" (that version\'s ranker), '
+                                                              '"snapshot:<name>" (the worker\'s) or "formula"'),
+    "ranker_detail": serializers.CharField(required=False)}))
 @api_view(["GET"])
 @permission_classes([HasAccess("recommender_api")])
 def health(request: Request) -> Response:
-    """Whether the recommender can serve: the backend polls this before sending traffic."""
+    """Whether the recommender can serve, and what ranks its candidates: the backend polls this before sending traffic."""
     from apps.recommender.models import Item
+    from services.recommender.served import ranker_status
 
     count = Item.objects.count()
     if not count:
         return Response({"ready": False, "detail": "The recommender has no catalogue yet."})
-    return Response({"ready": True, "detail": f"{count} items in the catalogue."})
+    try:
+        status = ranker_status()
+    except Exception as exc:  # noqa: BLE001 - the health answer must come; what ranks is information
+        status = {"ranker": "unknown", "detail": f"not known: {exc}"}
+    return Response({"ready": True, "detail": f"{count} items in the catalogue.", "ranker": status["ranker"],
+                     "ranker_detail": status["detail"]})

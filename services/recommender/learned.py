@@ -28,6 +28,7 @@ from services.recommender import ranking
 from services.recommender.behaviour import (FEATURES, Behaviour, MetaOf, Scored, SourceConfig, behaviour_fit,
                                             candidates_score)
 
+RANKER_DIR = "ranker"  # the folder of a `recommender` version's artifact that holds its ranker (model.txt, ranker.json)
 REASON_OF = {"text": "similar", "cooc": "together", "ease": "together", "related_recency": "together",
              "popularity": "popular", "trend": "popular", "category_affinity": "popular", "age_days": "new"}
 
@@ -194,6 +195,12 @@ class Ranker:
         if hashlib.sha256(text.encode("utf-8")).hexdigest() != meta.get("sha256"):
             raise SuiteError(f"{folder}/model.txt differs from the hash recorded in ranker.json.", field="ranker")
         return cls(lgb.Booster(model_str=text), metrics=meta.get("metrics", {}), config=meta.get("config", {}))
+
+
+def version_ranker_load(folder: Path) -> Ranker | None:
+    """The ranker saved in a version's artifact folder (`ranker/`), None when the version has none."""
+    sub = Path(folder) / RANKER_DIR
+    return Ranker.load(sub) if (sub / "model.txt").exists() else None
 
 
 def split_targets(histories: Mapping[str, Sequence[ranking.Interaction]]

@@ -27,6 +27,7 @@ from services.metrics import RECOMMEND_SECONDS
 from services.recommender import merch, ranking
 from services.recommender.behaviour import FEATURES, Behaviour, ItemMeta, Scored, SourceConfig
 from services.recommender.learned import rank_candidates, user_candidates
+from services.recommender.served import ranker_served
 from services.recommender.sources import IndexText, behaviour_current
 from services.recommender.vectors import index_get
 
@@ -315,7 +316,8 @@ def recommendations_for(*, user: str | None = None, session: Sequence[str] | Non
        not_interested items are demoted to the end.
     2. Candidates and features from every source (services/recommender/learned.py user_candidates): text
        neighbours of the profile, the behaviour snapshot's item-to-item, EASE, popular, trending and new items.
-    3. Score: the learned ranker when the worker published one that passed its gate, else the old formula.
+    3. Score: the ranker registered with the recommender version whose vectors this process serves (without a tuned
+       version: the worker's snapshot ranker when it passed its gate), else the old formula (services/recommender/served.py).
     4. Filters (in stock, category, seen, the exclude list), diversity (per_category per page of k), the page
        (offset, k); reasons from each item's strongest feature.
     """
@@ -335,7 +337,8 @@ def recommendations_for(*, user: str | None = None, session: Sequence[str] | Non
         excluded |= set(Item.objects.filter(external_id__in=list(exclude)).values_list("pk", flat=True))
     snapshot = behaviour_current()
     model = snapshot.model if snapshot is not None else _popularity_model()
-    ranker = snapshot.ranker if snapshot is not None else None
+    index = index_get()
+    ranker = ranker_served(tag=index.tag, snapshot=snapshot).ranker  # the served version's own (served.py)
     need = offset + k
     per_source = min(1000, max(SERVE_PER_SOURCE, need * (4 if category else 1) * (2 if per_category else 1) + len(dismissed)))
     config = SourceConfig(per_source=per_source)
@@ -346,7 +349,7 @@ def recommendations_for(*, user: str | None = None, session: Sequence[str] | Non
     rules = merch.rules_active()
     pinned = [pk for _, pk in rules.pins]
     meta.load(meta_keys + pinned)
-    scored = user_candidates(model=model, history=[i for i, _ in history], text=IndexText(index_get()), meta_of=meta,
+    scored = user_candidates(model=model, history=[i for i, _ in history], text=IndexText(index), meta_of=meta,
                              now=time.time(), exclude=excluded, fresh_new=fresh_new, config=config,
                              extra=list(rules.boosts) + pinned)
     keys = scored.keys.tolist()
@@ -422,9 +425,8 @@ def impression_record(*, user: str | None, items: Sequence[str], offset: int, st
     """Queue what was shown (services/recommender/impressions.py); returns the request id."""
     from services.recommender.impressions import impression_record as record
 
-    snapshot = behaviour_current()
-    return record(user=user, items=items, offset=offset, strategy=strategy,
-                  ranker=snapshot.name if snapshot is not None and snapshot.ranker is not None else "")
+    served = ranker_served(tag=index_get().tag, snapshot=behaviour_current())
+    return record(user=user, items=items, offset=offset, strategy=strategy, ranker=served.name if served.ranker is not None else "")
 
 
 def _has(index: object, pk: int) -> bool:

@@ -24,6 +24,7 @@ from django.utils.module_loading import import_string
 
 from apps.registry.models import AdapterVersion, Task
 from services.errors import SuiteError
+from services.registry.gate import GatePolicy
 from services.registry.versions import task_ensure
 
 INCOMING_MAX = 2000  # newest incoming texts a plug-in returns for drift
@@ -50,6 +51,9 @@ class RetrainData(Protocol):
     def evaluate(self, *, version: AdapterVersion) -> dict[str, Any]:
         """The version's metrics on the task's fixed held-back set (same numbers for any version: comparable)."""
 
+    # Optional: `artifact_extend(folder, base_path)` adds files of the task's own to the staged artifact before it is
+    # hashed and registered (the recommender's LightGBM ranker); the run calls it when the data object has it.
+
 
 class Retrainer:
     """What one retrainable task contributes to the retraining loop; subclass it in the product's services room."""
@@ -58,6 +62,9 @@ class Retrainer:
     kind: ClassVar[str] = Task.KIND_CLASSIFIER
     gate_metric: ClassVar[str | None] = None  # None: the Task model's default gate (macro_f1, guarded by accuracy)
     gate_guard_metric: ClassVar[str | None] = None
+    # Further gates on the same held-back metrics (GatePolicy from services/registry/gate.py), all of which must pass
+    # too: a task whose version carries more than the adapter (the recommender's ranker) gates that part as well.
+    gates_also: ClassVar[tuple[GatePolicy, ...]] = ()
 
     def task_ensure(self) -> Task:
         """The task's row, created on first use; the plug-in's gate replaces the model default, not an admin's edit."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,11 +234,13 @@ def champion_metrics(task: Task) -> dict[str, Any] | None:
 
 
 def version_promote(*, task_name: str, version: int, actor: str, force: bool = False, reason: str = "",
-                    judged_on: tuple[dict[str, Any], dict[str, Any]] | None = None) -> PromoteOutcome:
+                    judged_on: tuple[dict[str, Any], dict[str, Any]] | None = None,
+                    also: Sequence[GatePolicy] = ()) -> PromoteOutcome:
     """Make `version` champion when the task's gate passes against the current champion (or with force).
 
     `judged_on` = (candidate metrics, champion metrics) measured on one held-back set (retraining); without it
-    the gate compares the metrics each version recorded when it was trained.
+    the gate compares the metrics each version recorded when it was trained. `also`: further gates the same
+    metrics must pass (a task plug-in's, e.g. the recommender's ranker), each with the same rule as the task's.
     """
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=task_get(name=task_name).pk)
@@ -249,6 +252,11 @@ def version_promote(*, task_name: str, version: int, actor: str, force: bool = F
         candidate_metrics = judged_on[0] if judged_on else candidate.metrics
         current_metrics = (judged_on[1] if judged_on else current.version.metrics) if current else None
         result: GateResult = gate_check(candidate=candidate_metrics, champion=current_metrics, policy=gate_policy(task))
+        for policy in also:
+            if not result.passed:
+                break
+            more = gate_check(candidate=candidate_metrics, champion=current_metrics, policy=policy)
+            result = GateResult(more.passed, f"{result.reason}; {more.reason}")
         if not result.passed and not force:
             _audit(task, Alias.CHAMPION, "reject", previous, version, actor, f"gate failed: {result.reason}. {reason}".strip(),
                    False, candidate_metrics, current_metrics)

@@ -58,6 +58,9 @@ def test_the_tuned_pipeline_beats_popularity_and_leaves_the_champion_alone(tiny_
     for method in ("popularity", "text", "cooc", "ease", "trending", "new", "formula", "ranker"):
         assert {f"{method}_ndcg_at_k", f"{method}_recall_at_k", f"{method}_hit_rate_at_k", f"{method}_coverage_at_k"} <= set(result)
     assert result["seconds_retrain"] >= result["seconds_adapter"] > 0
+    # The adapter was trained with the retraining run's knobs, and says so (issue 17, item 5).
+    assert (result["pairs"], result["pair_budget"], result["adapt_top"], result["evals_per_epoch"]) == ("retrain", 8192, 0.5, 2)
+    assert result["adapter_steps"] > 0 and 0 < result["seconds_adapter_training"] <= result["seconds_adapter"]
     assert result["protocol"] == "leave-last-out" and result["k"] == 10 and result["n_users"] == 60
     assert result["ndcg_at_k"] > result["popularity_ndcg_at_k"]
     assert result["recall_at_k"] > result["popularity_recall_at_k"]

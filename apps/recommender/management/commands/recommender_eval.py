@@ -1,13 +1,15 @@
 """Evaluate the recommender offline (leave-last-out) against a popularity baseline, on files, not the live catalogue.
 
     python manage.py recommender_eval --items items.csv --interactions interactions.csv [--protocol leave-last-out] [--k 10]
-        [--register] [--no-tune]
+        [--register] [--no-tune] [--pairs retrain|all]
 
 The last line printed is one JSON object: {"protocol", "k", "ndcg_at_k", "recall_at_k", "hit_rate_at_k",
 "popularity_ndcg_at_k", "popularity_recall_at_k", "n_users", "seconds"} (the tuned text formula over the whole
 catalogue, and popularity), plus `<method>_{ndcg,recall,hit_rate,coverage}_at_k` for popularity, each candidate
 source alone (text, cooc, ease, trending, new), the old formula over the merged candidates and the learned ranker,
-and the retrain's time: seconds_adapter, seconds_sources, seconds_ranker, seconds_retrain (their sum). The line
+and the retrain's time: seconds_adapter, seconds_sources, seconds_ranker, seconds_retrain (their sum), with how the
+adapter was trained: pairs (retrain: the retraining run's knobs; all: the trainer's defaults, every pair), pair_budget,
+adapt_top, evals_per_epoch, adapter_steps, adapter_epochs_run, seconds_adapter_training. The line
 before it holds details (the untuned base model's score, pair counts, the ranker's own metrics, registration).
 See services/recommender/evaluation.py for the steps.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.recommender_eval import PROTOCOLS, EvalRequest, recommender_evaluate
+from services.recommender.evaluation import PAIRS_CHOICES
 from services.errors import SuiteError
 from services.output import json_line
 
@@ -35,13 +38,16 @@ class Command(BaseCommand):
                             help="register the tuned adapter (task recommender) and promote it if the gate passes")
         parser.add_argument("--no-tune", action="store_true",
                             help="no adapter training: the text source uses the untuned base model (a quick run)")
+        parser.add_argument("--pairs", default="retrain", choices=PAIRS_CHOICES,
+                            help="retrain: the retraining run's adapter knobs (pair budget, top half of the layers, two "
+                                 "checks per epoch); all: the trainer's defaults, every pair every epoch")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
         try:
             request = EvalRequest(items=Path(opts["items"]), interactions=Path(opts["interactions"]), protocol=opts["protocol"],
                                   k=opts["k"], epochs=opts["epochs"], register=opts["register"],
-                                  tune=not opts["no_tune"])
+                                  tune=not opts["no_tune"], pairs=opts["pairs"])
             result = recommender_evaluate(request, progress=not opts["no_progress"])
         except SuiteError as exc:
             raise CommandError(exc.message) from None
