@@ -345,6 +345,7 @@ def world_create(*, identities: dict[str, Identity]) -> dict[str, dict[str, Any]
         "/api/items/{external_id}/similar": {"external_id": "fuzz-1"},
         "/api/sentiment/alerts/{alert_id}/acknowledge": {"alert_id": alert.pk},
         "/api/sentiment/headlines/{news_id}/relabel": {"news_id": news.pk},
+        "/api/sentiment/headlines/{news_id}/topic": {"news_id": news.pk},
         "/api/sentiment/tickers/{symbol}/rules": {"symbol": "ACME"},
         "/api/sentiment/tickers/{symbol}/rules/{rule_id}": {"symbol": "ACME", "rule_id": rule["id"]},
         "/api/registry/ops-alerts/{alert_id}/acknowledge": {"alert_id": ops_alert.pk},

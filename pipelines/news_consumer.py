@@ -27,6 +27,7 @@ from services.sentiment.bus import DEFAULT_GROUP, Topics, kafka_require, produce
 from services.sentiment.messages import MalformedMessage, NewsItem, news_decode
 from services.sentiment.scoring import texts_score
 from services.sentiment.store import StoreResult, news_store_isolating
+from services.sentiment.topics import classify_topic_champion, texts_topics
 
 log = logging.getLogger("pipelines.news_consumer")
 
@@ -114,7 +115,7 @@ def _scored_value(row: Any, published_at_given: datetime | None = None) -> dict[
            "headline": row.headline, "body": row.body, "url": row.url, "tickers": row.tickers, "topics": row.topics,
            "label": row.label, "score": row.score, "probs": {"positive": row.p_positive, "neutral": row.p_neutral,
                                                              "negative": row.p_negative},
-           "model_task": row.model_task, "model_version": row.model_version}
+           "model_task": row.model_task, "model_version": row.model_version, "topic_version": row.topic_version}
     if published_at_given is not None:  # clamped: the message was dated beyond the future tolerance
         out["published_at_given"] = published_at_given.isoformat()
     return out
@@ -129,13 +130,14 @@ def _record_time(record: Any) -> datetime | None:
 
 
 def batch_process(*, records: Sequence[Any], producer: Any, topics: Topics, classify: Classify,
-                  stats: ConsumeStats) -> StoreResult | None:
+                  stats: ConsumeStats, classify_topic: Classify | None = classify_topic_champion) -> StoreResult | None:
     """Validate, score and store one polled batch; every record ends stored or in the DLQ with its reason.
 
     1. Decode each record (news_decode never raises anything but MalformedMessage; a future-dated headline
        is clamped to now); refused ones go to the DLQ.
     2. Score with one model call; a headline the model fails on is found by halving the batch and retried
-       NEWS_MODEL_RETRIES times with backoff, then dead-lettered.
+       NEWS_MODEL_RETRIES times with backoff, then dead-lettered. Tag the scored headlines' topics with one call of
+       the `topic` champion (services/sentiment/topics.py); without one, or where it fails, the keyword lists tag them.
     3. Store in one transaction; when a message's data makes that fail, one at a time (the failing one is
        dead-lettered, the rest stored).
     4. Publish every stored or already-stored row to news.scored and flush. The caller commits the offsets.
@@ -172,10 +174,14 @@ def batch_process(*, records: Sequence[Any], producer: Any, topics: Topics, clas
         for i, version in enumerate(batch.versions):
             if version is not None:
                 by_version.setdefault(version, []).append(i)
+        scored_idx = [i for idx in by_version.values() for i in idx]
+        tags = texts_topics(texts=[kept[i][1].headline for i in scored_idx], classify=classify_topic)
+        topic_of = {i: (tags.topics[j], tags.versions[j]) for j, i in enumerate(scored_idx)}
         stored, duplicates = [], []
         for version, idx in sorted(by_version.items()):
             part = news_store_isolating(items=[kept[i][1] for i in idx], scores=[batch.scores[i] for i in idx],
-                                        model_version=version, produced_at=[_record_time(kept[i][0]) for i in idx])
+                                        model_version=version, produced_at=[_record_time(kept[i][0]) for i in idx],
+                                        topics=[topic_of[i][0] for i in idx], topic_versions=[topic_of[i][1] for i in idx])
             for j, reason in part.refused.items():
                 dead(kept[idx[j]][0], reason)
                 stats.store_failed += 1
@@ -233,6 +239,7 @@ def _db_reset() -> None:
 def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, batch_size: int = 64,
                  max_messages: int | None = None, idle_exit_seconds: float | None = None,
                  classify: Classify = classify_champion, after_store: AfterStore | None = after_store_default,
+                 classify_topic: Classify | None = classify_topic_champion,
                  stop: threading.Event | None = None, poll_timeout_ms: int = 500,
                  lag_every_s: float | None = None) -> ConsumeStats:
     """Consume `topics.raw` as a member of `group` until `stop` is set, `max_messages` are done or it idles.
@@ -290,7 +297,8 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
                 continue
             idle_since = time.monotonic()
             try:
-                result = batch_process(records=records, producer=producer, topics=topics, classify=classify, stats=stats)
+                result = batch_process(records=records, producer=producer, topics=topics, classify=classify, stats=stats,
+                                       classify_topic=classify_topic)
             except TRANSIENT as exc:
                 # Kafka, the database or the model's worker is away (a broker restart, a lock): no message is at
                 # fault, so none is dead-lettered. Re-read the batch after a pause; stored ids are skipped.

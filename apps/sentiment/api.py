@@ -19,7 +19,8 @@ from services.sentiment.notifications import silence_create, silence_expire, sil
 from services.sentiment.bus import DEFAULT_GROUP, topics_default
 from services.sentiment.dashboard import headlines_page, sparklines_get, topics_breakdown
 from services.sentiment.queries import alerts_list, headlines_list, range_parse, sources_list
-from services.sentiment.watchlist import relabel_create, rule_save, ticker_save
+from services.sentiment.store import topic_scope
+from services.sentiment.watchlist import relabel_create, rule_save, ticker_save, topic_relabel_create
 
 SENTIMENT = [HasAccess("sentiment")]
 
@@ -66,14 +67,15 @@ class HeadlinesPage(APIView):
 
 
 class Topics(APIView):
-    """GET /topics?range=&ticker=&source=: count, mean score and negative share per topic."""
+    """GET /topics?range=&ticker=&source=: count, mean score and negative share per topic (its buckets), and `tagger`:
+    whether the topic model (and which version) or the keyword lists tag new headlines."""
 
     permission_classes = SENTIMENT
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        since, _ = range_parse(value=request.query_params.get("range"))
-        return Response(topics_breakdown(ticker=request.query_params.get("ticker"),
+        since, granularity = range_parse(value=request.query_params.get("range"))
+        return Response(topics_breakdown(ticker=request.query_params.get("ticker"), granularity=granularity,
                                          source=request.query_params.get("source"), since=since))
 
 
@@ -96,6 +98,9 @@ class Series(APIView):
         since, granularity = range_parse(value=request.query_params.get("range"))
         granularity = request.query_params.get("granularity", granularity)
         scope = (request.query_params.get("ticker") or OVERALL).upper()
+        topic = request.query_params.get("topic")
+        if topic:  # the topic's buckets, or the ticker's within the topic
+            scope = topic_scope(topic=topic, symbol=None if scope == OVERALL else scope)
         return Response({"scope": scope, "granularity": granularity,
                          "points": series_get(scope=scope, granularity=granularity, since=since)})
 
@@ -206,6 +211,38 @@ class Relabel(APIView):
         relabel = relabel_create(news_id=news_id, label=body.validated_data["label"], source=f"analyst:{request.user.get_username()}")
         return Response({"id": relabel.id, "news": news_id, "label": relabel.label, "previous_label": relabel.previous_label,
                          "source": relabel.source, "created_at": relabel.created_at.isoformat()}, status=201)
+
+
+class TopicRelabelBody(serializers.Serializer):
+    topic = serializers.CharField(max_length=100)
+
+
+class TopicRelabel(APIView):
+    """POST /headlines/<id>/topic {topic}: an analyst's topic for a headline, a training example of the `topic` task."""
+
+    permission_classes = SENTIMENT
+
+    @extend_schema(request=TopicRelabelBody, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, news_id: int) -> Response:
+        body = TopicRelabelBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        relabel = topic_relabel_create(news_id=news_id, topic=body.validated_data["topic"],
+                                       source=f"analyst:{request.user.get_username()}")
+        return Response({"id": relabel.id, "news": news_id, "task": relabel.task, "topic": relabel.label,
+                         "previous_topic": relabel.previous_label, "source": relabel.source,
+                         "created_at": relabel.created_at.isoformat()}, status=201)
+
+
+class TopicNames(APIView):
+    """GET /topics/names: the topics an analyst may pick when relabelling, and what tags new headlines."""
+
+    permission_classes = SENTIMENT
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        from services.sentiment.topics import topic_names_known, topic_source
+
+        return Response({"names": topic_names_known(), "tagger": topic_source()})
 
 
 class Lag(APIView):

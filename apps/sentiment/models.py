@@ -39,7 +39,8 @@ class ScoredNews(models.Model):
     body = models.TextField(blank=True)
     url = models.URLField(max_length=1000, blank=True)
     tickers = models.JSONField(default=list)  # symbols: cashtags, the message's own list and watchlist matches
-    topics = models.JSONField(default=list)
+    topics = models.JSONField(default=list)  # names: the `topic` champion's label, else the keyword lists' matches
+    topic_version = models.PositiveIntegerField(null=True, blank=True)  # the topic model's version; None: keyword lists
     label = models.CharField(max_length=10, choices=LABELS)
     p_positive = models.FloatField()
     p_neutral = models.FloatField()
@@ -69,12 +70,16 @@ class NewsTicker(models.Model):
 
 
 class Bucket(models.Model):
-    """A rolling aggregate: headlines in one time bucket for one scope (a ticker symbol, or '*' for all)."""
+    """A rolling aggregate: headlines in one time bucket for one scope.
+
+    Scopes: '*' (every headline), a ticker symbol ("ACME"), a topic ("#Earnings") and a ticker within a topic
+    ("ACME#Earnings"), spelt as alert rules name their target (AlertRule.target).
+    """
 
     MINUTE, HOUR, DAY = "minute", "hour", "day"
     GRANULARITIES = [(MINUTE, MINUTE), (HOUR, HOUR), (DAY, DAY)]
 
-    scope = models.CharField(max_length=20)
+    scope = models.CharField(max_length=130)
     granularity = models.CharField(max_length=10, choices=GRANULARITIES)
     start = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)
@@ -263,12 +268,15 @@ class DeliveryAttempt(models.Model):
 
 
 class Relabel(models.Model):
-    """An analyst's correction of a headline's label: a training example for the `sentiment` task."""
+    """An analyst's correction of a headline's label: a training example for its `task` (`sentiment` or `topic`).
+
+    A sentiment label is one of LABELS; a topic label is a topic name (services/sentiment/topics.py checks it).
+    """
 
     news = models.ForeignKey(ScoredNews, null=True, on_delete=models.SET_NULL, related_name="relabels")
     text = models.TextField()
-    label = models.CharField(max_length=10, choices=LABELS)
-    previous_label = models.CharField(max_length=10, blank=True)
+    label = models.CharField(max_length=100)
+    previous_label = models.CharField(max_length=100, blank=True)
     task = models.CharField(max_length=100, default="sentiment")
     source = models.CharField(max_length=200)  # who: "analyst:<username>"
     created_at = models.DateTimeField(auto_now_add=True)

@@ -5,9 +5,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Sum
 
-from apps.sentiment.models import Bucket, ScoredNews
+from apps.sentiment.models import Bucket
 from services.errors import SuiteError
 
 
@@ -59,18 +59,14 @@ def window_and_baseline(*, scope: str, now: datetime, window: timedelta, baselin
     return recent, base
 
 
-def rows_stats(*, rows: QuerySet[ScoredNews], since: datetime, until: datetime) -> WindowStats:
-    """The same statistics as window_stats, from the scored rows published in [since, until) (no buckets)."""
-    sums = rows.filter(published_at__gte=since, published_at__lt=until).aggregate(
-        n=Count("id"), s=Sum("score"), sq=Sum(F("score") * F("score")), neg=Count("id", filter=Q(label="negative")))
-    return _stats(int(sums["n"] or 0), float(sums["s"] or 0.0), float(sums["sq"] or 0.0), int(sums["neg"] or 0))
-
-
-def rows_window_and_baseline(*, rows: QuerySet[ScoredNews], now: datetime, window: timedelta,
-                             baseline: timedelta) -> tuple[WindowStats, WindowStats]:
-    """window_and_baseline over scored rows (a topic's: there are no topic buckets), with the same boundaries."""
-    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    start = end - window
-    hour_start = start.replace(minute=0)
-    return (rows_stats(rows=rows, since=start, until=end),
-            rows_stats(rows=rows, since=hour_start - baseline, until=hour_start))
+def topics_sums(*, symbol: str | None, granularity: str, since: datetime | None = None) -> dict[str, WindowStats]:
+    """Per topic, from the topic buckets ("#<topic>", or "<symbol>#<topic>" for a ticker) starting at or after `since`."""
+    prefix = f"{symbol or ''}#"
+    rows = Bucket.objects.filter(scope__startswith=prefix, granularity=granularity)
+    if since is not None:
+        rows = rows.filter(start__gte=since)
+    sums = rows.values("scope").annotate(n=Sum("count"), s=Sum("score_sum"), sq=Sum("score_sq_sum"),
+                                         neg=Sum("negative_count")).order_by()
+    return {row["scope"][len(prefix):]: _stats(int(row["n"] or 0), float(row["s"] or 0.0), float(row["sq"] or 0.0),
+                                               int(row["neg"] or 0))
+            for row in sums if (row["n"] or 0) > 0}

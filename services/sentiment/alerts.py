@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from apps.sentiment.models import Alert, AlertRule, ScoredNews
 from services.errors import NotFound, SuiteError
-from services.sentiment.aggregates import WindowStats, rows_window_and_baseline, window_and_baseline
+from services.sentiment.aggregates import WindowStats, window_and_baseline
 
 log = logging.getLogger("services.sentiment.alerts")
 
@@ -47,20 +47,18 @@ def rule_rows(rule: AlertRule) -> QuerySet[ScoredNews]:
     if rule.ticker_id:
         rows = rows.filter(ticker_links__symbol=rule.ticker.symbol)
     if rule.topic:
-        rows = rows.filter(topics__icontains=rule.topic)  # JSON text of the list: matches the quoted element
+        rows = rows.filter(topics__icontains=f'"{rule.topic}"')  # JSON text of the list: matches the quoted element
     return rows
 
 
 def rule_windows(*, rule: AlertRule, now: datetime) -> tuple[WindowStats, WindowStats]:
-    """The rule's recent window and baseline: a ticker's from its buckets; a topic's from the scored rows.
+    """The rule's recent window and baseline from the buckets of its target: "ACME", "#topic" or "ACME#topic".
 
-    There are no topic buckets (yet): a topic rule costs one aggregate over the rows of its window and one over
-    its baseline per evaluation, which is fine for a few topic rules.
+    Topic and ticker × topic buckets are filled as headlines are stored (services/sentiment/store.py), so a topic
+    rule costs what a ticker rule costs. Headlines stored before the topic buckets existed are not in them.
     """
     window, baseline = timedelta(minutes=rule.window_minutes), timedelta(days=rule.baseline_days)
-    if not rule.topic:
-        return window_and_baseline(scope=rule.ticker.symbol, now=now, window=window, baseline=baseline)
-    return rows_window_and_baseline(rows=rule_rows(rule), now=now, window=window, baseline=baseline)
+    return window_and_baseline(scope=rule.target, now=now, window=window, baseline=baseline)
 
 
 def _passes(rule: AlertRule, value: float, limit: float) -> bool:

@@ -1,4 +1,4 @@
-"""What the dashboard reads beyond the single series: a page of headlines, the topic breakdown, the watchlist's sparklines."""
+"""What the dashboard reads beyond the single series: headline pages, the topic breakdown, the sparklines."""
 from __future__ import annotations
 
 import math
@@ -6,16 +6,18 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from apps.sentiment.models import OVERALL, Bucket, ScoredNews, Ticker
 from services.errors import SuiteError
+from services.sentiment.aggregates import topics_sums
 from services.sentiment.live import news_row
+from services.sentiment.store import UNTAGGED
+from services.sentiment.topics import topic_source
 
 PAGE_SIZES = (10, 25, 50, 100)
 TOPIC_ROWS_MAX = 20_000  # the topic breakdown reads at most this many of the newest headlines in the range
 SPARK_POINTS_MAX = 200  # points per sparkline (the newest buckets)
-UNTAGGED = "(none)"
 
 
 def _headlines_filtered(*, ticker: str | None, source: str | None, topic: str | None,
@@ -57,15 +59,35 @@ def headlines_page(*, ticker: str | None = None, source: str | None = None, topi
     return {"items": items, "total": total, "page": page, "pages": pages, "page_size": page_size}
 
 
-def topics_breakdown(*, ticker: str | None = None, source: str | None = None,
-                     since: datetime | None = None) -> dict[str, Any]:
-    """Per topic (as stored with each headline): count, mean score and negative share, most frequent first.
+def topics_breakdown(*, ticker: str | None = None, source: str | None = None, since: datetime | None = None,
+                     granularity: str = Bucket.HOUR) -> dict[str, Any]:
+    """Per topic: count, mean score and negative share in the range, most frequent first, and what tags topics now.
 
-    A headline with several topics counts in each; one with none counts under "(none)". There are no per-topic
-    aggregates to read, so this reads the newest TOPIC_ROWS_MAX headlines of the range and says when it stopped
-    there (`limited`).
+    Read from the topic buckets ("#<topic>", or "<ticker>#<topic>" with a ticker) of `granularity` starting at or
+    after `since`, like the series. A headline with several topics counts in each; one with none under "(none)".
+    Buckets have no source: with a `source` filter the newest TOPIC_ROWS_MAX headlines of the range are read
+    instead, and `limited` says when it stopped there.
     """
-    rows = _headlines_filtered(ticker=ticker, source=source, topic=None, since=since)
+    if granularity not in dict(Bucket.GRANULARITIES):
+        raise SuiteError(f"granularity must be one of minute, hour, day (got {granularity!r}).", field="granularity")
+    symbol = ticker.upper() if ticker and ticker != OVERALL else None
+    if source:
+        out, n = _topics_from_rows(rows=_headlines_filtered(ticker=ticker, source=source, topic=None, since=since))
+        limited = n == TOPIC_ROWS_MAX
+    else:
+        per = topics_sums(symbol=symbol, granularity=granularity, since=since)
+        out = [{"topic": topic, "count": st.count, "mean_score": round(st.mean, 4),
+                "negative_share": round(st.negative_share, 4)} for topic, st in per.items()]
+        totals = Bucket.objects.filter(scope=symbol or OVERALL, granularity=granularity)
+        if since is not None:
+            totals = totals.filter(start__gte=since)
+        n, limited = int(totals.aggregate(n=Sum("count"))["n"] or 0), False
+    out.sort(key=lambda t: (t["topic"] == UNTAGGED, -t["count"], t["topic"]))
+    return {"topics": out, "headlines": n, "limited": limited, "tagger": topic_source()}
+
+
+def _topics_from_rows(*, rows: QuerySet[ScoredNews]) -> tuple[list[dict[str, Any]], int]:
+    """The breakdown from the newest TOPIC_ROWS_MAX rows (for filters the buckets do not have) and rows read."""
     acc: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])  # count, score sum, negatives
     n = 0
     for topics, score, label in rows.order_by("-published_at", "-id").values_list("topics", "score", "label")[:TOPIC_ROWS_MAX]:
@@ -75,10 +97,8 @@ def topics_breakdown(*, ticker: str | None = None, source: str | None = None,
             a[0] += 1
             a[1] += score
             a[2] += label == "negative"
-    out = [{"topic": topic, "count": int(c), "mean_score": round(s / c, 4), "negative_share": round(neg / c, 4)}
-           for topic, (c, s, neg) in acc.items()]
-    out.sort(key=lambda t: (t["topic"] == UNTAGGED, -t["count"], t["topic"]))
-    return {"topics": out, "headlines": n, "limited": n == TOPIC_ROWS_MAX}
+    return [{"topic": topic, "count": int(c), "mean_score": round(s / c, 4), "negative_share": round(neg / c, 4)}
+            for topic, (c, s, neg) in acc.items()], n
 
 
 def sparklines_get(*, granularity: str, since: datetime | None = None) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ from services.sentiment.entities import WatchEntry, tickers_find, topics_find
 from services.sentiment.messages import NewsItem
 from services.sentiment.scoring import Scored
 
+UNTAGGED = "(none)"  # the topic bucket of headlines without a topic
+
 log = logging.getLogger("services.sentiment.store")
 
 GRANULARITIES = (Bucket.MINUTE, Bucket.HOUR, Bucket.DAY)
@@ -42,14 +44,27 @@ def bucket_start(*, at: datetime, granularity: str) -> datetime:
     return at
 
 
+def topic_scope(*, topic: str, symbol: str | None = None) -> str:
+    """The bucket scope of a topic ("#Earnings") or of a ticker within it ("ACME#Earnings"): an alert rule's target."""
+    return f"{symbol or ''}#{topic}"
+
+
+def row_scopes(row: ScoredNews) -> list[str]:
+    """Every bucket scope a stored headline counts in: overall, its tickers, its topics, each ticker × topic."""
+    topics = row.topics or [UNTAGGED]
+    return [OVERALL, *row.tickers, *(topic_scope(topic=t) for t in topics),
+            *(topic_scope(topic=t, symbol=s) for s in row.tickers for t in topics)]
+
+
 def buckets_add(rows: Sequence[ScoredNews]) -> None:
-    """Add `rows` to the minute/hour/day buckets of the overall scope and of each of their tickers.
+    """Add `rows` to the minute/hour/day buckets of every scope they count in (row_scopes).
 
     Call inside the transaction that created the rows, so a row is counted exactly when it is stored.
+    Headlines without a topic count under the topic "(none)", so the topic breakdown adds up to the total.
     """
     sums: dict[tuple[str, str, datetime], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])  # n, sum, sum of squares, negatives
     for row in rows:
-        for scope in (OVERALL, *row.tickers):
+        for scope in row_scopes(row):
             for granularity in GRANULARITIES:
                 acc = sums[(scope, granularity, bucket_start(at=row.published_at, granularity=granularity))]
                 acc[0] += 1
@@ -67,21 +82,27 @@ def buckets_add(rows: Sequence[ScoredNews]) -> None:
 
 
 def news_store(*, items: Sequence[NewsItem], scores: Sequence[Scored], model_version: int, model_task: str = "sentiment",
-               produced_at: Sequence[datetime | None] | None = None) -> StoreResult:
+               produced_at: Sequence[datetime | None] | None = None, topics: Sequence[list[str] | None] | None = None,
+               topic_versions: Sequence[int | None] | None = None) -> StoreResult:
     """Store a scored batch in one transaction; ids already stored (or repeated in the batch) are skipped.
 
     1. Drop ids already in the table or seen earlier in the batch.
-    2. Find each headline's tickers (message list, cashtags, watchlist) and topics.
+    2. Find each headline's tickers (message list, cashtags, watchlist); its topics are `topics` (the topic model's,
+       with `topic_versions`) or, where not given (None), the keyword lists' matches in headline and body.
     3. Create the rows, their ticker links, and add them to the aggregates, all in one transaction.
     """
     if len(items) != len(scores):
         raise ValueError(f"{len(items)} items but {len(scores)} scores")
+    if topics is not None and len(topics) != len(items):
+        raise ValueError(f"{len(items)} items but {len(topics)} topic lists")
     produced_at = list(produced_at) if produced_at is not None else [None] * len(items)
+    topics = list(topics) if topics is not None else [None] * len(items)
+    topic_versions = list(topic_versions) if topic_versions is not None else [None] * len(items)
     watchlist = watchlist_load()
     with transaction.atomic():
         existing = set(ScoredNews.objects.filter(message_id__in=[i.id for i in items]).values_list("message_id", flat=True))
         duplicates, fresh, seen = [], [], set()
-        for item, scored, produced in zip(items, scores, produced_at):
+        for item, scored, produced, tags, topic_version in zip(items, scores, produced_at, topics, topic_versions):
             if item.id in existing or item.id in seen:
                 duplicates.append(item.id)
                 continue
@@ -90,7 +111,9 @@ def news_store(*, items: Sequence[NewsItem], scores: Sequence[Scored], model_ver
             fresh.append(ScoredNews(
                 message_id=item.id, source=item.source, published_at=item.published_at, headline=item.headline,
                 body=item.body, url=item.url, tickers=tickers_find(text=text, given=item.tickers, watchlist=watchlist),
-                topics=topics_find(text), label=scored.label, p_positive=scored.p_positive, p_neutral=scored.p_neutral,
+                topics=topics_find(text) if tags is None else list(tags),
+                topic_version=topic_version if tags is not None else None, label=scored.label,
+                p_positive=scored.p_positive, p_neutral=scored.p_neutral,
                 p_negative=scored.p_negative, score=scored.score, model_task=model_task, model_version=model_version,
                 produced_at=produced))
         ScoredNews.objects.bulk_create(fresh)
@@ -110,7 +133,9 @@ def _data_error(exc: BaseException) -> bool:
 
 
 def news_store_isolating(*, items: Sequence[NewsItem], scores: Sequence[Scored], model_version: int,
-                         model_task: str = "sentiment", produced_at: Sequence[datetime | None] | None = None) -> StoreResult:
+                         model_task: str = "sentiment", produced_at: Sequence[datetime | None] | None = None,
+                         topics: Sequence[list[str] | None] | None = None,
+                         topic_versions: Sequence[int | None] | None = None) -> StoreResult:
     """Store a batch in one transaction; when the data of some message makes that fail, store one at a time.
 
     1. news_store on the whole batch (the common case: one transaction).
@@ -120,9 +145,11 @@ def news_store_isolating(*, items: Sequence[NewsItem], scores: Sequence[Scored],
     message would only dead-letter good messages while the database is away.
     """
     produced_at = list(produced_at) if produced_at is not None else [None] * len(items)
+    topics = list(topics) if topics is not None else None
+    topic_versions = list(topic_versions) if topic_versions is not None else [None] * len(items)
     try:
         return news_store(items=items, scores=scores, model_version=model_version, model_task=model_task,
-                          produced_at=produced_at)
+                          produced_at=produced_at, topics=topics, topic_versions=topic_versions)
     except Exception as exc:
         if not _data_error(exc):
             raise
@@ -134,7 +161,8 @@ def news_store_isolating(*, items: Sequence[NewsItem], scores: Sequence[Scored],
     for i, (item, scored, produced) in enumerate(zip(items, scores, produced_at)):
         try:
             one = news_store(items=[item], scores=[scored], model_version=model_version, model_task=model_task,
-                             produced_at=[produced])
+                             produced_at=[produced], topics=None if topics is None else [topics[i]],
+                             topic_versions=[topic_versions[i]])
         except Exception as exc:
             if not _data_error(exc):
                 raise

@@ -94,6 +94,27 @@ def relabel_create(*, news_id: int, label: str, source: str) -> Relabel:
     return Relabel.objects.create(news=news, text=news.headline, label=label, previous_label=news.label, source=source)
 
 
+def topic_relabel_create(*, news_id: int, topic: str, source: str) -> Relabel:
+    """Store an analyst's topic for a headline as a `topic` training example (who and when are kept).
+
+    The topic must be one the topic task knows (its champion's labels, else the default set), spelt as a name
+    ("Earnings"; an id such as "5" or another case is turned into the name), so the training file has one label set.
+    """
+    from services.sentiment.topics import TOPIC_TASK, topic_name, topic_names_known
+
+    known = topic_names_known()
+    name = topic_name(topic) if isinstance(topic, str) else ""
+    if name not in known:
+        raise SuiteError(f"topic must be one of: {', '.join(known)} (got {str(topic)[:120]!r}).", field="topic")
+    try:
+        news = ScoredNews.objects.get(id=news_id)
+    except ScoredNews.DoesNotExist:
+        raise NotFound(f"Headline {news_id} does not exist.", field="news") from None
+    previous = news.topics[0] if news.topics else ""
+    return Relabel.objects.create(news=news, text=news.headline, label=name, previous_label=previous[:100],
+                                  task=TOPIC_TASK, source=source)
+
+
 def relabels_export(*, path: str | Path) -> int:
     """Write the relabels as a CSV (`text,label,source,created_at`) that `train_adapter --task sentiment` reads.
 

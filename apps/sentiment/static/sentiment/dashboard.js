@@ -247,6 +247,7 @@
   // --- topic breakdown ---------------------------------------------------------------------------
   async function loadTopics() {
     const b = await api("topics?" + query());
+    if (b.tagger) { $("topics-tagger").textContent = b.tagger.text; $("topics-tagger").dataset.source = b.tagger.source; }
     $("topics-range").textContent = RANGE_WORDS[state.range] + (b.limited ? ` · newest ${b.headlines} headlines` : ` · ${b.headlines} headline(s)`);
     const body = $("topics").querySelector("tbody"), max = Math.max(1, ...b.topics.map((t) => t.count));
     body.innerHTML = "";
@@ -303,6 +304,21 @@
       catch (e) { button.textContent = "Failed: " + e.message; }
     };
     cell.append(select, button);
+    // The topic, relabelled the same way: a training example of the `topic` task.
+    const topicLine = el("div", { class: "relabel-topic" });
+    const topicSelect = el("select", { "aria-label": "correct topic" });
+    const current = item.topics[0] || "";
+    const names = topicNames.includes(current) || !current ? topicNames : [current, ...topicNames];
+    if (!current) topicSelect.appendChild(el("option", { value: "" }, "topic…"));
+    for (const t of names) { const o = el("option", { value: t }, t); if (t === current) o.selected = true; topicSelect.appendChild(o); }
+    const topicButton = el("button", { type: "button", class: "relabel-topic-button" }, "Set topic");
+    topicButton.onclick = async () => {
+      if (!topicSelect.value) return;
+      try { await api(`headlines/${item.id}/topic`, { method: "POST", body: JSON.stringify({ topic: topicSelect.value }) }); topicButton.textContent = "Saved ✓"; }
+      catch (e) { topicButton.textContent = "Failed: " + e.message; }
+    };
+    topicLine.append(topicSelect, topicButton);
+    cell.appendChild(topicLine);
     tr.appendChild(cell);
     return tr;
   }
@@ -513,7 +529,8 @@
     };
     ws.onclose = () => { live.dataset.state = "reconnecting"; setTimeout(connect, 2000); };
   }
-  reload();
+  let topicNames = [];  // the topics an analyst may pick (the topic model's labels, else the default set)
+  api("topics/names").then((b) => { topicNames = b.names; }).catch(() => {}).finally(reload);
   loadLag();
   loadWatchlist();
   setInterval(loadLag, 5000);
