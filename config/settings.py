@@ -385,6 +385,7 @@ RECOMMENDER_IMPRESSIONS_DRAIN_S = env_int("RECOMMENDER_IMPRESSIONS_DRAIN_S", 10,
 # Adding a task is one new plug-in file plus its line here (docs/ARCHITECTURE.md, "Retraining: one plug-in per task").
 RETRAIN_PLUGINS = [
     "services.sentiment.retraining.SentimentRetrainer",
+    "services.sentiment.retraining.TopicRetrainer",
     "services.support.retraining.IntentRetrainer",
     "services.recommender.retraining.RecommenderRetrainer",
 ]
