@@ -188,6 +188,17 @@ def test_the_dashboard_charts_with_axes_hover_values_sparklines_topics_alert_mar
     page.wait_for_selector("#topics tbody tr[data-topic=earnings]")
     assert page.inner_text("#topics tr[data-topic=earnings] .bar-n") == "40"
     assert page.inner_text("#topics tr[data-topic=deals] .bar-n") == "20"
+    assert page.inner_text("#topics-tagger") == "topics: keyword lists (no topic model registered)"
+
+    # A headline's topic is relabelled like its sentiment: stored as a `topic` training example.
+    from apps.sentiment.models import Relabel
+
+    first_row = page.locator("#headlines tbody tr").first
+    first_row.locator("select[aria-label='correct topic']").select_option("M&A | Investments")
+    first_row.locator("button.relabel-topic-button").click()
+    page.wait_for_function("document.querySelector('#headlines tbody tr .relabel-topic-button').textContent === 'Saved ✓'")
+    topic_relabel = Relabel.objects.get(task="topic")
+    assert topic_relabel.label == "M&A | Investments" and topic_relabel.news_id == int(first_row.get_attribute("data-id"))
 
     # The table pages: 25 rows a page, the newest first; older pages, then back.
     assert page.locator("#headlines tbody tr").count() == 25
