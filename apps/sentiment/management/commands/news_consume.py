@@ -1,5 +1,8 @@
 """Consume `news.raw`: score with the `sentiment` champion, store, publish `news.scored`, send bad ones to `news.dlq`.
 
+Topics come from the `topic` champion (one call per batch) or, while there is none, the keyword lists; which one
+is said on stderr at the start.
+
     python manage.py news_consume [--group news-consumer] [--batch-size 64] [--max-messages N] [--idle-exit-seconds S]
 
 SIGTERM (or Ctrl-C) finishes the current batch, commits it and exits. The last line printed is one JSON
@@ -35,6 +38,9 @@ class Command(BaseCommand):
             version_get(task_name="sentiment")  # fail now, not on the first batch, when no model is trained
         except SuiteError as exc:
             raise CommandError(f"{exc.message} Train one with `python manage.py train_adapter --task sentiment --data FILE`.") from None
+        from services.sentiment.topics import topic_source
+
+        self.stderr.write(topic_source()["text"])  # the topic champion is looked up per batch: a new one is used at once
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
