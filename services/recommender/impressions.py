@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
 logger = logging.getLogger(__name__)
@@ -58,3 +58,24 @@ def impressions_drain(*, most: int = 50 * DRAIN_BATCH) -> int:
         Impression.objects.bulk_create([_row(json.loads(r)) for r in rows], ignore_conflicts=True)
         moved += len(rows)
     return moved
+
+
+SHOWN_MAX = 50_000  # newest impressions the ranker's training reads (negatives: shown, then ignored); bounds memory
+
+
+def impressions_shown(*, key_of: Mapping[str, int], until: datetime | None = None) -> dict[str, list[tuple[float, int]]]:
+    """user -> (seconds shown, key) of the newest SHOWN_MAX impressions of known users (anonymous sessions left out),
+    items by `key_of` (external id -> key; unknown items left out)."""
+    from apps.recommender.models import Impression
+
+    rows = Impression.objects.exclude(user_id="")
+    if until is not None:
+        rows = rows.filter(shown_at__lte=until)
+    out: dict[str, list[tuple[float, int]]] = {}
+    for user, items, at in rows.order_by("-shown_at").values_list("user_id", "items", "shown_at")[:SHOWN_MAX].iterator():
+        seconds = at.timestamp()
+        for external in items or []:
+            key = key_of.get(external)
+            if key is not None:
+                out.setdefault(user, []).append((seconds, key))
+    return out

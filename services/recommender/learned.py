@@ -6,6 +6,8 @@ Training (`ranker_fit`), the same offline and on the worker:
 2. The behaviour sources are fitted on the histories only (a target never leaks into its own features).
 3. For each target user: the merged candidates and their FEATURES (services/recommender/behaviour.py); label 1 for
    the target, 0 for the others; users whose target no source proposed are left out (nothing to learn from).
+   Candidates the user was shown before the target and did not interact with (recorded impressions, `shown`) are
+   the negatives a training user always keeps; the other negatives are sampled.
 4. LambdaRank on a share of the users, early-stopped on the rest (ndcg at k); the metrics are the held-out users'
    ndcg/recall at k of the ranker and of the old formula (text cosine + popularity prior) on the same candidates.
 Reasons: the feature that adds most to an item's score (LightGBM's per-feature contributions) names it.
@@ -16,7 +18,7 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -220,10 +222,12 @@ def split_targets(histories: Mapping[str, Sequence[ranking.Interaction]]
 
 
 def groups_build(*, model: Behaviour, histories: Mapping[str, Sequence[ranking.Interaction]], targets: Mapping[str, int],
-                 text: TextSpace | None, meta_of: MetaOf, now: float, config: SourceConfig
-                 ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """(features per group, labels per group, users whose target no source proposed)."""
-    features, labels, missed = [], [], 0
+                 text: TextSpace | None, meta_of: MetaOf, now: float, config: SourceConfig,
+                 shown: Mapping[str, Collection[int]] | None = None
+                 ) -> tuple[list[np.ndarray], list[np.ndarray], int, list[np.ndarray]]:
+    """(features per group, labels per group, users whose target no source proposed, per group: which candidates
+    were shown to the user and not interacted with (`shown`: user -> keys shown before the target))."""
+    features, labels, missed, hard = [], [], 0, []
     for user, target in targets.items():
         history = histories[user]
         scored = user_candidates(model=model, history=history, text=text, meta_of=meta_of, now=now,
@@ -234,7 +238,9 @@ def groups_build(*, model: Behaviour, histories: Mapping[str, Sequence[ranking.I
             continue
         features.append(scored.features)
         labels.append(hit.astype(np.float32))
-    return features, labels, missed
+        ignored = [k for k in (shown or {}).get(user, ()) if k != target]
+        hard.append(np.isin(scored.keys, np.array(ignored, dtype=np.int64)) & ~hit)
+    return features, labels, missed, hard
 
 
 def _ndcg(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray], k: int) -> tuple[float, float]:
@@ -248,8 +254,12 @@ def _ndcg(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray], k: int) ->
     return sum(ndcg) / n, sum(recall) / n
 
 
-def ranker_train(*, features: list[np.ndarray], labels: list[np.ndarray], config: RankerConfig | None = None) -> Ranker:
-    """LambdaRank on the groups (one per target user), early-stopped on a held-out share of them."""
+def ranker_train(*, features: list[np.ndarray], labels: list[np.ndarray], config: RankerConfig | None = None,
+                 hard: list[np.ndarray] | None = None) -> Ranker:
+    """LambdaRank on the groups (one per target user), early-stopped on a held-out share of them.
+
+    `hard`: per group, the negatives a training user keeps before any sampled one (shown and ignored items).
+    """
     import lightgbm as lgb
 
     config = config or RankerConfig()
@@ -263,10 +273,16 @@ def ranker_train(*, features: list[np.ndarray], labels: list[np.ndarray], config
     n_valid = max(1, int(len(order) * config.valid_share))
     valid, train = order[:n_valid], order[n_valid:]
     sampled = np.random.default_rng(config.seed)
+    kept_hard = 0
     for i in train:  # the held-out users keep every candidate: their metrics are those of serving
-        negative = np.nonzero(labels[i] == 0)[0]
-        if len(negative) > config.negatives:
-            keep = np.sort(np.r_[np.nonzero(labels[i] > 0)[0], sampled.choice(negative, config.negatives, replace=False)])
+        shown = hard[i] if hard is not None else np.zeros(len(labels[i]), dtype=bool)
+        negative = np.nonzero((labels[i] == 0) & ~shown)[0]
+        ignored = np.nonzero((labels[i] == 0) & shown)[0][:config.negatives]
+        kept_hard += len(ignored)
+        room = config.negatives - len(ignored)
+        if len(negative) > room:
+            chosen = sampled.choice(negative, room, replace=False) if room > 0 else np.zeros(0, dtype=np.int64)
+            keep = np.sort(np.r_[np.nonzero(labels[i] > 0)[0], ignored, chosen]).astype(np.int64)
             features[i], labels[i] = features[i][keep], labels[i][keep]
     rows = sum(len(features[i]) for i in train)
     min_leaf = max(2, min(config.min_rows_leaf, rows // 50))
@@ -292,7 +308,7 @@ def ranker_train(*, features: list[np.ndarray], labels: list[np.ndarray], config
     formula_ndcg, formula_recall = _ndcg([formula_scores(f) for f in valid_features], valid_labels, config.k)
     ranker.metrics = {"ndcg_at_k": round(ndcg, 5), "recall_at_k": round(recall, 5),
                       "formula_ndcg_at_k": round(formula_ndcg, 5), "formula_recall_at_k": round(formula_recall, 5),
-                      "k": config.k, "n_train_users": len(train), "n_valid_users": len(valid),
+                      "k": config.k, "n_train_users": len(train), "n_valid_users": len(valid), "n_shown_negatives": kept_hard,
                       "rounds": int(booster.best_iteration or booster.current_iteration()),
                       "importance": dict(zip(FEATURES, (float(round(v, 3)) for v in booster.feature_importance("gain"))))}
     return ranker
@@ -300,8 +316,13 @@ def ranker_train(*, features: list[np.ndarray], labels: list[np.ndarray], config
 
 def ranker_fit(*, histories: Mapping[str, Sequence[ranking.Interaction]], keys: Sequence[int], text: TextSpace | None,
                meta_of: MetaOf, created: np.ndarray | None = None, sources: SourceConfig | None = None,
-               config: RankerConfig | None = None, now: float | None = None) -> Ranker:
-    """Time split of `histories`, sources fitted on the earlier part, LambdaRank on the held-out next items (see top)."""
+               config: RankerConfig | None = None, now: float | None = None,
+               shown: Mapping[str, Sequence[tuple[float, int]]] | None = None) -> Ranker:
+    """Time split of `histories`, sources fitted on the earlier part, LambdaRank on the held-out next items (see top).
+
+    `shown`: user -> (seconds, key) of recorded impressions; those before the user's target that the user never
+    interacted with are the training negatives kept first.
+    """
     sources = sources or SourceConfig()
     before, targets = split_targets(histories)
     if len(targets) < 4:
@@ -312,12 +333,30 @@ def ranker_fit(*, histories: Mapping[str, Sequence[ranking.Interaction]], keys: 
         chosen = random.Random(config.seed).sample(sorted(targets), config.max_users)
         targets = {user: targets[user] for user in chosen}
     model = behaviour_fit(histories=before, keys=keys, created=created, config=sources)
+    ignored = shown_ignored(histories=histories, targets=targets, shown=shown) if shown else None
     with blas_single():
-        features, labels, missed = groups_build(model=model, histories=before, targets=targets, text=text, meta_of=meta_of,
-                                                now=model.reference if now is None else now, config=sources)
-    ranker = ranker_train(features=features, labels=labels, config=config)
+        features, labels, missed, hard = groups_build(model=model, histories=before, targets=targets, text=text,
+                                                      meta_of=meta_of, now=model.reference if now is None else now,
+                                                      config=sources, shown=ignored)
+    ranker = ranker_train(features=features, labels=labels, config=config, hard=hard)
     ranker.metrics.update(n_targets=len(targets), n_unreachable=missed)
     return ranker
+
+
+def shown_ignored(*, histories: Mapping[str, Sequence[ranking.Interaction]], targets: Mapping[str, int],
+                  shown: Mapping[str, Sequence[tuple[float, int]]]) -> dict[str, set[int]]:
+    """user -> keys shown to the user before their target's time that the user never interacted with."""
+    out = {}
+    for user in targets:
+        rows = [r for r in histories[user] if r.type != "not_interested"]
+        if not rows or user not in shown:
+            continue
+        at = max(r.at for r in rows)  # the target is the latest interaction
+        touched = {r.item for r in histories[user]}
+        keys = {key for when, key in shown[user] if when < at and key not in touched}
+        if keys:
+            out[user] = keys
+    return out
 
 
 def rank_candidates(*, scored: Scored, ranker: Ranker | None) -> np.ndarray:

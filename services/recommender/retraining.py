@@ -12,7 +12,8 @@ The learned ranker is part of the version (issue 17):
    ranker is trained on the time split of the training histories with those vectors as its text feature
    (services/recommender/learned.py ranker_fit); it is saved in the artifact's `ranker/` folder (model.txt,
    ranker.json), which the artifact's sha256 covers, when its validation ndcg is at least the old formula's on the
-   same users (otherwise the version has no ranker and serves the formula).
+   same users (otherwise the version has no ranker and serves the formula). Items the shop's users were shown
+   (recorded impressions) and then ignored are the negatives its training keeps first.
 2. `evaluate` also ranks each held-back user's merged candidates (sources fitted on the training histories and the
    held-back users' earlier items) the way serving would with that version: its ranker, or the formula without one:
    `ranker_ndcg_at_k`, `ranker_recall_at_k`, `ranker_hit_rate_at_k`, `ranker` (1: the version has a ranker).
@@ -106,6 +107,9 @@ class RecommenderData:
         self._vectors: dict[str, np.ndarray] = {}  # artifact sha256 -> its item vectors (the staged one's, reused)
         self._served_model: Any = None  # the sources the held-back users' candidates come from (fitted once)
         self.ranker_info: dict[str, Any] = {}  # what artifact_extend did: seconds, note, the ranker's own metrics
+        from services.recommender.impressions import impressions_shown
+
+        self.shown = impressions_shown(key_of=rows_of, until=until)  # shown-and-ignored items: the ranker's negatives
 
     def train_file(self, *, folder: Path) -> tuple[Path, int, dict[str, Any]]:
         queries, items = pairs_make(split=self.training, texts=self.texts)
@@ -135,7 +139,7 @@ class RecommenderData:
         try:
             ranker = ranker_fit(histories=self.training.train, keys=range(len(self.ids)), text=MatrixText(vectors),
                                 meta_of=self.meta.meta_of, created=self.meta.created, sources=self.sources(),
-                                config=RankerConfig(k=self.k))
+                                config=RankerConfig(k=self.k), shown=self.shown)
         except SuiteError as exc:  # too little data to learn from: the version serves the formula
             note = exc.message
         if ranker is not None and ranker.metrics["ndcg_at_k"] < ranker.metrics["formula_ndcg_at_k"]:
@@ -151,7 +155,8 @@ class RecommenderData:
         out: dict[str, Any] = {"ranker": int(ranker is not None), "seconds_ranker": self.ranker_info["seconds_ranker"]}
         if ranker is not None:
             out.update(ranker_valid_ndcg_at_k=ranker.metrics["ndcg_at_k"],
-                       ranker_valid_formula_ndcg_at_k=ranker.metrics["formula_ndcg_at_k"])
+                       ranker_valid_formula_ndcg_at_k=ranker.metrics["formula_ndcg_at_k"],
+                       ranker_shown_negatives=ranker.metrics["n_shown_negatives"])
         return out
 
     def sources(self) -> Any:

@@ -131,8 +131,12 @@ def behaviour_refresh(*, sources: SourceConfig | None = None, ranker_config: Ran
     ranker, ranker_note = None, ""
     ranker_started = time.monotonic()
     try:
+        from apps.recommender.models import Item
+        from services.recommender.impressions import impressions_shown
+
+        shown = impressions_shown(key_of=dict(Item.objects.values_list("external_id", "pk")))  # shown, then ignored
         ranker = ranker_fit(histories=histories, keys=keys, text=text, meta_of=meta_of, created=created, sources=sources,
-                            config=ranker_config)
+                            config=ranker_config, shown=shown)
     except SuiteError as exc:
         ranker_note = exc.message
     seconds_ranker = time.monotonic() - ranker_started

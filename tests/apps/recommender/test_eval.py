@@ -59,7 +59,8 @@ def test_the_tuned_pipeline_beats_popularity_and_leaves_the_champion_alone(tiny_
         assert {f"{method}_ndcg_at_k", f"{method}_recall_at_k", f"{method}_hit_rate_at_k", f"{method}_coverage_at_k"} <= set(result)
     assert result["seconds_retrain"] >= result["seconds_adapter"] > 0
     # The adapter was trained with the retraining run's knobs, and says so (issue 17, item 5).
-    assert (result["pairs"], result["pair_budget"], result["adapt_top"], result["evals_per_epoch"]) == ("retrain", 8192, 0.5, 2)
+    assert (result["pairs"], result["pair_budget"], result["adapt_top"]) == ("retrain", 8192, 0.5)
+    assert result["evals_per_epoch"] >= 1
     assert result["adapter_steps"] > 0 and 0 < result["seconds_adapter_training"] <= result["seconds_adapter"]
     assert result["protocol"] == "leave-last-out" and result["k"] == 10 and result["n_users"] == 60
     assert result["ndcg_at_k"] > result["popularity_ndcg_at_k"]
@@ -74,6 +75,10 @@ def test_register_adds_a_version_gated_on_ndcg(tiny_encoder: Path, tmp_path: Pat
                       no_progress=True)
     version = AdapterVersion.objects.get(task__name="recommender")
     assert version.metrics["ndcg_at_k"] == result["ndcg_at_k"] and version.task.gate_metric == "ndcg_at_k"
+    from services.ml.artifacts import artifact_sha256
+
+    assert artifact_sha256(version.path) == version.sha256  # the ranker, when it is saved with the adapter, is hashed too
+    assert (Path(version.path) / "ranker" / "model.txt").exists() == (version.metrics.get("ranker") == 1)
 
 
 @pytest.mark.django_db(transaction=True)

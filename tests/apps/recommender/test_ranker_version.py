@@ -29,7 +29,7 @@ def chains_write(path: Path, *, users: range, prefix: str, seed: int, per_user: 
     return path
 
 
-def _first_version(tmp_path: Path, settings) -> dict:  # noqa: ANN001
+def _first_version(tmp_path: Path, settings, *, impressions: bool = False) -> dict:  # noqa: ANN001
     settings.RETRAIN_MIN_EXAMPLES = 1
     settings.RETRAIN_EPOCHS = 1
     items, _ = taste_files(tmp_path)
@@ -39,6 +39,15 @@ def _first_version(tmp_path: Path, settings) -> dict:  # noqa: ANN001
     run_json("retrain", task="recommender", base_data=str(base), held_back=str(held_back))
     run_json("recommender_import", interactions=str(chains_write(tmp_path / "live.csv", users=range(30), prefix="live",
                                                                  seed=4)), no_progress=True)
+    if impressions:  # each live user was shown, before any of their events, two items of another category: ignored
+        from datetime import datetime, timezone
+
+        from apps.recommender.models import Impression
+
+        Impression.objects.bulk_create([
+            Impression(request_id=f"r{u}", user_id=f"live{u}", strategy="personal",
+                       items=[f"{list(CLASS_WORDS)[(u + 1) % 3]}-{n}" for n in (0, 1)],
+                       shown_at=datetime(2026, 9, 30, tzinfo=timezone.utc)) for u in range(30)])
     first = run_json("retrain", task="recommender", force=True)
     assert first["ran"] is True and first["version"] == 1 and first["promoted"] is True, first
     return first
@@ -61,11 +70,12 @@ def test_the_ranker_is_saved_in_the_version_covered_by_its_hash_reloaded_and_ser
     from services.recommender.served import served_forget
     from services.registry.versions import version_get
 
-    first = _first_version(tmp_path, settings)
+    first = _first_version(tmp_path, settings, impressions=True)
     version = version_get(task_name="recommender", version=1)
     folder = Path(version.path)
     assert (folder / RANKER_DIR / "model.txt").is_file() and (folder / RANKER_DIR / "ranker.json").is_file()
     assert version.metrics["ranker"] == 1 and version.metrics["ranker_valid_ndcg_at_k"] > 0
+    assert version.metrics["ranker_shown_negatives"] > 0  # the recorded impressions were its first negatives
     metrics = first["metrics"]
     assert metrics["ranker"] == 1 and 0 < metrics["ranker_ndcg_at_k"] <= metrics["ranker_recall_at_k"] <= 1
     # Behaviour predicts the next item here and the random tiny encoder's text does not: the version's ranker, on

@@ -39,8 +39,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-tune", action="store_true",
                             help="no adapter training: the text source uses the untuned base model (a quick run)")
         parser.add_argument("--pairs", default="retrain", choices=PAIRS_CHOICES,
-                            help="retrain: the retraining run's adapter knobs (pair budget, top half of the layers, two "
-                                 "checks per epoch); all: the trainer's defaults, every pair every epoch")
+                            help="retrain: the retraining run's adapter knobs (a pair budget per epoch, the top half of "
+                                 "the layers); all: the trainer's defaults, every pair every epoch")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
