@@ -566,7 +566,7 @@ def _env_fraction(name: str, default: float) -> float:
 
 
 SUPPORT_CONFIDENCE_THRESHOLD = _env_fraction("SUPPORT_CONFIDENCE_THRESHOLD", 0.45)  # below: "not sure" + handoff
-SUPPORT_INTENT_MIN_PROB = _env_fraction("SUPPORT_INTENT_MIN_PROB", 0.5)  # intent top probability below: out of scope
+SUPPORT_INTENT_MIN_PROB = _env_fraction("SUPPORT_INTENT_MIN_PROB", 0.6)  # calibrated intent top probability below: out of scope (docs/PERFORMANCE.md)
 SUPPORT_MESSAGE_MAX_CHARS = env_int("SUPPORT_MESSAGE_MAX_CHARS", 2000, minimum=1)
 # Conversation (services/support/answering.py): the best two candidates closer than this rank score margin are offered
 # as choices (Rasa's ambiguity threshold; 0 = never); intents the model maps to "talk to a person" hand off at once,
