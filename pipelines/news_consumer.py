@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -46,12 +47,28 @@ class ConsumeStats:
     retried_batches: int = 0  # batches redone after an error of Kafka or the database (not of a message)
     batches: int = 0
     model_versions: set[int] = field(default_factory=set)
+    # Seconds spent per phase (PHASES), summed over the batches: where a consumer's time goes.
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timing(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
 
     def as_dict(self) -> dict[str, Any]:
         return {"consumed": self.consumed, "stored": self.stored, "duplicates": self.duplicates,
                 "malformed": self.malformed, "model_failed": self.model_failed, "store_failed": self.store_failed,
                 "retried_batches": self.retried_batches, "batches": self.batches,
-                "model_versions": sorted(self.model_versions)}
+                "model_versions": sorted(self.model_versions),
+                "seconds": {phase: round(self.seconds[phase], 3) for phase in PHASES if phase in self.seconds}}
+
+
+# A batch's phases, in order: poll Kafka, decode and validate, the sentiment call, the topic call, the database
+# transaction (rows, ticker links, aggregates), produce news.scored and flush, commit the offsets, live push and alerts.
+PHASES = ("poll", "decode", "sentiment", "topic", "store", "publish", "commit", "after_store")
 
 
 def classify_champion(texts: list[str]) -> ClassifyOutput:
@@ -155,18 +172,20 @@ def batch_process(*, records: Sequence[Any], producer: Any, topics: Topics, clas
 
     received_at = datetime.now(timezone.utc)
     kept: list[tuple[Any, NewsItem]] = []
-    for record in records:
-        try:
-            kept.append((record, news_decode(record.value, received_at=received_at)))
-        except MalformedMessage as exc:
-            dead(record, exc.message)
-        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop ingestion: the message is set aside
-            log.exception("decoding the message at %s/%s/%s failed", record.topic, record.partition, record.offset)
-            dead(record, f"could not be decoded ({type(exc).__name__}: {str(exc)[:300]})")
+    with stats.timing("decode"):
+        for record in records:
+            try:
+                kept.append((record, news_decode(record.value, received_at=received_at)))
+            except MalformedMessage as exc:
+                dead(record, exc.message)
+            except Exception as exc:  # noqa: BLE001 - a parser bug must not stop ingestion: the message is set aside
+                log.exception("decoding the message at %s/%s/%s failed", record.topic, record.partition, record.offset)
+                dead(record, f"could not be decoded ({type(exc).__name__}: {str(exc)[:300]})")
     result = None
     if kept:
-        batch = texts_score(texts=[item.headline for _, item in kept], classify=classify,
-                            retries=settings.NEWS_MODEL_RETRIES, backoff_s=settings.NEWS_MODEL_RETRY_BACKOFF_S)
+        with stats.timing("sentiment"):
+            batch = texts_score(texts=[item.headline for _, item in kept], classify=classify,
+                                retries=settings.NEWS_MODEL_RETRIES, backoff_s=settings.NEWS_MODEL_RETRY_BACKOFF_S)
         for i in batch.failed():
             dead(kept[i][0], batch.errors[i] or "the model failed on this headline")
             stats.model_failed += 1
@@ -175,28 +194,39 @@ def batch_process(*, records: Sequence[Any], producer: Any, topics: Topics, clas
             if version is not None:
                 by_version.setdefault(version, []).append(i)
         scored_idx = [i for idx in by_version.values() for i in idx]
-        tags = texts_topics(texts=[kept[i][1].headline for i in scored_idx], classify=classify_topic)
+        with stats.timing("topic"):
+            tags = texts_topics(texts=[kept[i][1].headline for i in scored_idx], classify=classify_topic)
         topic_of = {i: (tags.topics[j], tags.versions[j]) for j, i in enumerate(scored_idx)}
         stored, duplicates = [], []
-        for version, idx in sorted(by_version.items()):
-            part = news_store_isolating(items=[kept[i][1] for i in idx], scores=[batch.scores[i] for i in idx],
-                                        model_version=version, produced_at=[_record_time(kept[i][0]) for i in idx],
-                                        topics=[topic_of[i][0] for i in idx], topic_versions=[topic_of[i][1] for i in idx])
-            for j, reason in part.refused.items():
-                dead(kept[idx[j]][0], reason)
-                stats.store_failed += 1
-            stored += part.stored
-            duplicates += part.duplicates
-            stats.model_versions.add(version)
+        with stats.timing("store"):
+            for version, idx in sorted(by_version.items()):
+                part = news_store_isolating(items=[kept[i][1] for i in idx], scores=[batch.scores[i] for i in idx],
+                                            model_version=version, produced_at=[_record_time(kept[i][0]) for i in idx],
+                                            topics=[topic_of[i][0] for i in idx],
+                                            topic_versions=[topic_of[i][1] for i in idx])
+                for j, reason in part.refused.items():
+                    dead(kept[idx[j]][0], reason)
+                    stats.store_failed += 1
+                stored += part.stored
+                duplicates += part.duplicates
+                stats.model_versions.add(version)
         result = StoreResult(stored=stored, duplicates=duplicates)
         stats.stored += len(stored)
         stats.duplicates += len(duplicates)
         # Every well-formed record is (re)published, duplicates included: a crash after the database commit
         # but before this point must not lose the scored message. news.scored is at least once, keyed by id.
-        given = {item.id: item.published_at_given for _, item in kept}
-        for row in ScoredNews.objects.filter(message_id__in=list(given)):
-            producer.send(topics.scored, key=row.message_id, value=_scored_value(row, given.get(row.message_id)))
-    producer.flush(timeout=30)
+        # The rows this batch created are at hand; only the already-stored ones (redelivery) are read back.
+        with stats.timing("publish"):
+            given = {item.id: item.published_at_given for _, item in kept}
+            rows = {row.message_id: row for row in stored}
+            if duplicates:
+                rows.update((row.message_id, row) for row in ScoredNews.objects.filter(message_id__in=set(duplicates)))
+            for message_id in dict.fromkeys(item.id for _, item in kept):
+                row = rows.get(message_id)
+                if row is not None:
+                    producer.send(topics.scored, key=row.message_id, value=_scored_value(row, given.get(row.message_id)))
+    with stats.timing("publish"):
+        producer.flush(timeout=30)
     stats.consumed += len(records)
     stats.batches += 1
     return result
@@ -241,7 +271,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
                  classify: Classify = classify_champion, after_store: AfterStore | None = after_store_default,
                  classify_topic: Classify | None = classify_topic_champion,
                  stop: threading.Event | None = None, poll_timeout_ms: int = 500,
-                 lag_every_s: float | None = None) -> ConsumeStats:
+                 lag_every_s: float | None = None, stats: ConsumeStats | None = None) -> ConsumeStats:
     """Consume `topics.raw` as a member of `group` until `stop` is set, `max_messages` are done or it idles.
 
     1. Poll up to `batch_size` records.
@@ -254,6 +284,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
     Beside the loop, a LagPublisher thread publishes the lag of the partitions this member owns every
     `lag_every_s` seconds (default NEWS_LAG_PUBLISH_S; 0: off) for /metrics and the dashboard
     (services/kafka_lag.py); a clean exit withdraws them.
+    `stats`: counters to add to (a caller may read them while it runs, e.g. a benchmark); a new one by default.
     """
     from django.conf import settings
     from kafka import KafkaConsumer
@@ -270,7 +301,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
                              # A killed member's partitions move to the others after 10 s, not the client's 45 s.
                              session_timeout_ms=10000, heartbeat_interval_ms=3000)
     producer = producer_make()
-    stats = ConsumeStats()
+    stats = stats if stats is not None else ConsumeStats()
     lag_every_s = settings.NEWS_LAG_PUBLISH_S if lag_every_s is None else lag_every_s
     assigned: list[frozenset] = [frozenset()]  # replaced after each poll; the publisher thread only reads it
     publisher = LagPublisher(group=group, owned=lambda: assigned[0], every_s=lag_every_s).start() if lag_every_s > 0 else None
@@ -281,6 +312,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
             if max_messages is not None and stats.consumed >= max_messages:
                 break
             try:
+                polled_at = time.perf_counter()
                 polled = consumer.poll(timeout_ms=poll_timeout_ms, max_records=batch_size)
             except TRANSIENT as exc:  # the broker went away mid-poll: wait for it, as for a failed batch
                 log.warning("poll failed (%s: %s); polling again in %.1f s", type(exc).__name__, str(exc)[:200], backoff)
@@ -296,6 +328,7 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
                     break
                 continue
             idle_since = time.monotonic()
+            stats.seconds["poll"] = stats.seconds.get("poll", 0.0) + time.perf_counter() - polled_at  # polls that brought records
             try:
                 result = batch_process(records=records, producer=producer, topics=topics, classify=classify, stats=stats,
                                        classify_topic=classify_topic)
@@ -311,7 +344,8 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
                 continue
             backoff = 1.0
             try:
-                consumer.commit()  # only now: the rows are committed and the outputs acknowledged by the broker
+                with stats.timing("commit"):
+                    consumer.commit()  # only now: the rows are committed and the outputs acknowledged by the broker
             except CommitFailedError:
                 # The group rebalanced during the batch: its new owner re-reads it and skips the stored ids.
                 log.warning("offset commit failed after a rebalance; the batch will be redelivered (no duplicates)")
@@ -321,7 +355,8 @@ def news_consume(*, group: str = DEFAULT_GROUP, topics: Topics | None = None, ba
             log.info("batch of %d: %d stored, %d duplicates, %d malformed", len(records), len(result.stored) if result else 0,
                      len(result.duplicates) if result else 0, stats.malformed)
             if result is not None and after_store is not None:
-                after_store(result)
+                with stats.timing("after_store"):
+                    after_store(result)
     finally:
         if publisher is not None:
             publisher.stop()  # its partitions go to the other members, which publish them

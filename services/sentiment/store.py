@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 
 from apps.sentiment.models import OVERALL, Bucket, NewsTicker, ScoredNews, Ticker
@@ -71,6 +71,9 @@ def buckets_add(rows: Sequence[ScoredNews]) -> None:
                 acc[1] += row.score
                 acc[2] += row.score * row.score
                 acc[3] += row.label == "negative"
+    if connection.vendor in ("sqlite", "postgresql"):
+        _buckets_upsert(sums)
+        return
     for (scope, granularity, start), (count, score_sum, sq_sum, negatives) in sums.items():
         bucket, created = Bucket.objects.get_or_create(
             scope=scope, granularity=granularity, start=start,
@@ -79,6 +82,31 @@ def buckets_add(rows: Sequence[ScoredNews]) -> None:
             Bucket.objects.filter(pk=bucket.pk).update(count=F("count") + count, score_sum=F("score_sum") + score_sum,
                                                        score_sq_sum=F("score_sq_sum") + sq_sum,
                                                        negative_count=F("negative_count") + negatives)
+
+
+UPSERT_ROWS = 100  # buckets per INSERT statement (7 parameters each: under SQLite's oldest limit of 999)
+
+
+def _buckets_upsert(sums: dict[tuple[str, str, datetime], list[float]]) -> None:
+    """Add the sums to their buckets with INSERT … ON CONFLICT DO UPDATE (SQLite ≥ 3.24, PostgreSQL): one statement
+    per UPSERT_ROWS buckets instead of a get_or_create and an update per bucket. Keys in sorted order, so two
+    consumers adding to the same buckets lock them in the same order."""
+    qn = connection.ops.quote_name
+    table = qn(Bucket._meta.db_table)
+    columns = ("scope", "granularity", "start", "count", "score_sum", "score_sq_sum", "negative_count")
+    added = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in columns[3:])
+    keys = sorted(sums)
+    with connection.cursor() as cursor:
+        for i in range(0, len(keys), UPSERT_ROWS):
+            chunk = keys[i:i + UPSERT_ROWS]
+            params: list[object] = []
+            for scope, granularity, start in chunk:
+                count, score_sum, sq_sum, negatives = sums[(scope, granularity, start)]
+                params += [scope, granularity, connection.ops.adapt_datetimefield_value(start), int(count),
+                           float(score_sum), float(sq_sum), int(negatives)]
+            values = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(chunk))
+            cursor.execute(f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES {values} "
+                           f"ON CONFLICT ({qn('scope')}, {qn('granularity')}, {qn('start')}) DO UPDATE SET {added}", params)
 
 
 def news_store(*, items: Sequence[NewsItem], scores: Sequence[Scored], model_version: int, model_task: str = "sentiment",

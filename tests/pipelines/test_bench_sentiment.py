@@ -24,3 +24,11 @@ def test_the_benchmark_replays_through_the_broker_and_reports_throughput_and_lat
     assert result["n"] == 40 and result["consumer"]["stored"] == 41 and result["consumer"]["malformed"] == 0
     assert result["e2e_per_s"] > 0 and result["raw_per_s"] > 0 and result["p95_latency_ms"] >= result["p50_latency_ms"] >= 0
     assert result["ratio"] == pytest.approx(result["e2e_per_s"] / result["raw_per_s"], rel=0.01, abs=2e-3)  # rounded to 3 places
+    # two models on each side: the consumer tagged every headline with the topic adapter, the raw path ran both
+    assert [m.split(" v")[0] for m in result["models"]] == ["bench-sentiment", "bench-topic"]
+    assert result["topic_model_rows"] == 40
+    assert result["raw_sentiment_per_s"] > result["raw_per_s"] and result["raw_topic_per_s"] > result["raw_per_s"]
+    # where the consumer's time went: every phase measured, the model calls a part of the wall time
+    assert set(result["consumer_seconds"]) == {"poll", "decode", "sentiment", "topic", "store", "publish", "commit", "after_store"}
+    assert result["consumer_seconds"]["sentiment"] > 0 and result["consumer_seconds"]["topic"] > 0
+    assert 0 < result["consumer_model_share"] < 1

@@ -42,6 +42,34 @@ def test_buckets_hold_count_mean_score_and_negative_share_per_ticker_and_overall
         series_get(scope="ACME", granularity="week")
 
 
+def test_the_batched_bucket_upsert_adds_exactly_what_one_update_per_bucket_adds(monkeypatch) -> None:  # noqa: ANN001
+    """SQLite and PostgreSQL add a batch to its buckets with INSERT … ON CONFLICT; other databases one bucket at a time."""
+    from django.db import connection
+
+    from apps.sentiment.models import ScoredNews
+    from services.sentiment import store
+
+    at = datetime(2026, 3, 2, 9, 15, 30, tzinfo=timezone.utc)
+    monkeypatch.setattr(store, "UPSERT_ROWS", 4)  # several statements per batch
+    headlines_store([(at, 0.8), (at + timedelta(minutes=1), -0.6), (at + timedelta(hours=1), 0.1)])
+    headlines_store([(at, -0.9), (at + timedelta(days=1), 0.3)], symbol="OTHER")
+    headlines_store([(at + timedelta(seconds=5), -0.5)])  # into existing buckets: they are added to, not replaced
+
+    def snapshot() -> dict[tuple, tuple]:
+        return {(b.scope, b.granularity, b.start): (b.count, round(b.score_sum, 9), round(b.score_sq_sum, 9), b.negative_count)
+                for b in Bucket.objects.all()}
+
+    upserted = snapshot()
+    assert upserted[(OVERALL, Bucket.DAY, datetime(2026, 3, 2, tzinfo=timezone.utc))] == (
+        5, round(0.8 - 0.6 + 0.1 - 0.9 - 0.5, 9), round(0.64 + 0.36 + 0.01 + 0.81 + 0.25, 9), 3)
+    assert upserted[("ACME", Bucket.MINUTE, at.replace(second=0))][0] == 2
+    Bucket.objects.all().delete()
+    monkeypatch.setattr(connection, "vendor", "other")  # the get_or_create + update path, row by row
+    for row in ScoredNews.objects.order_by("id"):
+        store.buckets_add([row])
+    assert snapshot() == upserted
+
+
 def test_the_window_and_its_baseline_do_not_overlap() -> None:
     quiet_baseline(days=1)
     headlines_store([(NOW - timedelta(minutes=10), -0.9)])
