@@ -122,8 +122,16 @@ class ClassifierConfig(LoraSettings):
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     head_init: str = "probe"  # "probe": fit the head on the frozen encoder first (LP-FT); "random": nn.Linear's init
     probe_c: float = 1.0  # inverse L2 strength of that probe (scikit-learn LogisticRegression's C)
-    probe_cv: bool = False  # choose the probe's C among PROBE_CS by cross-validation on the training rows (else probe_c)
+    # probe_cv (below): choose the probe's C among PROBE_CS by cross-validation on the training rows (else probe_c)
     calibrate: bool = True  # fit a temperature on the validation split after training; served probabilities use it
+    # The issue-14 recipe, chosen by pipelines.quality (docs/PERFORMANCE.md): the top half of the layers adapted (the
+    # lower half cached: 2-3x the examples per second), two evaluations per epoch with a patience of four, the untrained
+    # state a candidate, the probe's C by cross-validation
+    adapt_top: float = 0.5
+    evals_per_epoch: int = 2
+    patience: int = 4
+    eval_start: bool = True
+    probe_cv: bool = True
 
     def _rules(self) -> list[tuple[str, bool, str]]:
         return super()._rules() + [
@@ -142,6 +150,8 @@ class PairConfig(LoraSettings):
     scale: float = 20.0  # similarity scale of the ranking loss (1 / temperature)
     symmetric: bool = True  # also rank queries for each item (item -> query loss)
     pair_budget: int = 0  # at most this many training pairs per epoch, a fresh seeded sample each epoch (0: all of them)
+    adapt_top: float = 0.5  # the top half of the layers (bench training: pairs examples per second before and after)
+    eval_start: bool = True  # the untuned base is a candidate: a tuning that only hurts returns it
 
     def _rules(self) -> list[tuple[str, bool, str]]:
         return super()._rules() + [("scale", 1.0 <= self.scale <= 100.0, "in [1, 100], e.g. 20"),
