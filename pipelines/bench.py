@@ -6,7 +6,7 @@
     python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
     python -m pipelines.bench chaos [--json] [--good 300] [--bad 150] [--kills 3] [--seed 7] [--consumers 2] [--fuzz-cases 200] [--no-broker-restart]
     python -m pipelines.bench training [--json] [--rows 2000] [--pairs 4000] [--epochs 2] [--base NAME_OR_PATH] [--devdata DIR]
-    python -m pipelines.bench alerts [--json] [--semantics new|cooldown] [--days 14] [--surges 20] [--tickers 10] [--seed 5] [--step-minutes 2] [--for-evaluations N] [--clear-threshold X]
+    python -m pipelines.bench alerts [--json] [--semantics new|cooldown] [--days 14] [--surges 20] [--tickers 10] [--seed 5] [--step-minutes 2] [--for-evaluations N] [--clear-threshold X] [--headlines N] [--no-kafka]
 
 The last line printed is one JSON object (the contract other tools read).
 """
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     alerts.add_argument("--step-minutes", type=int, default=2, help="event time per batch: the rules' evaluation interval")
     alerts.add_argument("--for-evaluations", type=int, default=None, help="override the rules' pending evaluations")
     alerts.add_argument("--clear-threshold", type=float, default=None, help="override the rules' clear threshold")
+    alerts.add_argument("--headlines", type=int, default=None, help="a random N of the devdata headlines (a shorter run)")
+    alerts.add_argument("--no-kafka", action="store_true",
+                        help="the fast path: store each step directly, without the broker and the consumer")
     training = sub.add_parser("training", help="classifier and pairs training, the recipe before issue 14 vs today's: examples/s")
     training.add_argument("--json", action="store_true", help="print only the JSON line")
     training.add_argument("--rows", type=int, default=2000, help="finance headlines to train the classifier on")
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("rows", "pairs", "epochs"):
             if getattr(args, name) < (1 if name == "epochs" else 20):
                 parser.error(f"--{name} {getattr(args, name)}: too small (epochs >= 1, rows and pairs >= 20).")
+    if args.which == "alerts" and args.headlines is not None and args.headlines < 1:
+        parser.error(f"--headlines {args.headlines}: at least 1.")
     if args.which == "inference":
         django_setup("bench")
         from pipelines.bench_inference import inference_bench
@@ -126,10 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         tuned = "".join(f"-{k}{v}" for k, v in (("for", args.for_evaluations), ("clear", args.clear_threshold)) if v is not None)
         django_setup(f"bench-alerts-{args.semantics}{tuned}")
         from pipelines.bench_alerts import alerts_bench
+        from services.errors import ServiceUnavailable
 
-        result = alerts_bench(semantics=args.semantics, days=args.days, surges=args.surges, tickers=args.tickers,
-                              seed=args.seed, step_minutes=args.step_minutes, for_evaluations=args.for_evaluations,
-                              clear_threshold=args.clear_threshold, quiet=args.json)
+        try:
+            result = alerts_bench(semantics=args.semantics, days=args.days, surges=args.surges, tickers=args.tickers,
+                                  seed=args.seed, step_minutes=args.step_minutes, for_evaluations=args.for_evaluations,
+                                  clear_threshold=args.clear_threshold, headlines=args.headlines,
+                                  kafka=not args.no_kafka, quiet=args.json)
+        except ServiceUnavailable as exc:  # no broker: say where it was looked for and how to start one
+            print(exc.message, file=sys.stderr)
+            print(json_line({"error": exc.message}))
+            return 2
     print(json_line(result))
     return 0
 

@@ -1,31 +1,42 @@
 """Alert-quality benchmark: a real headline stream with injected negative surges, judged by the production rules.
 
     python -m pipelines.bench alerts [--json] [--semantics new|cooldown] [--days 14] [--surges 20] [--tickers 10] [--seed 5]
-                                     [--step-minutes 2] [--for-evaluations N] [--clear-threshold X]
+                                     [--step-minutes 2] [--for-evaluations N] [--clear-threshold X] [--headlines N]
+                                     [--no-kafka]
 
 1. Stream: the Twitter Financial News Sentiment headlines (../shared/devdata, both splits), each given an event
    time (uniform over `--days`) and one watchlist ticker (Zipf-like shares, so busy and quiet tickers both occur).
    Without devdata it prints why and a JSON line {"skipped": ...}.
 2. Surges: after the warm-up (the rules' 7-day baseline), `--surges` bursts of 6–12 bearish headlines within
    30 minutes on a chosen ticker at a known start.
-3. Replay in event time, `--step-minutes` of event time per batch (the rules' evaluation interval), through the production path minus Kafka: news_store (rows,
-   ticker links, minute/hour/day buckets) then the alert rules of the batch's tickers. Every ticker has the rule
-   a new watchlist entry gets (ticker_save). Scores come from the data's human labels (bearish −0.75, bullish
-   +0.75, neutral ±0.1, with a small jitter): the label a perfect `sentiment` model would give.
+3. Replay in event time, `--step-minutes` of event time per batch (the rules' evaluation interval), through the
+   production path. By default through Kafka and the consumer: the stream is written as JSON Lines (id, source,
+   published_at = the event time, headline, tickers) and sent by news_replay to a topic of this run only
+   (`bench-alerts-<run>.news.raw`, one partition so the replay keeps event order); a consumer of the group
+   `bench-alerts-<run>` polls it and hands each step's records to the consumer's batch_process (decode, sentiment
+   and topic scoring, news_store: rows, ticker links, minute/hour/day buckets; news.scored), commits the step's
+   offsets, then evaluates the alert rules of the stored rows' tickers, as the consumer's after_store does. The
+   broker is the one at KAFKA_BOOTSTRAP_SERVERS (`deploy/kafka.sh start`); without one the benchmark stops and
+   says so. `--no-kafka` is the fast path: news_store is called directly per step (no broker, no decode, no
+   offsets). Every ticker has the rule a new watchlist entry gets (ticker_save). Scores come from the data's human
+   labels (bearish −0.75, bullish +0.75, neutral ±0.1, with a small jitter): the label a perfect `sentiment` model
+   would give (through Kafka, that "model" is the consumer's classify, looked up by headline text). Topics are the
+   consumer's: the `topic` champion, or the keyword lists where the benchmark's database has none.
    `--semantics new`: alerts_check (pending/firing/resolved, hysteresis, grouped and repeated notices).
    `--semantics cooldown`: today's rule before this change, reproduced: an alert (and a notice) whenever a single
    evaluation fires and the rule raised none within its cooldown. `--for-evaluations` / `--clear-threshold`
-   change the watchlist's rules from the defaults (to try other settings on the same stream).
+   change the watchlist's rules from the defaults (to try other settings on the same stream). Either way a rule is
+   judged at its newest headline's event time, never the wall clock. `--headlines N` keeps a random N of the
+   devdata headlines (a shorter run on the same days).
 4. A surge is detected when its ticker fires an alert within 2 hours of its start; other alerts after the
    warm-up are false alerts. Last line: {"surges", "detected", "recall", "false_alerts_per_day",
-   "median_delay_minutes", "notifications_sent", ...}.
-
-Kafka and the consumer are left out so that two weeks of event time replay in minutes on a CPU; the consumer runs
-the same news_store and alerts_check per batch.
+   "median_delay_minutes", "notifications_sent", "through": "kafka"|"direct", ...}; through Kafka also
+   "kafka": {topic, group, produced, consumed, committed_offset, dead_lettered, consumer_msgs_per_s, ...}.
 """
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import random
 import statistics
@@ -37,6 +48,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pipelines.bench import ROOT
+from services.errors import ServiceUnavailable
 
 DEVDATA = ROOT.parent / "shared" / "devdata" / "twitter_financial_news_sentiment"
 START = datetime(2026, 1, 5, tzinfo=timezone.utc)
@@ -145,9 +157,178 @@ def _cooldown_checker() -> Callable[[Sequence[str], datetime], list[tuple[str, d
     return check
 
 
+def _oracle(events: Sequence[Event], rng: random.Random, missed: list[int]) -> Callable[[list[str]], Any]:
+    """The consumer's `classify` for the benchmark: each headline's human label as a perfect model's probabilities.
+
+    Looked up by text (the consumer passes texts only); a text not in the stream (changed by decoding) is neutral and
+    counted in `missed`. A text that occurs with several labels (rare in the data) gets that of its last occurrence.
+    """
+    import numpy as np
+
+    from services.ml.runtime import ClassifyOutput
+
+    label_of = {e.text.strip(): e.label for e in events}
+    names = ["positive", "neutral", "negative"]
+
+    def classify(texts: list[str]) -> Any:
+        probs = []
+        for text in texts:
+            label = label_of.get(text.strip())
+            if label is None:
+                missed[0] += 1
+            scored = _scored(label or "2", rng)
+            probs.append([scored.p_positive, scored.p_neutral, scored.p_negative])
+        array = np.array(probs, dtype=np.float32).reshape(len(texts), 3)
+        return ClassifyOutput([names[i] for i in array.argmax(axis=1)], array, names, 1)
+
+    return classify
+
+
+def kafka_ready() -> None:
+    """Raise ServiceUnavailable naming the broker's address, how to start one and the --no-kafka fast path."""
+    from services.sentiment.bus import kafka_require
+
+    try:
+        kafka_require()
+    except ServiceUnavailable as exc:
+        raise ServiceUnavailable(f"{exc.message} The alerts benchmark replays through Kafka and the consumer; "
+                                 "`--no-kafka` runs the fast path without them.") from None
+
+
+def _step_of(record: Any, step: int) -> datetime | None:
+    """The start of the event-time step of a raw record (its `published_at`), None when it cannot be read."""
+    try:
+        at = datetime.fromisoformat(json.loads(record.value)["published_at"])
+    except Exception:  # noqa: BLE001 - batch_process dead-letters it with the reason
+        return None
+    return START + timedelta(seconds=(at - START).total_seconds() // step * step)
+
+
+def _through_kafka(*, events: Sequence[Event], step: int, evaluate: Callable[[Sequence[str], datetime], None],
+                   classify: Callable[[list[str]], Any], keep_topics: bool, quiet: bool,
+                   say: Callable[..., None]) -> dict[str, Any]:
+    """Produce the stream to a topic of this run with news_replay, consume it step by step with batch_process.
+
+    1. Write the events as JSON Lines (id, source, published_at = event time, headline, tickers); news_replay sends
+       them to `bench-alerts-<run>.news.raw` (one partition: the consumer reads them in event order).
+    2. A consumer of group `bench-alerts-<run>` (the production consumer's options) polls; records are gathered
+       per event-time step; each step goes through batch_process (decode, sentiment and topic, store, news.scored),
+       then its offsets are committed, then `evaluate` judges the rules of the stored rows' tickers at that step.
+    3. The group's committed offset is read back from the broker; the topics are deleted unless `keep_topics`.
+    """
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from pipelines.news_consumer import ConsumeStats, batch_process
+    from pipelines.news_replay import news_replay
+    from services.kafka_config import kafka_client_options
+    from services.sentiment.bus import Topics, producer_make, topics_ensure
+
+    run_id = uuid.uuid4().hex[:8]
+    topics = Topics.named(f"bench-alerts-{run_id}.news")
+    group = f"bench-alerts-{run_id}"
+    topics_ensure(topics=topics, partitions=1)
+    with tempfile.TemporaryDirectory(prefix="bench-alerts-") as folder:
+        path = Path(folder) / "stream.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for i, e in enumerate(events):
+                out.write(json.dumps({"id": f"bench-{run_id}-{i}", "source": "bench", "published_at": e.at.isoformat(),
+                                      "headline": e.text, "tickers": [e.ticker]}) + "\n")
+        sent = news_replay(path=path, topics=topics)
+    produced = sent["sent"]
+    say(f"produced {produced} headlines to {topics.raw} in {sent['seconds']:.1f} s; consuming as group {group}")
+
+    stats = ConsumeStats()
+    consumer = KafkaConsumer(topics.raw, **kafka_client_options(), group_id=group, client_id=f"{group}-consumer",
+                             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500,
+                             session_timeout_ms=10000, heartbeat_interval_ms=3000)
+    producer = producer_make()
+    pending: list[Any] = []
+    pending_at: list[datetime | None] = [None]
+    steps = 0
+    started = time.perf_counter()
+
+    def flush() -> None:
+        result = batch_process(records=pending, producer=producer, topics=topics, classify=classify, stats=stats)
+        last = pending[-1]
+        with stats.timing("commit"):  # as the consumer: only after the rows are stored and news.scored flushed
+            consumer.commit({TopicPartition(last.topic, last.partition): OffsetAndMetadata(last.offset + 1, "", -1)})
+        symbols = sorted({s for row in result.stored for s in row.tickers}) if result is not None else []
+        if symbols and pending_at[0] is not None:
+            with stats.timing("after_store"):
+                evaluate(symbols, pending_at[0])
+        pending.clear()
+
+    try:
+        idle_since = time.monotonic()
+        received = 0
+        while received < produced:
+            with stats.timing("poll"):
+                polled = consumer.poll(timeout_ms=500, max_records=500)
+            records = [r for part in polled.values() for r in part]
+            if not records:
+                if time.monotonic() - idle_since > 120:
+                    raise RuntimeError(f"the consumer received {received} of {produced} records from {topics.raw} and "
+                                       "then nothing for 120 s; is the broker healthy?")
+                continue
+            idle_since = time.monotonic()
+            received += len(records)
+            for record in records:
+                at = _step_of(record, step) or pending_at[0]
+                if pending and at != pending_at[0]:
+                    flush()
+                    steps += 1
+                    if not quiet and steps % 2000 == 0:
+                        say(f"  {pending_at[0]:%Y-%m-%d %H:%M}: {steps} steps, {received} records, "
+                            f"{time.perf_counter() - started:.0f} s")
+                pending.append(record)
+                pending_at[0] = at
+        if pending:
+            flush()
+            steps += 1
+        seconds = time.perf_counter() - started
+        tp = TopicPartition(topics.raw, 0)
+        committed = consumer.committed(tp)
+        end = consumer.end_offsets([tp])[tp]
+    finally:
+        consumer.close(autocommit=False)
+        producer.close(timeout=10)
+    if not keep_topics:
+        _topics_delete(topics.all())
+    info = {"topic": topics.raw, "group": group, "produced": produced, "end_offset": end, "consumed": stats.consumed,
+            "committed_offset": committed, "stored": stats.stored, "duplicates": stats.duplicates,
+            "dead_lettered": stats.malformed, "steps": steps, "seconds": round(seconds, 1),
+            "consumer_msgs_per_s": round(stats.consumed / max(seconds, 1e-9), 1),
+            "phase_seconds": {k: round(v, 1) for k, v in stats.seconds.items()}, "topics_kept": keep_topics}
+    say(f"consumed {stats.consumed} records in {steps} steps ({info['consumer_msgs_per_s']} msgs/s with the rules' "
+        f"evaluation), committed offset {committed} of {end}, {stats.malformed} dead-lettered")
+    return info
+
+
+def _topics_delete(names: list[str]) -> None:
+    """Delete the run's topics (best effort: a broker that refuses keeps them, which harms nothing)."""
+    from kafka.admin import KafkaAdminClient
+
+    from services.kafka_config import kafka_client_options
+
+    try:
+        admin = KafkaAdminClient(**kafka_client_options(), client_id="bench-alerts")
+        try:
+            admin.delete_topics(names)
+        finally:
+            admin.close()
+    except Exception:  # noqa: BLE001
+        logging.getLogger("pipelines.bench_alerts").warning("could not delete the benchmark's topics %s", names)
+
+
 def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: str = "new", days: int = 14,
                  warmup_days: int = 7, surges: int = 20, tickers: int = 10, seed: int = 5, step_minutes: int = 2,
                  for_evaluations: int | None = None, clear_threshold: float | None = None,
+                 headlines: int | None = None, kafka: bool = True, keep_topics: bool = False,
                  quiet: bool = False) -> dict[str, Any]:
     """Replay the stream with injected surges and score the alerts (see the module's steps)."""
     from apps.sentiment.models import Alert, Notification
@@ -166,6 +347,10 @@ def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: st
         reason = f"no devdata at {DEVDATA} (see ../shared/devdata/README.md)"
         say(f"skipped: {reason}")
         return {"skipped": reason}
+    if headlines is not None and headlines < len(rows):
+        rows = random.Random(seed + 2).sample(list(rows), headlines)
+    if kafka:
+        kafka_ready()  # before anything is written
     events, injected, symbols = stream_make(rows=rows, days=days, warmup_days=warmup_days, surges=surges,
                                             tickers=tickers, seed=seed)
     _reset()
@@ -181,30 +366,42 @@ def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: st
     settings_used = {"kind": rule.kind, "threshold": rule.threshold, "clear_threshold": rule.clear_threshold,
                      "for_evaluations": rule.for_evaluations, "window_minutes": rule.window_minutes,
                      "cooldown_minutes": rule.cooldown_minutes, "group_minutes": rule.group_minutes}
+    through = "kafka" if kafka else "direct"
     say(f"{len(events)} headlines over {days} days ({len(injected)} surges injected), {len(symbols)} tickers, "
-        f"semantics {semantics}")
+        f"semantics {semantics}, through {through}")
 
     logging.getLogger("services.sentiment.alerts").setLevel(logging.WARNING)  # one line per alert otherwise
     _sqlite_fast()
     rng = random.Random(seed + 1)
     check_cooldown = _cooldown_checker() if semantics == "cooldown" else None
     fired: list[tuple[str, datetime]] = []  # (ticker, event time) of every alert that fired
-    started = time.perf_counter()
-    by_minute: dict[datetime, list[Event]] = defaultdict(list)
-    step = step_minutes * 60
-    for event in events:
-        by_minute[START + timedelta(seconds=(event.at - START).total_seconds() // step * step)].append(event)
-    for n, (minute, batch) in enumerate(sorted(by_minute.items())):
-        items = [NewsItem(id=f"bench-{minute:%Y%m%d%H%M}-{i}", source="bench", published_at=e.at, headline=e.text,
-                          tickers=[e.ticker]) for i, e in enumerate(batch)]
-        news_store(items=items, scores=[_scored(e.label, rng) for e in batch], model_version=1)
-        batch_symbols = sorted({e.ticker for e in batch})
+
+    def evaluate(batch_symbols: Sequence[str], step_start: datetime) -> None:
+        """The rules of the batch's tickers, each judged at its newest headline (event time, not the wall clock)."""
         if check_cooldown is not None:
-            fired += check_cooldown(batch_symbols, minute)
+            fired.extend(check_cooldown(batch_symbols, step_start))
         else:
             alerts_check(symbols=batch_symbols, deliver=lambda alert: None)  # notices stored; nothing sent out
-        if not quiet and n % 2000 == 0:
-            say(f"  {minute:%Y-%m-%d %H:%M}: {n} batches, {time.perf_counter() - started:.0f} s")
+
+    started = time.perf_counter()
+    step = step_minutes * 60
+    extra: dict[str, Any] = {}
+    if kafka:
+        missed = [0]
+        extra["kafka"] = _through_kafka(events=events, step=step, evaluate=evaluate, classify=_oracle(events, rng, missed),
+                                        keep_topics=keep_topics, quiet=quiet, say=say)
+        extra["kafka"]["unlabelled"] = missed[0]
+    else:
+        by_minute: dict[datetime, list[Event]] = defaultdict(list)
+        for event in events:
+            by_minute[START + timedelta(seconds=(event.at - START).total_seconds() // step * step)].append(event)
+        for n, (minute, batch) in enumerate(sorted(by_minute.items())):
+            items = [NewsItem(id=f"bench-{minute:%Y%m%d%H%M}-{i}", source="bench", published_at=e.at, headline=e.text,
+                              tickers=[e.ticker]) for i, e in enumerate(batch)]
+            news_store(items=items, scores=[_scored(e.label, rng) for e in batch], model_version=1)
+            evaluate(sorted({e.ticker for e in batch}), minute)
+            if not quiet and n % 2000 == 0:
+                say(f"  {minute:%Y-%m-%d %H:%M}: {n} batches, {time.perf_counter() - started:.0f} s")
     if check_cooldown is None:
         fired = [(a.symbol, a.fired_at) for a in Alert.objects.filter(fired_at__isnull=False)]
         notifications = Notification.objects.count()
@@ -212,7 +409,8 @@ def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: st
         notifications = len(fired)
     return {**_score(fired=fired, injected=injected, warmup_end=START + timedelta(days=warmup_days), step_minutes=step_minutes,
                   measured_days=days - warmup_days, notifications=notifications, semantics=semantics,
-                  headlines=len(events), seconds=time.perf_counter() - started, say=say), "rule": settings_used}
+                  headlines=len(events), seconds=time.perf_counter() - started, say=say),
+            "through": through, "rule": settings_used, **extra}
 
 
 def _score(*, fired: list[tuple[str, datetime]], injected: list[Surge], warmup_end: datetime, step_minutes: int,

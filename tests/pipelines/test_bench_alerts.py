@@ -1,4 +1,5 @@
-"""The alert-quality benchmark on a tiny synthetic stream: both semantics find the injected surges; no devdata, no run."""
+"""The alert-quality benchmark on a tiny synthetic stream: both semantics find the injected surges, on the direct path
+and through the test broker and the consumer's batch_process; no devdata, no model."""
 from __future__ import annotations
 
 import random
@@ -21,8 +22,8 @@ def synthetic_rows(n: int = 300, seed: int = 3) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("semantics", ["new", "cooldown"])
 def test_both_semantics_detect_the_injected_surges_on_a_small_stream(semantics: str) -> None:
     result = bench_alerts.alerts_bench(rows=synthetic_rows(), semantics=semantics, days=2, warmup_days=1, surges=2,
-                                       tickers=3, step_minutes=10, quiet=True)
-    assert KEYS <= set(result) and result["surges"] == 2
+                                       tickers=3, step_minutes=10, kafka=False, quiet=True)
+    assert KEYS <= set(result) and result["surges"] == 2 and result["through"] == "direct" and "kafka" not in result
     assert result["detected"] == 2 and result["recall"] == 1.0
     assert 0 <= result["median_delay_minutes"] <= 120
     assert result["notifications_sent"] >= result["detected"]
@@ -44,3 +45,39 @@ def test_without_devdata_it_says_so_and_returns_a_skip(monkeypatch, tmp_path) ->
     monkeypatch.setattr(bench_alerts, "DEVDATA", tmp_path / "absent")
     result = bench_alerts.alerts_bench(quiet=True)
     assert "no devdata" in result["skipped"]
+
+
+@pytest.mark.parametrize("semantics", ["new", "cooldown"])
+def test_through_kafka_every_headline_passes_the_topic_and_the_consumer_and_the_surges_are_found(semantics: str) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from apps.sentiment.models import ScoredNews
+    from services.kafka_config import kafka_client_options
+
+    result = bench_alerts.alerts_bench(rows=synthetic_rows(), semantics=semantics, days=2, warmup_days=1, surges=2,
+                                       tickers=3, step_minutes=10, keep_topics=True, quiet=True)
+    assert KEYS <= set(result) and result["through"] == "kafka"
+    assert result["surges"] == 2 and result["detected"] == 2 and result["recall"] == 1.0
+    assert result["notifications_sent"] >= result["detected"]
+    kafka = result["kafka"]
+    produced = result["headlines"]  # the 300 rows and the surges' headlines
+    assert produced > 300 and kafka["produced"] == kafka["end_offset"] == kafka["consumed"] == produced
+    assert kafka["dead_lettered"] == 0 and kafka["unlabelled"] == 0 and kafka["stored"] == produced
+    assert kafka["topic"].startswith("bench-alerts-") and kafka["steps"] > 100  # one batch per 10 event minutes
+    # Every stored row came through the run's topic (its ids are the replay's), and the group committed them all.
+    assert ScoredNews.objects.filter(message_id__startswith=kafka["group"].replace("bench-alerts-", "bench-") + "-").count() == produced
+    reader = KafkaConsumer(**kafka_client_options(), group_id=kafka["group"], enable_auto_commit=False)
+    try:
+        assert reader.committed(TopicPartition(kafka["topic"], 0)) == produced
+    finally:
+        reader.close()
+
+
+def test_without_a_broker_it_names_the_address_how_to_start_one_and_the_fast_path(settings) -> None:  # noqa: ANN001
+    from services.errors import ServiceUnavailable
+
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9"  # nothing listens on the discard port
+    with pytest.raises(ServiceUnavailable) as caught:
+        bench_alerts.alerts_bench(rows=synthetic_rows(50), days=2, warmup_days=1, surges=1, tickers=2, quiet=True)
+    message = caught.value.message
+    assert "127.0.0.1:9" in message and "deploy/kafka.sh start" in message and "--no-kafka" in message
