@@ -113,7 +113,7 @@ def _drift(*, task_row: Task, new_labels: list[str], data: RetrainData, since: A
 
 
 def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease) -> RetrainRun:
-    if not task_row.retrain_data or not task_row.retrain_eval:
+    if retrainer_get(task_row.name).data_files and (not task_row.retrain_data or not task_row.retrain_eval):
         return _finish(run, status=RetrainRun.SKIPPED,
                        reason=f"task {task_row.name!r} has no base data or held-back set configured "
                               f"(retrain --task {task_row.name} --base-data FILE --held-back FILE)")

@@ -65,6 +65,9 @@ class Retrainer:
     # Further gates on the same held-back metrics (GatePolicy from services/registry/gate.py), all of which must pass
     # too: a task whose version carries more than the adapter (the recommender's ranker) gates that part as well.
     gates_also: ClassVar[tuple[GatePolicy, ...]] = ()
+    # Whether a run needs the task's base data and held-back files (`retrain --base-data --held-back`); a plug-in that
+    # builds both from the database (support's `rerank`, from the knowledge bases) says False.
+    data_files: ClassVar[bool] = True
 
     def task_ensure(self) -> Task:
         """The task's row, created on first use; the plug-in's gate replaces the model default, not an admin's edit."""

@@ -9,11 +9,13 @@ A question that names "XR-200" is about the XR-200: a candidate holding that cod
 merely shares the predicted intent, so the predicted intent breaks near-ties and never moves an entry over a
 candidate that names what the customer asked about.
 
-A learned scorer (the registry's `rerank` cross-encoder, when it is trained) plugs in as a function
-`(question, candidates) -> scores` in 0..1: `scorer_install`, or the dotted path in SUPPORT_RERANK_SCORER.
+A learned scorer plugs in as a function `(question, candidates) -> scores` in 0..1: `scorer_install`, else the dotted
+path in SUPPORT_RERANK_SCORER, else the registry's `rerank` cross-encoder whenever that task has a champion
+(services/support/rerank.py). A scorer that fails is logged and the candidates are ranked without it.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -22,13 +24,14 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from services.errors import SuiteError
+from services.errors import NotFound, SuiteError
 from services.support.lexical import CODE, STOPWORDS, TOKEN
 from services.support.retrieval import Hit, Item
 
 # (question, candidates) -> one score per candidate, 0..1, higher is better.
 Scorer = Callable[[str, Sequence[Item]], Sequence[float]]
 
+logger = logging.getLogger(__name__)
 WORD = re.compile(r"[A-Za-z][\w-]*")
 
 
@@ -90,13 +93,16 @@ def scorer_install(scorer: Scorer | None) -> None:
     _installed = scorer
 
 
-def scorer_get() -> Scorer | None:
-    """The installed scorer, else the one SUPPORT_RERANK_SCORER names (a dotted path), else None."""
+def scorer_get() -> Scorer:
+    """The installed scorer, else the one SUPPORT_RERANK_SCORER names (a dotted path), else the `rerank` champion's
+    (which raises NotFound while the task has none: no learned signal then)."""
     if _installed is not None:
         return _installed
     path = getattr(settings, "SUPPORT_RERANK_SCORER", "")
     if not path:
-        return None
+        from services.support.rerank import champion_scores
+
+        return champion_scores
     try:
         return import_string(path)
     except ImportError as exc:
@@ -110,7 +116,7 @@ def hits_rank(*, question: str, hits: list[Hit], intent: object | None = None, s
     1. Start from each candidate's retrieval confidence.
     2. Add the share of the question's specific terms the candidate holds (heavily weighted).
     3. Add a small bonus to FAQ entries of the predicted intent (an IntentGuess that is not out of scope).
-    4. Add the learned scorer's score when one is given or installed.
+    4. Add the learned scorer's score (one given, installed, or the `rerank` champion); none when it fails.
     Ties keep the fused order.
     """
     if not hits:
@@ -119,9 +125,7 @@ def hits_rank(*, question: str, hits: list[Hit], intent: object | None = None, s
     terms = specific_terms(text=question)
     label = getattr(intent, "label", "") if intent is not None and not getattr(intent, "out_of_scope", False) else ""
     prob = float(getattr(intent, "prob", 0.0) or 0.0)
-    learned = list(scorer(question, [hit.item for hit in hits])) if scorer is not None else []
-    if scorer is not None and len(learned) != len(hits):
-        raise SuiteError(f"The rerank scorer returned {len(learned)} scores for {len(hits)} candidates.", field="scorer")
+    learned = _learned_scores(scorer=scorer, question=question, hits=hits)
     scored = []
     for position, hit in enumerate(hits):
         score = hit.confidence + weights.specific * specific_share(terms=terms, item=hit.item)
@@ -132,3 +136,19 @@ def hits_rank(*, question: str, hits: list[Hit], intent: object | None = None, s
         scored.append((round(score, 4), -position, replace(hit, score=round(score, 4))))
     scored.sort(key=lambda row: (row[0], row[1]), reverse=True)
     return [hit for _, _, hit in scored]
+
+
+def _learned_scores(*, scorer: Scorer, question: str, hits: list[Hit]) -> list[float]:
+    """The scorer's score per hit; [] (no learned signal) when there is no rerank champion or the scorer fails: a
+    broken ranker must never stop the bot from answering."""
+    try:
+        learned = [float(score) for score in scorer(question, [hit.item for hit in hits])]
+    except NotFound:  # the default scorer while the `rerank` task has no champion
+        return []
+    except Exception as exc:  # noqa: BLE001 - any failure of the learned signal: rank by the other signals
+        logger.warning("rerank scorer failed, ranking without the learned signal: %s", exc)
+        return []
+    if len(learned) != len(hits):
+        logger.warning("rerank scorer returned %d scores for %d candidates; ranking without it", len(learned), len(hits))
+        return []
+    return learned

@@ -1,10 +1,22 @@
-"""Retraining plug-in of the `intent` task: labelled support feedback trains it, customers' messages are its traffic."""
+"""Retraining plug-ins of the support desk: `intent` (labelled feedback) and `rerank` (the KBs' material + feedback)."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+from django.conf import settings
+
+from apps.registry.models import AdapterVersion, Task
 from apps.support.models import Message, TrainingExample
-from services.registry.retraining import INCOMING_MAX, ClassifierRetrainer, Example
+from services.errors import SuiteError
+from services.registry.retraining import INCOMING_MAX, ClassifierRetrainer, Example, RetrainData, training_file_write
+
+
+def _customer_messages(since: datetime | None) -> list[str]:
+    rows = Message.objects.filter(sender=Message.CUSTOMER)
+    rows = rows.filter(created_at__gt=since) if since else rows
+    return list(rows.order_by("-created_at").values_list("text", flat=True)[:INCOMING_MAX])
 
 
 class IntentRetrainer(ClassifierRetrainer):
@@ -15,6 +27,60 @@ class IntentRetrainer(ClassifierRetrainer):
         return [Example(r.text, r.label, r.source, r.created_at) for r in rows]
 
     def incoming(self, since: datetime | None) -> list[str]:
-        rows = Message.objects.filter(sender=Message.CUSTOMER)
-        rows = rows.filter(created_at__gt=since) if since else rows
-        return list(rows.order_by("-created_at").values_list("text", flat=True)[:INCOMING_MAX])
+        return _customer_messages(since)
+
+
+class RerankData:
+    """The `rerank` run's data, built from the database (no files): every KB's material pairs, split by query into
+    training and held-back parts (services/support/rerank.py `material_split`), plus every feedback pair (training).
+
+    The held-back part is the same for the challenger and the champion of a run (both are judged on it); it follows
+    the knowledge bases, so a KB edit changes it for later runs.
+    """
+
+    def __init__(self, *, feedback: list[Example]) -> None:
+        from services.support.rerank import material_pairs, material_split
+
+        max_pairs = settings.SUPPORT_RERANK_MAX_PAIRS
+        train, held = material_split(material_pairs(), max_pairs=max_pairs)
+        self.feedback = feedback[-max_pairs:]  # the newest, when there are more
+        self.base_texts, self.base_labels = [p.text for p in train], [p.label for p in train]
+        self.held_texts, self.held_labels = [p.text for p in held], [p.label for p in held]
+        self.reference_texts = sorted({p.query for p in train})  # what customers' questions are compared with
+        self.train_labels = self.base_labels
+        self.skipped: list[str] = []
+
+    def train_file(self, *, folder: Path) -> tuple[Path, int, dict[str, Any]]:
+        # Refused here, not when the data is built: a run with too few new examples (every hourly tick before the
+        # desk has material) is skipped without failing.
+        if not self.held_texts:
+            raise SuiteError("No knowledge base has material to train and judge the rerank task on (import FAQ entries "
+                             "or documents first).", field="task")
+        path, n = training_file_write(base_texts=self.base_texts, base_labels=self.base_labels, feedback=self.feedback,
+                                      folder=folder)
+        return path, n, {}
+
+    def evaluate(self, *, version: AdapterVersion) -> dict[str, Any]:
+        from services.ml.artifacts import artifact_evaluate
+
+        return artifact_evaluate(folder=version.path, texts=self.held_texts, labels=self.held_labels,
+                                 base_path=version.base.path)
+
+
+class RerankRetrainer(ClassifierRetrainer):
+    """The ranking stage's cross-encoder: trained from the knowledge bases themselves, so it needs no data files;
+    feedback pairs (picks, answers marked wrong, answered knowledge gaps) count as its new examples."""
+
+    name = "rerank"
+    data_files = False
+
+    def feedback(self) -> list[Example]:
+        from services.support.rerank import feedback_examples
+
+        return feedback_examples()
+
+    def incoming(self, since: datetime | None) -> list[str]:
+        return _customer_messages(since)
+
+    def data(self, *, task_row: Task, feedback: list[Example], until: datetime) -> RetrainData:
+        return RerankData(feedback=feedback)

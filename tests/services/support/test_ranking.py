@@ -1,6 +1,8 @@
 """The ranking stage: specific terms weigh heavily, the predicted intent is one small signal, a learned scorer plugs in."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from services.errors import SuiteError
@@ -15,9 +17,13 @@ XR200 = Item(id=3, kind="passage", pk=1, title="XR-200 guide — Warranty", url=
              text="The XR-200 is covered for two years against defects in materials and workmanship.")
 
 
+def _no_signal(question, items):  # noqa: ANN001, ANN202, ARG001
+    return [0.0] * len(items)
+
+
 @pytest.fixture(autouse=True)
 def _no_learned_scorer():  # noqa: ANN202
-    scorer_install(None)
+    scorer_install(_no_signal)  # not the default (the `rerank` champion, looked up in the registry): no learned signal
     yield
     scorer_install(None)
 
@@ -48,7 +54,7 @@ def test_the_predicted_intent_breaks_a_near_tie_but_never_overrides() -> None:
     assert hits_rank(question="backpack warranty", hits=close, intent=out_of_scope)[0].item is other
 
 
-def test_a_learned_scorer_plugs_in_as_question_and_candidates_to_scores() -> None:
+def test_a_learned_scorer_plugs_in_as_question_and_candidates_to_scores(caplog: pytest.LogCaptureFixture) -> None:
     hits = [Hit(item=BACKPACK, fused=0.03, dense=0.6, lexical=0.5), Hit(item=XR200, fused=0.03, dense=0.6, lexical=0.5)]
     seen = []
 
@@ -61,8 +67,9 @@ def test_a_learned_scorer_plugs_in_as_question_and_candidates_to_scores() -> Non
     scorer_install(lambda question, items: [0.0] * len(items))  # noqa: ARG005
     assert hits_rank(question="warranty", hits=hits)[0].item is BACKPACK  # a tie keeps the fused order
     scorer_install(lambda question, items: [1.0])  # noqa: ARG005
-    with pytest.raises(SuiteError, match="1 scores for 2 candidates"):
-        hits_rank(question="warranty", hits=hits)
+    with caplog.at_level(logging.WARNING, logger="services.support.ranking"):  # a broken scorer: ranked without it
+        assert [hit.item for hit in hits_rank(question="warranty", hits=hits)] == [BACKPACK, XR200]
+    assert "returned 1 scores for 2 candidates" in caplog.text
 
 
 def test_bad_weights_are_refused_naming_the_field() -> None:

@@ -1,0 +1,200 @@
+"""The `rerank` task: a cross-encoder the suite trains itself, from each knowledge base's material and its feedback.
+
+The task is a two-label text classifier ("irrelevant", "relevant") of one text holding both sides,
+`question [SEP] candidate` (`pair_text`): the base encoder reads question and candidate in one pass (a cross-encoder;
+the packaged MiniLM's tokenizer reads the literal "[SEP]" as its separator token), its LoRA adapter and scoring head
+say how well the candidate answers. Training and serving build the text with the same `pair_text`, so they cannot
+diverge. Served, the champion's calibrated P(relevant) is the learned signal of the ranking stage
+(services/support/ranking.py); it is the default scorer whenever the task has a champion.
+
+Training pairs (`kb_pairs`, `feedback_examples`):
+1. Each FAQ's question → its own entry relevant; the entries hybrid retrieval ranks highest for that question (hard
+   negatives) and one drawn at random → irrelevant.
+2. Each passage title (document title and section heading) as a query → its passages relevant; the other top
+   retrieved items and one random item → irrelevant.
+3. A customer's pick among offered choices → the picked item relevant, the other offered items irrelevant.
+4. A bot answer an agent marked wrong → the item it answered with irrelevant for that question.
+5. A knowledge gap answered with a new FAQ → that entry relevant for the customer's question.
+"""
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+
+from apps.support.models import Feedback, KnowledgeBase, KnowledgeGap, Message, TrainingExample
+from services.errors import SuiteError
+from services.registry.retraining import Example
+from services.support.retrieval import Item, kb_search
+
+RERANK_TASK = "rerank"
+RELEVANT, IRRELEVANT = "relevant", "irrelevant"
+SEP = "[SEP]"  # BERT-family separator; a base whose sentence-transformers config lower-cases its input would not see it
+QUESTION_WORDS = 40  # a customer's question past this is cut (pairs must leave room for the candidate)
+CANDIDATE_WORDS = 80  # words of the candidate's text after its title: ~110 tokens, within the trainer's 128
+HARD_NEGATIVES = 3  # retrieved items per material query labelled irrelevant (plus one random item)
+HELD_BACK_EVERY = 5  # one material query in five (ordered by a hash of its text) is held back for evaluation
+SEED = 13
+
+
+def candidate_text(item: Item) -> str:
+    """The candidate side: its title and the first CANDIDATE_WORDS words of its answer or passage."""
+    body = " ".join(item.text.replace(SEP, " ").split()[:CANDIDATE_WORDS])
+    title = " ".join(item.title.replace(SEP, " ").split())
+    return f"{title}. {body}" if title else body
+
+
+def pair_text(*, question: str, item: Item) -> str:
+    """The one text the cross-encoder reads: `question [SEP] title. text` (training and serving both use this)."""
+    asked = " ".join(question.replace(SEP, " ").split()[:QUESTION_WORDS])
+    return f"{asked} {SEP} {candidate_text(item)}"
+
+
+@dataclass(frozen=True)
+class RerankPair:
+    query: str
+    item_id: int
+    label: str  # RELEVANT | IRRELEVANT
+    source: str  # kb_faq | kb_passage | customer_pick | agent_marked_wrong | gap_added
+    text: str  # pair_text(query, item)
+
+
+def _pair(*, query: str, item: Item, label: str, source: str) -> RerankPair:
+    return RerankPair(query=query, item_id=item.id, label=label, source=source, text=pair_text(question=query, item=item))
+
+
+def _same_answer(a: Item, b: Item) -> bool:
+    return " ".join(a.text.split()).lower() == " ".join(b.text.split()).lower()
+
+
+def kb_pairs(*, kb: KnowledgeBase, hard_negatives: int = HARD_NEGATIVES, seed: int = SEED) -> list[RerankPair]:
+    """Training pairs from one knowledge base's own material (steps 1 and 2 of the module's list), seeded.
+
+    1. Queries: every FAQ question (its entry is the positive) and every distinct passage title (its passages).
+    2. Negatives: the production candidates (hybrid, fused order) for the query that are not a positive and do not
+       hold the same answer text, the first `hard_negatives` of them, and one further item drawn at random.
+    """
+    search = kb_search(kb=kb)
+    items = list(search.items.values())
+    queries: dict[str, tuple[str, list[Item]]] = {}  # query -> (source, positives)
+    for item in items:
+        if item.kind == "faq" and item.question.strip():
+            queries.setdefault(" ".join(item.question.split()), ("kb_faq", []))[1].append(item)
+        elif item.kind == "passage" and item.title.strip():
+            queries.setdefault(" ".join(item.title.split()), ("kb_passage", []))[1].append(item)
+    rng = random.Random(f"{seed}:{kb.pk}")
+    pairs: list[RerankPair] = []
+    for query, (source, positives) in queries.items():
+        chosen = {item.id for item in positives}
+
+        def negative(item: Item) -> bool:
+            return item.id not in chosen and not any(_same_answer(item, p) for p in positives)
+
+        retrieved = search.candidates(text=query, n=hard_negatives + len(positives) + 5)
+        hard = [hit.item for hit in retrieved if negative(hit.item)][:hard_negatives]
+        rest = [item for item in items if negative(item) and item.id not in {h.id for h in hard}]
+        negatives = hard + ([rng.choice(rest)] if rest else [])
+        pairs += [_pair(query=query, item=item, label=RELEVANT, source=source) for item in positives]
+        pairs += [_pair(query=query, item=item, label=IRRELEVANT, source=source) for item in negatives]
+    return pairs
+
+
+def items_all() -> dict[int, Item]:
+    """Every item of every knowledge base by its id (ids are unique across KBs: derived from the row's pk)."""
+    found: dict[int, Item] = {}
+    for kb in KnowledgeBase.objects.order_by("pk"):
+        found.update(kb_search(kb=kb).items)
+    return found
+
+
+def _cited_item_id(citation: dict) -> int | None:
+    """The item id of a citation ({"kind", "id": the row's pk}); None when it names no FAQ entry or passage."""
+    kind, pk = citation.get("kind"), citation.get("id")
+    if not isinstance(pk, int) or kind not in ("faq", "passage"):
+        return None
+    return pk * 2 if kind == "faq" else pk * 2 + 1
+
+
+def feedback_examples(*, items: dict[int, Item] | None = None) -> list[Example]:
+    """Every feedback pair (steps 3 to 5 of the module's list) as training examples, oldest first.
+
+    A pair whose item is no longer in any knowledge base is left out (its text cannot be built).
+    """
+    items = items_all() if items is None else items
+    out: list[tuple[datetime, int, Example]] = []
+
+    def add(question: str, item_id: int | None, label: str, source: str, when: datetime) -> None:
+        item = items.get(item_id) if item_id is not None else None
+        if item is not None and question.strip():
+            out.append((when, len(out), Example(pair_text(question=question, item=item), label, source, when)))
+
+    picks = TrainingExample.objects.filter(task=RERANK_TASK).select_related("message").order_by("created_at", "id")
+    for row in picks:
+        picked = int(row.label) if row.label.isdigit() else None
+        add(row.text, picked, RELEVANT, row.source, row.created_at)
+        offered = row.message.choices if row.message is not None else []
+        for choice in offered:
+            if choice.get("kind") == "item" and str(choice.get("id")) != row.label and str(choice.get("id")).isdigit():
+                add(row.text, int(choice["id"]), IRRELEVANT, row.source, row.created_at)
+    wrong = Feedback.objects.filter(kind=Feedback.WRONG, message__reply_to__isnull=False,
+                                    message__sender__in=(Message.BOT, Message.SUGGESTION)).select_related("message__reply_to")
+    for feedback in wrong.order_by("created_at", "id"):
+        message = feedback.message
+        answered = _cited_item_id(message.citations[0]) if message.citations else None  # the answer it gave first
+        add(message.reply_to.text, answered, IRRELEVANT, "agent_marked_wrong", feedback.created_at)
+    gaps = KnowledgeGap.objects.filter(status=KnowledgeGap.ADDED, faq__isnull=False).select_related("faq")
+    for gap in gaps.order_by("created_at", "id"):
+        add(gap.question, gap.faq.pk * 2, RELEVANT, "gap_added", max(gap.created_at, gap.faq.updated_at))
+    out.sort(key=lambda row: (row[0], row[1]))
+    return [example for _, _, example in out]
+
+
+def material_split(pairs: Sequence[RerankPair], *, max_pairs: int, seed: int = SEED) -> tuple[list[RerankPair], list[RerankPair]]:
+    """(training, held-back) material pairs: at most `max_pairs` in all (a seeded sample of whole queries), every
+    HELD_BACK_EVERY-th query (ordered by a hash of its text, so an unchanged KB gives the same split) held back."""
+    by_query: dict[str, list[RerankPair]] = {}
+    for pair in pairs:
+        by_query.setdefault(pair.query, []).append(pair)
+    queries = sorted(by_query, key=lambda q: (zlib.crc32(q.encode("utf-8")), q))
+    if sum(len(rows) for rows in by_query.values()) > max_pairs:
+        rng = random.Random(seed)
+        rng.shuffle(queries)
+        kept, total = [], 0
+        for query in queries:
+            if total + len(by_query[query]) > max_pairs:
+                continue
+            kept.append(query)
+            total += len(by_query[query])
+        queries = sorted(kept, key=lambda q: (zlib.crc32(q.encode("utf-8")), q))
+    train, held = [], []
+    for position, query in enumerate(queries):
+        (held if position % HELD_BACK_EVERY == HELD_BACK_EVERY - 1 else train).extend(by_query[query])
+    return train, held
+
+
+def material_pairs(*, kbs: Iterable[KnowledgeBase] | None = None) -> list[RerankPair]:
+    """The material pairs of every knowledge base (or of `kbs`)."""
+    kbs = KnowledgeBase.objects.order_by("pk") if kbs is None else kbs
+    return [pair for kb in kbs for pair in kb_pairs(kb=kb)]
+
+
+# --- serving: the champion as the ranking stage's learned scorer --------------------------------------------
+
+def champion_scores(question: str, candidates: Sequence[Item]) -> list[float]:
+    """P(relevant) of the `rerank` champion for the first SUPPORT_RERANK_TOP candidates (one batched call), 0 for
+    the rest; NotFound when the task has no champion (the ranking stage then ranks without a learned signal)."""
+    from services.registry.serving import texts_classify
+
+    scored = list(candidates[:settings.SUPPORT_RERANK_TOP])
+    if not scored:
+        return [0.0] * len(candidates)
+    out = texts_classify(task=RERANK_TASK, texts=[pair_text(question=question, item=item) for item in scored])
+    if RELEVANT not in out.label_names:
+        raise SuiteError(f"The {RERANK_TASK} champion has no {RELEVANT!r} label ({', '.join(out.label_names)}).",
+                         field="task")
+    column = out.label_names.index(RELEVANT)
+    return [float(p) for p in out.probs[:, column]] + [0.0] * (len(candidates) - len(scored))
