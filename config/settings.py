@@ -387,6 +387,7 @@ RETRAIN_PLUGINS = [
     "services.sentiment.retraining.SentimentRetrainer",
     "services.sentiment.retraining.TopicRetrainer",
     "services.support.retraining.IntentRetrainer",
+    "services.support.retraining.RerankRetrainer",
     "services.recommender.retraining.RecommenderRetrainer",
 ]
 
@@ -575,6 +576,11 @@ SUPPORT_AMBIGUITY_MARGIN = _env_fraction("SUPPORT_AMBIGUITY_MARGIN", 0.05)
 SUPPORT_HANDOFF_INTENTS = env_list("SUPPORT_HANDOFF_INTENTS", "talk_to_human,human_agent,speak_to_agent,agent")
 SUPPORT_HANDOFF_CONFIRM = env_bool("SUPPORT_HANDOFF_CONFIRM", False)
 SUPPORT_RERANK_SCORER = os.environ.get("SUPPORT_RERANK_SCORER", "")
+# The `rerank` cross-encoder (services/support/rerank.py), the learned scorer whenever that task has a champion: it
+# scores the first SUPPORT_RERANK_TOP fused candidates of a question (one batched call; latency grows with it), and
+# a retraining run builds at most SUPPORT_RERANK_MAX_PAIRS pairs from the knowledge bases (a seeded sample of queries).
+SUPPORT_RERANK_TOP = env_int("SUPPORT_RERANK_TOP", 10, minimum=1)
+SUPPORT_RERANK_MAX_PAIRS = env_int("SUPPORT_RERANK_MAX_PAIRS", 4000, minimum=10)
 # Routing of handed-off conversations (services/support/assignment.py): "team:intent|intent,team:intent" where a team
 # is a Django group of agents; a conversation whose intent a team covers goes to its least busy available member,
 # any other (or when no member is available) to the least busy available agent; "" = no teams.
