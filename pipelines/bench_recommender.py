@@ -8,6 +8,11 @@ later runs of the same sizes). The item vectors are random unit vectors stored s
 SUPPORT_IVF_THRESHOLD an IVF snapshot is trained once, as a worker would, and every server loads it. The server is the real ASGI server
 (daphne), `servers` processes accepting on one shared socket (one Django process runs sync views one at a time), DEBUG off; clients hold keep-alive connections and ask for k=10 for random users (10% of
 them unknown: cold start). Last line: {"items", "users", "p50_ms", "p95_ms", "p99_ms", "rps", "raw_faiss_p99_ms", ...}.
+Where the servers' time goes comes from each answer's Server-Timing header: "server_sections_ms" (mean ms per
+section), "server_app_p50_ms"/"server_app_p99_ms" (the view's own time), "ranker_share_server" (the learned ranker's
+share of the view's time) and "ranker_share_latency" (of the latency the clients saw); "ranker_share" is the same share
+measured in this process beforehand. "impressions": "redis", or "database" when REDIS_URL does not answer (every
+request then writes a row: start Redis, as production has it, for comparable figures).
 """
 from __future__ import annotations
 
@@ -114,8 +119,25 @@ def servers_start(*, processes: int) -> tuple[list[subprocess.Popen], int, socke
     raise RuntimeError("daphne did not start within 60 s")
 
 
-def load_run(*, port: int, token: str, n_users: int, n_requests: int, concurrency: int, seed: int = 0) -> tuple[list[float], float, int]:
-    """(latencies in ms, wall seconds, errors) of n_requests GETs from `concurrency` keep-alive clients."""
+def server_timing(header: str | None) -> dict[str, float]:
+    """{section: ms} of a Server-Timing header ("ranker;dur=0.512, app;dur=6.1"); {} without one."""
+    out: dict[str, float] = {}
+    for part in (header or "").split(","):
+        name, _, params = part.strip().partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur" and name:
+                try:
+                    out[name] = out.get(name, 0.0) + float(value)
+                except ValueError:
+                    pass
+    return out
+
+
+def load_run(*, port: int, token: str, n_users: int, n_requests: int, concurrency: int, seed: int = 0,
+             timings: list[dict[str, float]] | None = None) -> tuple[list[float], float, int]:
+    """(latencies in ms, wall seconds, errors) of n_requests GETs from `concurrency` keep-alive clients; each answer's
+    Server-Timing sections (ms) are appended to `timings` when given."""
     rng = random.Random(seed)
     paths = [f"/api/recommendations?user={'u' if rng.random() < 0.9 else 'nobody-'}{rng.randrange(n_users)}&k=10"
              for _ in range(n_requests)]
@@ -140,6 +162,8 @@ def load_run(*, port: int, token: str, n_users: int, n_requests: int, concurrenc
             with lock:
                 latencies.append(elapsed)
                 errors[0] += response.status != 200
+                if timings is not None:
+                    timings.append(server_timing(response.getheader("Server-Timing")))
         connection.close()
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
@@ -205,6 +229,30 @@ def serving_profile(*, n_users: int, n: int = 300, seed: int = 7) -> dict[str, f
             "ranker_share": round(spent[0] / sum(times), 3) if times else 0.0, "ranker": ranker is not None}
 
 
+def server_figures(timings: list[dict[str, float]], latencies: list[float]) -> dict[str, Any]:
+    """The servers' own figures from the answers' Server-Timing headers: mean ms per section, the view's ("app") p50/p99,
+    and the ranker's share of the view's time and of the latency the clients saw."""
+    names = sorted({name for t in timings for name in t})
+    app = [t.get("app", 0.0) for t in timings]
+    ranker = sum(t.get("ranker", 0.0) for t in timings)
+    return {"server_sections_ms": {name: round(sum(t.get(name, 0.0) for t in timings) / max(len(timings), 1), 3) for name in names},
+            "server_app_p50_ms": _pct(app, 50) if app else None, "server_app_p99_ms": _pct(app, 99) if app else None,
+            "ranker_share_server": round(ranker / sum(app), 3) if sum(app) else 0.0,
+            "ranker_share_latency": round(ranker / sum(latencies), 3) if sum(latencies) else 0.0}
+
+
+def impressions_target() -> str:
+    """Where the servers queue impressions: "redis", or "database" when REDIS_URL does not answer (then every request
+    writes a row, which costs more than the ranking on SQLite: start Redis for figures comparable with production)."""
+    try:
+        from services.kafka_lag import redis_client
+
+        redis_client().ping()
+        return "redis"
+    except Exception:  # noqa: BLE001 - any failure means the fallback path
+        return "database"
+
+
 def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_requests: int = 2000, concurrency: int = 4,
                       servers: int = 2, quiet: bool = False, ranker: bool = True) -> dict[str, Any]:
     catalogue_ensure(n_items=n_items, n_users=n_users, quiet=quiet)
@@ -221,7 +269,9 @@ def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_reques
     processes, port, listener = servers_start(processes=servers)
     try:  # warm up: every process loads the index on its first request
         load_run(port=port, token=token, n_users=n_users, n_requests=min(50 * servers, n_requests), concurrency=servers, seed=99)
-        latencies, wall, errors = load_run(port=port, token=token, n_users=n_users, n_requests=n_requests, concurrency=concurrency)
+        timings: list[dict[str, float]] = []
+        latencies, wall, errors = load_run(port=port, token=token, n_users=n_users, n_requests=n_requests, concurrency=concurrency,
+                                           timings=timings)
     finally:
         for server in processes:
             server.terminate()
@@ -238,9 +288,13 @@ def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_reques
               "mean_ms": round(statistics.fmean(latencies), 2), "rps": round(len(latencies) / wall, 1),
               "raw_faiss_p99_ms": raw, "index": "ivf" if n_items >= ivf_threshold() else "flat", "server": f"daphne x{servers} (one shared socket)",
               "vectors": "random unit vectors, dim 384", **profile,
-              "refresh_s": refresh.get("seconds"), "ranker_active": refresh.get("ranker")}
+              "refresh_s": refresh.get("seconds"), "ranker_active": refresh.get("ranker"), **server_figures(timings, latencies),
+              "impressions": impressions_target()}
     if not quiet:
         print(f"GET /api/recommendations: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {result['rps']} req/s "
               f"({concurrency} clients); raw FAISS p99 {raw} ms; ranker {'on' if profile['ranker'] else 'off'}, "
               f"{100 * profile['ranker_share']:.0f}% of a request's time in process", file=sys.stderr)
+        print(f"server side (Server-Timing, mean ms): {result['server_sections_ms']}; the ranker "
+              f"{100 * result['ranker_share_server']:.1f}% of the view's time, {100 * result['ranker_share_latency']:.1f}% "
+              f"of the latency clients saw; impressions to {result['impressions']}", file=sys.stderr)
     return result
