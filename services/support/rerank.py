@@ -27,7 +27,7 @@ from datetime import datetime
 from django.conf import settings
 
 from apps.support.models import Feedback, KnowledgeBase, KnowledgeGap, Message, TrainingExample
-from services.errors import SuiteError
+from services.errors import NotFound, SuiteError
 from services.registry.retraining import Example
 from services.support.retrieval import Item, kb_search
 
@@ -61,10 +61,12 @@ class RerankPair:
     label: str  # RELEVANT | IRRELEVANT
     source: str  # kb_faq | kb_passage | customer_pick | agent_marked_wrong | gap_added
     text: str  # pair_text(query, item)
+    kb: int = 0  # the knowledge base's pk (material pairs)
 
 
-def _pair(*, query: str, item: Item, label: str, source: str) -> RerankPair:
-    return RerankPair(query=query, item_id=item.id, label=label, source=source, text=pair_text(question=query, item=item))
+def _pair(*, query: str, item: Item, label: str, source: str, kb: int = 0) -> RerankPair:
+    return RerankPair(query=query, item_id=item.id, label=label, source=source, text=pair_text(question=query, item=item),
+                      kb=kb)
 
 
 def _same_answer(a: Item, b: Item) -> bool:
@@ -98,8 +100,8 @@ def kb_pairs(*, kb: KnowledgeBase, hard_negatives: int = HARD_NEGATIVES, seed: i
         hard = [hit.item for hit in retrieved if negative(hit.item)][:hard_negatives]
         rest = [item for item in items if negative(item) and item.id not in {h.id for h in hard}]
         negatives = hard + ([rng.choice(rest)] if rest else [])
-        pairs += [_pair(query=query, item=item, label=RELEVANT, source=source) for item in positives]
-        pairs += [_pair(query=query, item=item, label=IRRELEVANT, source=source) for item in negatives]
+        pairs += [_pair(query=query, item=item, label=RELEVANT, source=source, kb=kb.pk) for item in positives]
+        pairs += [_pair(query=query, item=item, label=IRRELEVANT, source=source, kb=kb.pk) for item in negatives]
     return pairs
 
 
@@ -176,19 +178,57 @@ def material_split(pairs: Sequence[RerankPair], *, max_pairs: int, seed: int = S
     return train, held
 
 
+def retrieval_relevance(pairs: Sequence[RerankPair]) -> list[float]:
+    """Each material pair's retrieval confidence (0 when hybrid retrieval does not find the item for the query): the
+    baseline a held-back ranking is read against (`retrieval_mrr`)."""
+    found: dict[tuple[int, str], dict[int, float]] = {}
+    kbs = {kb.pk: kb for kb in KnowledgeBase.objects.filter(pk__in={p.kb for p in pairs})}
+    out = []
+    for pair in pairs:
+        key = (pair.kb, pair.query)
+        if key not in found:
+            kb = kbs.get(pair.kb)
+            hits = kb_search(kb=kb).candidates(text=pair.query, n=50) if kb is not None else []
+            found[key] = {hit.item.id: hit.confidence for hit in hits}
+        out.append(found[key].get(pair.item_id, 0.0))
+    return out
+
+
 def material_pairs(*, kbs: Iterable[KnowledgeBase] | None = None) -> list[RerankPair]:
     """The material pairs of every knowledge base (or of `kbs`)."""
     kbs = KnowledgeBase.objects.order_by("pk") if kbs is None else kbs
     return [pair for kb in kbs for pair in kb_pairs(kb=kb)]
 
 
+def ranking_metrics(*, queries: Sequence[str], labels: Sequence[str], relevance: Sequence[float]) -> dict[str, float]:
+    """How well P(relevant) orders each held-back query's candidates, which is how the ranking stage uses it:
+    `mrr` (mean reciprocal rank of the first relevant candidate) and `top1` (share of queries whose best-scored
+    candidate is relevant), over the queries with a relevant and an irrelevant candidate; ties count against."""
+    by_query: dict[str, list[tuple[float, bool]]] = {}
+    for query, label, score in zip(queries, labels, relevance):
+        by_query.setdefault(query, []).append((float(score), label == RELEVANT))
+    ranks = []
+    for rows in by_query.values():
+        if not any(good for _, good in rows) or all(good for _, good in rows):
+            continue
+        best = max(score for score, good in rows if good)
+        ranks.append(1 + sum(1 for score, good in rows if not good and score >= best))
+    if not ranks:
+        return {"mrr": 0.0, "top1": 0.0, "n_queries": 0}
+    return {"mrr": round(sum(1.0 / r for r in ranks) / len(ranks), 5),
+            "top1": round(sum(1 for r in ranks if r == 1) / len(ranks), 5), "n_queries": len(ranks)}
+
+
 # --- serving: the champion as the ranking stage's learned scorer --------------------------------------------
 
 def champion_scores(question: str, candidates: Sequence[Item]) -> list[float]:
     """P(relevant) of the `rerank` champion for the first SUPPORT_RERANK_TOP candidates (one batched call), 0 for
-    the rest; NotFound when the task has no champion (the ranking stage then ranks without a learned signal)."""
+    the rest; NotFound when the task has no champion or SUPPORT_RERANK_TOP is 0 (the ranking stage then ranks without
+    a learned signal)."""
     from services.registry.serving import texts_classify
 
+    if settings.SUPPORT_RERANK_TOP == 0:  # switched off: no learned signal, as without a champion
+        raise NotFound("The rerank cross-encoder is switched off (SUPPORT_RERANK_TOP=0).", field="task")
     scored = list(candidates[:settings.SUPPORT_RERANK_TOP])
     if not scored:
         return [0.0] * len(candidates)

@@ -46,6 +46,9 @@ class RerankData:
         self.feedback = feedback[-max_pairs:]  # the newest, when there are more
         self.base_texts, self.base_labels = [p.text for p in train], [p.label for p in train]
         self.held_texts, self.held_labels = [p.text for p in held], [p.label for p in held]
+        self.held_queries = [p.query for p in held]
+        self._held = held
+        self._retrieval: dict[str, float] | None = None
         self.reference_texts = sorted({p.query for p in train})  # what customers' questions are compared with
         self.train_labels = self.base_labels
         self.skipped: list[str] = []
@@ -61,10 +64,29 @@ class RerankData:
         return path, n, {}
 
     def evaluate(self, *, version: AdapterVersion) -> dict[str, Any]:
+        """The classifier's numbers (accuracy, macro-F1, calibration) and, what the gate reads, how its P(relevant)
+        orders each held-back query's candidates (`mrr`, `top1`)."""
         from services.ml.artifacts import artifact_evaluate
+        from services.support.rerank import RELEVANT, ranking_metrics
 
-        return artifact_evaluate(folder=version.path, texts=self.held_texts, labels=self.held_labels,
-                                 base_path=version.base.path)
+        rows: list[dict[str, Any]] = []
+        metrics = artifact_evaluate(folder=version.path, texts=self.held_texts, labels=self.held_labels,
+                                    base_path=version.base.path, predictions=rows)
+        # Two labels: P(relevant) is the predicted label's probability, or its complement.
+        relevance = [r["probability"] if r["predicted"] == RELEVANT else 1.0 - r["probability"] for r in rows]
+        return {**metrics, **ranking_metrics(queries=self.held_queries, labels=self.held_labels, relevance=relevance),
+                **self._retrieval_baseline()}
+
+    def _retrieval_baseline(self) -> dict[str, float]:
+        """`retrieval_mrr` / `retrieval_top1`: the same held-back candidates ordered by retrieval confidence alone
+        (the same for every version: what a version must beat to help the ranking stage)."""
+        from services.support.rerank import ranking_metrics, retrieval_relevance
+
+        if self._retrieval is None:
+            found = ranking_metrics(queries=self.held_queries, labels=self.held_labels,
+                                    relevance=retrieval_relevance(self._held))
+            self._retrieval = {"retrieval_mrr": found["mrr"], "retrieval_top1": found["top1"]}
+        return self._retrieval
 
 
 class RerankRetrainer(ClassifierRetrainer):
@@ -73,6 +95,10 @@ class RerankRetrainer(ClassifierRetrainer):
 
     name = "rerank"
     data_files = False
+    # Gated on how it orders the held-back queries' candidates (what serving uses), not on thresholded labels: with
+    # ~4 irrelevant pairs per relevant one, accuracy and macro-F1 mostly measure the 0.5 cut-off, so no guard.
+    gate_metric = "mrr"
+    gate_guard_metric = ""
 
     def feedback(self) -> list[Example]:
         from services.support.rerank import feedback_examples

@@ -25,6 +25,7 @@ from services.support.rerank import (
     material_pairs,
     material_split,
     pair_text,
+    ranking_metrics,
 )
 from services.support.retraining import RerankData
 from services.support.retrieval import kb_search
@@ -159,29 +160,37 @@ def shop_kb(bow_encoder, tmp_path: Path):  # noqa: ANN001, ANN201
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rerank_run_trains_on_the_kbs_judges_held_back_queries_gates_and_promotes(shop_kb, settings,
-                                                                                   tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_rerank_run_trains_on_the_kbs_judges_held_back_queries_gates_and_promotes(shop_kb, settings) -> None:  # noqa: ANN001
     from pipelines.retrain import retrain_run
 
     settings.RETRAIN_EPOCHS = 2
     settings.RETRAIN_MIN_EXAMPLES = 5
     idle = run_json("retrain", task="rerank")  # no base data or held-back files needed: the KBs are the data
     assert idle["ran"] is False and "too few new examples: 0 < 5" in idle["reason"]
-    # A deliberately poor champion v1, trained from a file by the generic command: the KB's pairs, labels swapped.
-    pairs = material_pairs()
-    swapped = csv_write(tmp_path / "swapped.csv", [p.text for p in pairs],
-                        [IRRELEVANT if p.label == RELEVANT else RELEVANT for p in pairs])
-    v1 = run_json("train_adapter", task="rerank", data=str(swapped), epochs=1)
-    assert v1["version"] == 1 and v1["champion"] is True
 
-    run = retrain_run(task="rerank", force=True)
-    assert run.status == RetrainRun.PROMOTED and run.promoted and run.version.version == 2, run.reason
+    first = retrain_run(task="rerank", force=True)
+    assert first.status == RetrainRun.PROMOTED and first.version.version == 1, first.reason
+    pairs = material_pairs()
     _, held = material_split(pairs, max_pairs=settings.SUPPORT_RERANK_MAX_PAIRS)
-    assert run.metrics["n"] == run.champion_metrics["n"] == len(held)  # both judged on the held-back queries
-    assert run.metrics["macro_f1"] > run.champion_metrics["macro_f1"]
-    assert "macro_f1" in run.reason and "gain +" in run.reason  # the task's gate decided
-    assert run.n_examples == len(pairs) - len(held)
-    assert Alias.objects.get(task__name="rerank", name="champion").version.version == 2
+    assert first.n_examples == len(pairs) - len(held)  # held-back queries never train
+    assert first.metrics["n"] == len(held) and first.metrics["n_queries"] == len({p.query for p in held})
+    assert first.metrics["retrieval_mrr"] == 1.0  # a material query finds its own entry first by retrieval
+
+    second = retrain_run(task="rerank", force=True)  # gated against v1 on the same held-back queries, on MRR
+    assert second.version.version == 2 and second.metrics["n"] == second.champion_metrics["n"] == len(held)
+    assert "mrr" in second.reason
+    gained = second.metrics["mrr"] >= second.champion_metrics["mrr"]
+    assert second.promoted is gained and second.status == (RetrainRun.PROMOTED if gained else RetrainRun.REJECTED)
+    champion = Alias.objects.get(task__name="rerank", name="champion").version.version
+    assert champion == (2 if gained else 1)
+
+
+def test_the_gate_metric_is_how_well_p_relevant_orders_each_querys_candidates() -> None:
+    queries = ["a", "a", "a", "b", "b", "c"]
+    labels = [RELEVANT, IRRELEVANT, IRRELEVANT, IRRELEVANT, RELEVANT, RELEVANT]
+    found = ranking_metrics(queries=queries, labels=labels, relevance=[0.9, 0.1, 0.2, 0.6, 0.6, 0.5])
+    # a: relevant first (1); b: a tie counts against (1/2); c: no irrelevant candidate, not counted
+    assert found == {"mrr": 0.75, "top1": 0.5, "n_queries": 2}
 
 
 def _spy_classify(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str], ClassifyOutput]]:
@@ -270,3 +279,7 @@ def test_a_failing_scorer_is_logged_and_answering_goes_on_without_it(shop_kb, se
     # An explicit scorer (SUPPORT_RERANK_SCORER or scorer_install) still overrides the champion.
     scorer_install(lambda q, items: [0.0] * len(items))  # noqa: ARG005
     assert hits_rank(question=question, hits=kb_search(kb=shop_kb).candidates(text=question, n=5)) and len(calls) == 1
+    scorer_install(None)
+    settings.SUPPORT_RERANK_TOP = 0  # switched off: the champion is not asked
+    question_answer(kb=shop_kb, text=question)
+    assert len(calls) == 1
