@@ -579,7 +579,7 @@ SUPPORT_RERANK_SCORER = os.environ.get("SUPPORT_RERANK_SCORER", "")
 # The `rerank` cross-encoder (services/support/rerank.py), the learned scorer whenever that task has a champion: it
 # scores the first SUPPORT_RERANK_TOP fused candidates of a question (one batched call; latency grows with it), and
 # a retraining run builds at most SUPPORT_RERANK_MAX_PAIRS pairs from the knowledge bases (a seeded sample of queries).
-SUPPORT_RERANK_TOP = env_int("SUPPORT_RERANK_TOP", 10, minimum=1)
+SUPPORT_RERANK_TOP = env_int("SUPPORT_RERANK_TOP", 10, minimum=0)  # 0: the cross-encoder is not used
 SUPPORT_RERANK_MAX_PAIRS = env_int("SUPPORT_RERANK_MAX_PAIRS", 4000, minimum=10)
 # Routing of handed-off conversations (services/support/assignment.py): "team:intent|intent,team:intent" where a team
 # is a Django group of agents; a conversation whose intent a team covers goes to its least busy available member,
