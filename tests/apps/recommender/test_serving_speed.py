@@ -6,9 +6,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.recommender import tasks
-from apps.recommender.models import Event, Item
+from apps.recommender.models import Event, Impression, Item
 from pipelines.bench_recommender import server_timing
-from services.recommender import merch, ranking, recommend, sources
+from services.recommender import impressions, merch, ranking, recommend, sources
 from tests.apps.recommender.test_api import event
 from tests.apps.recommender.test_serving import buy_knife_then_bag
 
@@ -108,3 +108,32 @@ def test_an_answer_says_where_its_time_went_in_a_server_timing_header(catalogue:
     session = catalogue.post("/api/recommendations/session", {"items": ["knife-1"], "k": 3}, format="json")
     assert "ranker" in server_timing(session["Server-Timing"])
 
+
+
+def test_impressions_leave_the_request_for_a_background_push_once_redis_answered(catalogue: APIClient) -> None:
+    impressions.impressions_forget()
+    first = catalogue.get("/api/recommendations", {"user": "camper", "k": 2}).json()["request_id"]  # pushed in the request
+    assert impressions._redis_ok and not impressions._queued
+    later = [catalogue.get("/api/recommendations", {"user": f"c{n}", "k": 2}).json()["request_id"] for n in range(3)]
+    assert not Impression.objects.filter(request_id__in=[first, *later]).exists()
+    assert tasks.impressions_drain() >= 4  # the drain pushes this process's queue first: none is missed
+    assert set(Impression.objects.filter(request_id__in=[first, *later]).values_list("request_id", flat=True)) == {first, *later}
+    impressions.impressions_forget()
+
+
+def test_rows_a_failed_background_push_left_are_written_by_the_next_request(catalogue: APIClient, settings,  # noqa: ANN001
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    impressions.impressions_forget()
+    catalogue.get("/api/recommendations", {"user": "camper", "k": 2})  # Redis answered: later rows are queued
+    tasks.impressions_drain()
+    monkeypatch.setattr(impressions, "_pusher_ensure", lambda: None)  # no thread: the test pushes by hand
+    queued = catalogue.get("/api/recommendations", {"user": "queued", "k": 2}).json()["request_id"]
+    assert len(impressions._queued) == 1
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # Redis goes away (nothing listens there)
+    impressions._redis_ok[settings.REDIS_URL] = True  # as when the URL had answered before
+    assert impressions.impressions_flush() == 0 and impressions._failed and not impressions._queued
+    assert not Impression.objects.filter(request_id=queued).exists()
+    after = catalogue.get("/api/recommendations", {"user": "after", "k": 2}).json()["request_id"]
+    assert set(Impression.objects.filter(request_id__in=[queued, after]).values_list("user_id", flat=True)) == {"queued", "after"}
+    assert not impressions._failed
+    impressions.impressions_forget()
