@@ -13,7 +13,8 @@ Training pairs (`kb_pairs`, `feedback_examples`):
 2. Each passage title (document title and section heading) as a query → its passages relevant; the other top
    retrieved items and one random item → irrelevant.
 3. A customer's pick among offered choices → the picked item relevant, the other offered items irrelevant.
-4. A bot answer an agent marked wrong → the item it answered with irrelevant for that question.
+4. A bot answer an agent marked wrong → the item it answered with irrelevant for that question; one an agent
+   marked right → relevant (customers' thumbs are not used: anyone holding a conversation's token can give them).
 5. A knowledge gap answered with a new FAQ → that entry relevant for the customer's question.
 """
 from __future__ import annotations
@@ -59,7 +60,7 @@ class RerankPair:
     query: str
     item_id: int
     label: str  # RELEVANT | IRRELEVANT
-    source: str  # kb_faq | kb_passage | customer_pick | agent_marked_wrong | gap_added
+    source: str  # kb_faq | kb_passage | customer_pick | agent_marked_wrong | agent_confirmed | gap_added
     text: str  # pair_text(query, item)
     kb: int = 0  # the knowledge base's pk (material pairs)
 
@@ -142,12 +143,15 @@ def feedback_examples(*, items: dict[int, Item] | None = None) -> list[Example]:
         for choice in offered:
             if choice.get("kind") == "item" and str(choice.get("id")) != row.label and str(choice.get("id")).isdigit():
                 add(row.text, int(choice["id"]), IRRELEVANT, row.source, row.created_at)
-    wrong = Feedback.objects.filter(kind=Feedback.WRONG, message__reply_to__isnull=False,
-                                    message__sender__in=(Message.BOT, Message.SUGGESTION)).select_related("message__reply_to")
-    for feedback in wrong.order_by("created_at", "id"):
+    judged = Feedback.objects.filter(kind__in=(Feedback.WRONG, Feedback.RIGHT), message__reply_to__isnull=False,
+                                     message__sender__in=(Message.BOT, Message.SUGGESTION)).select_related("message__reply_to")
+    for feedback in judged.order_by("created_at", "id"):
         message = feedback.message
         answered = _cited_item_id(message.citations[0]) if message.citations else None  # the answer it gave first
-        add(message.reply_to.text, answered, IRRELEVANT, "agent_marked_wrong", feedback.created_at)
+        if feedback.kind == Feedback.WRONG:
+            add(message.reply_to.text, answered, IRRELEVANT, "agent_marked_wrong", feedback.created_at)
+        else:
+            add(message.reply_to.text, answered, RELEVANT, "agent_confirmed", feedback.created_at)
     gaps = KnowledgeGap.objects.filter(status=KnowledgeGap.ADDED, faq__isnull=False).select_related("faq")
     for gap in gaps.order_by("created_at", "id"):
         add(gap.question, gap.faq.pk * 2, RELEVANT, "gap_added", max(gap.created_at, gap.faq.updated_at))

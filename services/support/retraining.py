@@ -43,9 +43,12 @@ class RerankData:
 
         max_pairs = settings.SUPPORT_RERANK_MAX_PAIRS
         train, held = material_split(material_pairs(), max_pairs=max_pairs)
-        self.feedback = feedback[-max_pairs:]  # the newest, when there are more
         self.base_texts, self.base_labels = [p.text for p in train], [p.label for p in train]
         self.held_texts, self.held_labels = [p.text for p in held], [p.label for p in held]
+        # The newest feedback pairs, less any that is a held-back pair (a customer asking an FAQ's exact question):
+        # the gate must judge on pairs no version trained on.
+        held_set = set(self.held_texts)
+        self.feedback = [e for e in feedback if e.text not in held_set][-max_pairs:]
         self.held_queries = [p.query for p in held]
         self._held = held
         self._retrieval: dict[str, float] | None = None

@@ -107,7 +107,7 @@ def test_held_back_queries_never_train_and_the_cap_keeps_whole_queries(fixture_k
         assert sorted(p.text for p in kept if p.query == query) == sorted(p.text for p in pairs if p.query == query)
 
 
-def test_a_pick_an_answer_marked_wrong_and_an_answered_gap_become_pairs(fixture_kb, settings) -> None:  # noqa: ANN001
+def test_a_pick_answers_judged_by_an_agent_and_an_answered_gap_become_pairs(fixture_kb, settings) -> None:  # noqa: ANN001
     settings.SUPPORT_AMBIGUITY_MARGIN = 0.0
     kb = kb_ensure(name="default")
     password = _item(kb, question="How do I reset my password?")
@@ -129,6 +129,11 @@ def test_a_pick_an_answer_marked_wrong_and_an_answered_gap_become_pairs(fixture_
     conversations.gap_add_to_kb(gap=gap, answer="We ship to Norway in 3 days.", question="Do you ship to Norway?",
                                 title="Norway")
     norway = _item(kb, question="Do you ship to Norway?")
+    # An answer an agent marked right: the item it answered with relevant for that question.
+    refund = conversations.message_receive(kb=kb, token=None, text="What is your refund policy?")
+    assert refund.answer.reason == "answered"
+    refunds = kb_search(kb=kb).items[refund.answer.hits[0].item.id]
+    conversations.feedback_record(message=refund.reply, kind=Feedback.RIGHT)
 
     examples = feedback_examples()
     got = [(e.text, e.label, e.source) for e in examples]
@@ -137,10 +142,15 @@ def test_a_pick_an_answer_marked_wrong_and_an_answered_gap_become_pairs(fixture_
         (pair_text(question="How do I reset it?", item=password), IRRELEVANT, "customer_pick"),
         (pair_text(question="Do you ship abroad to Norway?", item=shipping), IRRELEVANT, "agent_marked_wrong"),
         (pair_text(question="Do you ship abroad to Norway?", item=norway), RELEVANT, "gap_added"),
-    ]
+        (pair_text(question="What is your refund policy?", item=refunds), RELEVANT, "agent_confirmed"),
+    ]  # oldest first
     # The run trains on them next to the material pairs; the held-back part is material only.
     data = RerankData(feedback=examples)
-    assert data.held_texts and not set(data.held_texts) & {e.text for e in examples}
+    assert data.held_texts and not set(data.held_texts) & {e.text for e in data.feedback}
+    # "What is your refund policy?" is an FAQ's own question: when that query is held back, its pair stays out.
+    held = set(data.held_texts)
+    assert pair_text(question="What is your refund policy?", item=refunds) in held  # (so the filter is exercised)
+    assert [e.text for e in data.feedback] == [e.text for e in examples if e.text not in held]
 
 
 WORDS = ["battery", "charger", "screen", "strap", "lens", "case", "cable", "speaker", "button", "light", "fan", "pump"]
