@@ -70,19 +70,18 @@ def _pair(*, query: str, item: Item, label: str, source: str, kb: int = 0) -> Re
                       kb=kb)
 
 
-def _same_answer(a: Item, b: Item) -> bool:
-    return " ".join(a.text.split()).lower() == " ".join(b.text.split()).lower()
-
-
-def kb_pairs(*, kb: KnowledgeBase, hard_negatives: int = HARD_NEGATIVES, seed: int = SEED) -> list[RerankPair]:
+def kb_pairs(*, kb: KnowledgeBase, hard_negatives: int = HARD_NEGATIVES, seed: int = SEED,
+             max_queries: int | None = None) -> list[RerankPair]:
     """Training pairs from one knowledge base's own material (steps 1 and 2 of the module's list), seeded.
 
-    1. Queries: every FAQ question (its entry is the positive) and every distinct passage title (its passages).
+    1. Queries: every FAQ question (its entry is the positive) and every distinct passage title (its passages); at
+       most `max_queries` of them (a seeded sample), so a large KB costs no more retrieval than the cap needs.
     2. Negatives: the production candidates (hybrid, fused order) for the query that are not a positive and do not
        hold the same answer text, the first `hard_negatives` of them, and one further item drawn at random.
     """
     search = kb_search(kb=kb)
     items = list(search.items.values())
+    answers = {item.id: " ".join(item.text.split()).lower() for item in items}
     queries: dict[str, tuple[str, list[Item]]] = {}  # query -> (source, positives)
     for item in items:
         if item.kind == "faq" and item.question.strip():
@@ -90,17 +89,26 @@ def kb_pairs(*, kb: KnowledgeBase, hard_negatives: int = HARD_NEGATIVES, seed: i
         elif item.kind == "passage" and item.title.strip():
             queries.setdefault(" ".join(item.title.split()), ("kb_passage", []))[1].append(item)
     rng = random.Random(f"{seed}:{kb.pk}")
+    chosen_queries = list(queries)
+    if max_queries is not None and len(chosen_queries) > max_queries:
+        chosen_queries = sorted(rng.sample(sorted(chosen_queries), max_queries), key=list(queries).index)
     pairs: list[RerankPair] = []
-    for query, (source, positives) in queries.items():
-        chosen = {item.id for item in positives}
+    for query in chosen_queries:
+        source, positives = queries[query]
+        excluded = {item.id for item in positives}
+        same = {answers[item.id] for item in positives}
 
         def negative(item: Item) -> bool:
-            return item.id not in chosen and not any(_same_answer(item, p) for p in positives)
+            return item.id not in excluded and answers[item.id] not in same
 
         retrieved = search.candidates(text=query, n=hard_negatives + len(positives) + 5)
-        hard = [hit.item for hit in retrieved if negative(hit.item)][:hard_negatives]
-        rest = [item for item in items if negative(item) and item.id not in {h.id for h in hard}]
-        negatives = hard + ([rng.choice(rest)] if rest else [])
+        negatives = [hit.item for hit in retrieved if negative(hit.item)][:hard_negatives]
+        excluded |= {item.id for item in negatives}
+        for _ in range(10):  # one random item besides (a few draws: a KB may have no other item)
+            drawn = rng.choice(items)
+            if negative(drawn):
+                negatives.append(drawn)
+                break
         pairs += [_pair(query=query, item=item, label=RELEVANT, source=source, kb=kb.pk) for item in positives]
         pairs += [_pair(query=query, item=item, label=IRRELEVANT, source=source, kb=kb.pk) for item in negatives]
     return pairs
@@ -198,10 +206,12 @@ def retrieval_relevance(pairs: Sequence[RerankPair]) -> list[float]:
     return out
 
 
-def material_pairs(*, kbs: Iterable[KnowledgeBase] | None = None) -> list[RerankPair]:
-    """The material pairs of every knowledge base (or of `kbs`)."""
+def material_pairs(*, kbs: Iterable[KnowledgeBase] | None = None, max_pairs: int | None = None) -> list[RerankPair]:
+    """The material pairs of every knowledge base (or of `kbs`); with `max_pairs`, each KB samples no more queries
+    than that many pairs need (about HARD_NEGATIVES + 2 pairs a query; `material_split` then caps the total)."""
     kbs = KnowledgeBase.objects.order_by("pk") if kbs is None else kbs
-    return [pair for kb in kbs for pair in kb_pairs(kb=kb)]
+    max_queries = None if max_pairs is None else max(1, max_pairs // (HARD_NEGATIVES + 2))
+    return [pair for kb in kbs for pair in kb_pairs(kb=kb, max_queries=max_queries)]
 
 
 def ranking_metrics(*, queries: Sequence[str], labels: Sequence[str], relevance: Sequence[float]) -> dict[str, float]:

@@ -42,7 +42,7 @@ class RerankData:
         from services.support.rerank import material_pairs, material_split
 
         max_pairs = settings.SUPPORT_RERANK_MAX_PAIRS
-        train, held = material_split(material_pairs(), max_pairs=max_pairs)
+        train, held = material_split(material_pairs(max_pairs=max_pairs), max_pairs=max_pairs)
         self.base_texts, self.base_labels = [p.text for p in train], [p.label for p in train]
         self.held_texts, self.held_labels = [p.text for p in held], [p.label for p in held]
         # The newest feedback pairs, less any that is a held-back pair (a customer asking an FAQ's exact question):

@@ -105,6 +105,11 @@ def test_held_back_queries_never_train_and_the_cap_keeps_whole_queries(fixture_k
     assert 0 < len(kept) <= 12
     for query in {p.query for p in kept}:  # a query is kept with all of its pairs or not at all
         assert sorted(p.text for p in kept if p.query == query) == sorted(p.text for p in pairs if p.query == query)
+    # A large KB samples its queries before retrieving negatives: no more retrieval than the cap needs.
+    sampled = material_pairs(max_pairs=15)  # 15 // (HARD_NEGATIVES + 2) = 3 queries
+    queries = {p.query for p in sampled}
+    assert len(queries) == 3 and queries <= {p.query for p in pairs}
+    assert {p for p in sampled if p.label == RELEVANT} == {p for p in pairs if p.label == RELEVANT and p.query in queries}
 
 
 def test_a_pick_answers_judged_by_an_agent_and_an_answered_gap_become_pairs(fixture_kb, settings) -> None:  # noqa: ANN001
