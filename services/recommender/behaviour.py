@@ -317,7 +317,10 @@ def candidates_score(*, model: Behaviour, history: Sequence[ranking.Interaction]
     keys = np.array(list(order), dtype=np.int64)
     c = len(keys)
     features = np.zeros((c, len(FEATURES)), dtype=np.float32)
-    sources = {name: np.isin(keys, np.array(proposed[name], dtype=np.int64)) for name in SOURCES}
+    position = {k: n for n, k in enumerate(order)}  # every proposed key is in `order`: no np.isin (6 per request)
+    sources = {name: np.zeros(c, dtype=bool) for name in SOURCES}
+    for name in SOURCES:
+        sources[name][[position[k] for k in proposed[name]]] = True
     via = {name: np.full(c, -1, dtype=np.int64) for name in ("cooc", "ease", "text")}
     if c == 0:
         return Scored(keys=keys, features=features, via=via, sources=sources, categories=[])
