@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from apps.registry.models import RetrainRun, Task
 from pipelines.training import TrainRequest, adapter_train
+from services.errors import NotFound
 from services.registry.drift import label_drift, texts_drift
 from services.registry.live import ops_push
 from services.registry.retrain import (
@@ -113,7 +114,8 @@ def _drift(*, task_row: Task, new_labels: list[str], data: RetrainData, since: A
 
 
 def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease) -> RetrainRun:
-    if retrainer_get(task_row.name).data_files and (not task_row.retrain_data or not task_row.retrain_eval):
+    plugin = retrainer_get(task_row.name)
+    if plugin.data_files and (not task_row.retrain_data or not task_row.retrain_eval):
         return _finish(run, status=RetrainRun.SKIPPED,
                        reason=f"task {task_row.name!r} has no base data or held-back set configured "
                               f"(retrain --task {task_row.name} --base-data FILE --held-back FILE)")
@@ -121,7 +123,7 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease)
     feedback = [e for e in feedback_collect(task=task_row.name) if e.created_at <= until]
     since = feedback_since(task=task_row)
     new = [e for e in feedback if since is None or e.created_at > since]
-    data = retrainer_get(task_row.name).data(task_row=task_row, feedback=feedback, until=until)
+    data = plugin.data(task_row=task_row, feedback=feedback, until=until)
     run.n_new_examples, run.examples_until = len(new), until
     run.n_skipped_rows, run.skipped_rows = len(data.skipped), data.skipped[:RetrainRun.SKIPPED_ROWS_KEPT]
     if data.skipped:
@@ -144,7 +146,8 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease)
         run_phase_set(run, phase="training")
         summary = adapter_train(
             TrainRequest(task=task_row.name, data=str(path), epochs=settings.RETRAIN_EPOCHS or None, created_by=ACTOR,
-                         staging_prefix=staging_prefix(run.pk, task_row.name), **overrides),
+                         staging_prefix=staging_prefix(run.pk, task_row.name), champion_if_first=not plugin.baseline_gate,
+                         **overrides),
             progress=False, on_step=_step_reporter(run, lease), on_registering=lambda: _registering(run, lease),
             on_staged=getattr(data, "artifact_extend", None))
     version = version_get(task_name=task_row.name, version=summary["version"])
@@ -153,7 +156,17 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease)
     lease.check()  # lost while registering: the version stays a challenger, never promoted by this run
     run_phase_set(run, phase="evaluating")
     run.metrics = data.evaluate(version=version)
-    champion = version_get(task_name=task_row.name)
+    refusal = plugin.baseline_refusal(run.metrics) if plugin.baseline_gate else ""
+    if refusal:  # worse than going without the task's model: it stays challenger, whatever the champion
+        return _finish(run, status=RetrainRun.REJECTED, promoted=False, reason=f"baseline gate: {refusal}")
+    try:
+        champion = version_get(task_name=task_row.name)
+    except NotFound:  # a baseline-gated task's first version (registered as challenger only) that passed
+        outcome = version_promote(task_name=task_row.name, version=version.version, actor=ACTOR,
+                                  reason=f"retrain run {run.pk}: first version, beat the baseline", judged_on=(run.metrics, {}))
+        _served(task_row)
+        return _finish(run, status=RetrainRun.PROMOTED, promoted=outcome.promoted,
+                       reason="first version of the task; it beat the baseline on the held-back set")
     if champion.pk == version.pk:  # the task's first version: nothing to beat
         _served(task_row)
         return _finish(run, status=RetrainRun.PROMOTED, promoted=True, reason="first version of the task")
@@ -163,7 +176,7 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease)
     outcome = version_promote(task_name=task_row.name, version=version.version, actor=ACTOR,
                               reason=f"retrain run {run.pk} on the held-back set",
                               judged_on=(run.metrics, run.champion_metrics),
-                              also=retrainer_get(task_row.name).gates_also)
+                              also=plugin.gates_also)
     if outcome.promoted:
         _served(task_row)
     status = RetrainRun.PROMOTED if outcome.promoted else RetrainRun.REJECTED

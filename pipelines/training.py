@@ -32,6 +32,7 @@ class TrainRequest:
     created_by: str = "pipeline:train_adapter"
     staging_prefix: str = ""  # the staged folder's name prefix (default "<task>-"); lets a retrain run find what a killed run left
     config: dict[str, Any] | None = None  # training config fields a task's plug-in chooses (e.g. the recommender's pair budget)
+    champion_if_first: bool = True  # False: a first version stays challenger until its run's baseline gate passes
 
 
 def _champion_peft(task: Task | None) -> str | None:
@@ -94,7 +95,7 @@ def adapter_train(request: TrainRequest, *, progress: bool = True,
         version = version_register(  # copies the data file into the registry: the row records that copy, not request.data
             task_name=request.task, kind=kind, base=base, staged_dir=staged, sha256=sha, metrics=metrics,
             label_map=result.label_names, train_config=result.config.as_dict(), data_fingerprint=result.fingerprint,
-            data_source=request.data, created_by=request.created_by,
+            data_source=request.data, created_by=request.created_by, champion_if_first=request.champion_if_first,
         )
     finally:
         if staged.exists():

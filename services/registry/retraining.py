@@ -68,6 +68,11 @@ class Retrainer:
     # Whether a run needs the task's base data and held-back files (`retrain --base-data --held-back`); a plug-in that
     # builds both from the database (support's `rerank`, from the knowledge bases) says False.
     data_files: ClassVar[bool] = True
+    # True: every version must also beat a baseline the plug-in measures in its held-back metrics (`baseline_refusal`)
+    # before it is served, the first one included (registered as challenger only; promoted by the run when it passes).
+    # For a signal added to something that already works alone (support's `rerank` on top of retrieval), where a
+    # first version that is worse than going without it must not be served.
+    baseline_gate: ClassVar[bool] = False
 
     def task_ensure(self) -> Task:
         """The task's row, created on first use; the plug-in's gate replaces the model default, not an admin's edit."""
@@ -94,6 +99,10 @@ class Retrainer:
 
     def promoted(self, *, task_row: Task) -> None:
         """Called in the promoting process after the new champion is served there; by default nothing more."""
+
+    def baseline_refusal(self, metrics: dict[str, Any]) -> str:
+        """With `baseline_gate`: why a version with these held-back metrics must not be served ("" when it may)."""
+        return ""
 
 
 # --- text classifiers: the shared part -------------------------------------------------------------------

@@ -152,6 +152,7 @@ def version_register(
     data_fingerprint: str,
     data_source: str,
     created_by: str,
+    champion_if_first: bool = True,
 ) -> AdapterVersion:
     """Register a staged artifact folder as the task's next version and its challenger.
 
@@ -159,7 +160,8 @@ def version_register(
     2. Lock the task, take the next version number.
     3. Move the staged folder to its final place (same file system: an atomic rename).
     4. Create the row, with the folder relative to the registry folder; it becomes challenger, and champion when
-       the task has none.
+       the task has none (unless `champion_if_first` is False: a task whose plug-in judges every version against a
+       baseline first, `Retrainer.baseline_gate`).
     If anything fails the folder goes back to staging and no row is left behind.
     """
     task = task_ensure(name=task_name, kind=kind)
@@ -182,7 +184,7 @@ def version_register(
                 data_source=data_source, created_by=created_by, parent=champion.version if champion else None,
             )
             _alias_move(task, Alias.CHALLENGER, version, actor=created_by, action="register", reason="new version")
-            if champion is None:
+            if champion is None and champion_if_first:
                 _alias_move(task, Alias.CHAMPION, version, actor=created_by, action="register", reason="first version of the task")
     except BaseException:
         if final_dir is not None and final_dir.exists() and not staged_dir.exists():

@@ -102,6 +102,19 @@ class RerankRetrainer(ClassifierRetrainer):
     # ~4 irrelevant pairs per relevant one, accuracy and macro-F1 mostly measure the 0.5 cut-off, so no guard.
     gate_metric = "mrr"
     gate_guard_metric = ""
+    # Its score is added to retrieval's, which already ranks well alone: a version is served only when its P(relevant)
+    # orders the held-back candidates better than retrieval confidence does (first version included), else answering
+    # would pay a cross-encoder pass per candidate for a worse order.
+    baseline_gate = True
+
+    def baseline_refusal(self, metrics: dict[str, Any]) -> str:
+        mrr, baseline = metrics.get("mrr"), metrics.get("retrieval_mrr")
+        if mrr is None or baseline is None:
+            return "the held-back evaluation has no mrr or retrieval_mrr to compare"
+        if float(mrr) <= float(baseline):
+            return (f"mrr {float(mrr):.4f} does not beat retrieval alone ({float(baseline):.4f}) on the held-back queries; "
+                    "the ranking stage goes on without the cross-encoder")
+        return ""
 
     def feedback(self) -> list[Example]:
         from services.support.rerank import feedback_examples

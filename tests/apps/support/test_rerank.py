@@ -20,6 +20,7 @@ from services.support.rerank import (
     HARD_NEGATIVES,
     IRRELEVANT,
     RELEVANT,
+    champion_scores,
     feedback_examples,
     kb_pairs,
     material_pairs,
@@ -175,7 +176,8 @@ def shop_kb(bow_encoder, tmp_path: Path):  # noqa: ANN001, ANN201
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rerank_run_trains_on_the_kbs_judges_held_back_queries_gates_and_promotes(shop_kb, settings) -> None:  # noqa: ANN001
+def test_a_rerank_run_trains_on_the_kbs_judges_held_back_queries_gates_and_promotes(shop_kb, settings,  # noqa: ANN001
+                                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from pipelines.retrain import retrain_run
 
     settings.RETRAIN_EPOCHS = 2
@@ -183,21 +185,34 @@ def test_a_rerank_run_trains_on_the_kbs_judges_held_back_queries_gates_and_promo
     idle = run_json("retrain", task="rerank")  # no base data or held-back files needed: the KBs are the data
     assert idle["ran"] is False and "too few new examples: 0 < 5" in idle["reason"]
 
+    # Baseline gate: retrieval alone orders every material query's candidates perfectly (its own entry first), so no
+    # version can beat it there; the first version is registered, judged, and not served.
+    refused = retrain_run(task="rerank", force=True)
+    assert refused.version.version == 1 and refused.metrics["retrieval_mrr"] == 1.0
+    assert refused.status == RetrainRun.REJECTED and not refused.promoted, refused.reason
+    assert "baseline gate" in refused.reason and "does not beat retrieval alone" in refused.reason
+    assert not Alias.objects.filter(task__name="rerank", name="champion").exists()
+    assert Alias.objects.get(task__name="rerank", name="challenger").version.version == 1
+    with pytest.raises(NotFound):  # answering goes on without the cross-encoder
+        champion_scores("how long is the warranty?", list(kb_search(kb=shop_kb).items.values())[:2])
+
+    # A baseline it beats (as on queries that retrieval gets wrong): the next first version is promoted.
+    monkeypatch.setattr(RerankData, "_retrieval_baseline", lambda self: {"retrieval_mrr": 0.0, "retrieval_top1": 0.0})
     first = retrain_run(task="rerank", force=True)
-    assert first.status == RetrainRun.PROMOTED and first.version.version == 1, first.reason
+    assert first.status == RetrainRun.PROMOTED and first.version.version == 2, first.reason
+    assert Alias.objects.get(task__name="rerank", name="champion").version.version == 2
     pairs = material_pairs()
     _, held = material_split(pairs, max_pairs=settings.SUPPORT_RERANK_MAX_PAIRS)
     assert first.n_examples == len(pairs) - len(held)  # held-back queries never train
     assert first.metrics["n"] == len(held) and first.metrics["n_queries"] == len({p.query for p in held})
-    assert first.metrics["retrieval_mrr"] == 1.0  # a material query finds its own entry first by retrieval
 
     second = retrain_run(task="rerank", force=True)  # gated against v1 on the same held-back queries, on MRR
-    assert second.version.version == 2 and second.metrics["n"] == second.champion_metrics["n"] == len(held)
+    assert second.version.version == 3 and second.metrics["n"] == second.champion_metrics["n"] == len(held)
     assert "mrr" in second.reason
     gained = second.metrics["mrr"] >= second.champion_metrics["mrr"]
     assert second.promoted is gained and second.status == (RetrainRun.PROMOTED if gained else RetrainRun.REJECTED)
     champion = Alias.objects.get(task__name="rerank", name="champion").version.version
-    assert champion == (2 if gained else 1)
+    assert champion == (3 if gained else 2)
 
 
 def test_the_gate_metric_is_how_well_p_relevant_orders_each_querys_candidates() -> None:
