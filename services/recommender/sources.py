@@ -59,13 +59,7 @@ class IndexText(TextSpace):
         self.index = index
 
     def vectors(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        found = np.zeros(len(keys), dtype=bool)
-        out = np.zeros((len(keys), self.index.tag.dim), dtype=np.float32)
-        for n, key in enumerate(keys.tolist()):
-            stored = self.index.vector(int(key))
-            if stored is not None:
-                found[n], out[n] = True, stored
-        return found, out
+        return self.index.vectors(keys)
 
     def search(self, profile: np.ndarray, n: int) -> dict[int, float]:
         if len(self.index) == 0:

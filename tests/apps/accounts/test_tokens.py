@@ -99,3 +99,26 @@ def test_the_migration_hashes_old_plain_tokens_so_their_clients_keep_working(cli
     row = ApiToken.objects.get(user=user)
     assert row.digest == hashlib.sha256(old.encode()).hexdigest() and row.scopes == ["recommender"]
     assert _get(client, "/api/recommender/health", old) == 200
+
+
+def test_a_token_in_use_is_refused_at_once_when_revoked_or_its_user_deactivated(client: Client, db) -> None:  # noqa: ANN001
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from services.accounts.tokens import token_find
+
+    token = run_json("api_token_create", client="shop-backend")["token"]
+    assert _get(client, "/api/me", token) == 200  # the row is now kept by this process
+    with CaptureQueriesContext(connection) as queries:  # a kept row: only the validity check runs, no ORM load
+        row = token_find(token=token)
+    assert row is not None and row.user.username == "shop-backend" and len(queries) == 1
+    assert "revoked_at" in queries[0]["sql"] and "is_active" in queries[0]["sql"]
+    row.user.username = "changed"  # each caller gets its own copy
+    assert token_find(token=token).user.username == "shop-backend"
+
+    ApiToken.objects.update(revoked_at=timezone.now())  # as the admin's revoke action does: no hook, no cache clear
+    assert _get(client, "/api/me", token) == 401 and token_find(token=token) is None
+    ApiToken.objects.update(revoked_at=None)
+    assert _get(client, "/api/me", token) == 200
+    ApiToken.objects.get().user.__class__.objects.filter(username="shop-backend").update(is_active=False)
+    assert _get(client, "/api/me", token) == 401 and token_find(token=token) is None

@@ -57,3 +57,20 @@ def test_a_reloaded_ivf_index_visits_as_many_lists_as_the_setting_says(tmp_path:
     DenseIndex.build(tag=TAG, ids=np.arange(400), vectors=unit(400, 3)).save(folder=tmp_path)
     settings.SUPPORT_IVF_NPROBE = 3  # read when loading, not at import
     assert DenseIndex.load(folder=tmp_path, expected=TAG).index.nprobe == 3
+
+
+def test_many_vectors_at_once_equal_one_at_a_time_with_missing_keys_marked(settings) -> None:  # noqa: ANN001
+    settings.SUPPORT_IVF_THRESHOLD = 100  # the second index is IVF (the recommender's on a large catalogue)
+    for n, kind in ((20, "flat"), (400, "ivf")):
+        vectors = unit(n, 3)
+        index = DenseIndex.build(tag=TAG, ids=np.arange(1000, 1000 + n), vectors=vectors)
+        assert index.kind == kind
+        index.remove(ids=np.array([1002]))
+        for keys in (np.array([1000, 1001, 1003]), np.array([1003, 1002, 5, 1000])):  # all stored; some not
+            found, many = index.vectors(keys)
+            for key, got, ok in zip(keys.tolist(), many, found.tolist()):
+                one = index.vector(key)
+                assert ok == (one is not None)
+                assert np.array_equal(got, one if one is not None else np.zeros(TAG.dim, dtype=np.float32))
+        found, many = index.vectors(np.array([], dtype=np.int64))
+        assert found.shape == (0,) and many.shape == (0, TAG.dim)
