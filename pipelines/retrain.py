@@ -161,16 +161,12 @@ def _run_body(*, run: RetrainRun, task_row: Task, force: bool, lease: LockLease)
         return _finish(run, status=RetrainRun.REJECTED, promoted=False, reason=f"baseline gate: {refusal}")
     try:
         champion = version_get(task_name=task_row.name)
-    except NotFound:  # a baseline-gated task's first version (registered as challenger only) that passed
-        outcome = version_promote(task_name=task_row.name, version=version.version, actor=ACTOR,
-                                  reason=f"retrain run {run.pk}: first version, beat the baseline", judged_on=(run.metrics, {}))
-        _served(task_row)
-        return _finish(run, status=RetrainRun.PROMOTED, promoted=outcome.promoted,
-                       reason="first version of the task; it beat the baseline on the held-back set")
-    if champion.pk == version.pk:  # the task's first version: nothing to beat
+    except NotFound:  # a baseline-gated task's first version (registered as challenger only) that passed: the gate
+        champion = None  # below promotes it ("no champion yet"), as any promotion, lease and phase included
+    if champion is not None and champion.pk == version.pk:  # the task's first version: nothing to beat
         _served(task_row)
         return _finish(run, status=RetrainRun.PROMOTED, promoted=True, reason="first version of the task")
-    run.champion_metrics = data.evaluate(version=champion)
+    run.champion_metrics = data.evaluate(version=champion) if champion is not None else {}
     lease.check()
     run_phase_set(run, phase="gating")
     outcome = version_promote(task_name=task_row.name, version=version.version, actor=ACTOR,

@@ -8,20 +8,11 @@ from rest_framework.test import APIClient
 from apps.recommender import tasks
 from apps.recommender.models import Event, Impression, Item
 from pipelines.bench_recommender import server_timing
-from services.recommender import impressions, merch, ranking, recommend, sources
+from services.recommender import impressions, ranking, recommend, sources
 from tests.apps.recommender.test_api import event
-from tests.apps.recommender.test_serving import buy_knife_then_bag
+from tests.apps.recommender.test_serving import _fresh_snapshot, buy_knife_then_bag  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_snapshot() -> None:
-    sources.behaviour_forget()
-    merch.rules_forget()
-    yield
-    sources.behaviour_forget()
-    merch.rules_forget()
 
 
 def orm_cards_read(pks: list[int]) -> list[tuple[recommend.Card, float]]:
