@@ -27,6 +27,17 @@ class AlertRuleForm(forms.ModelForm):
     def clean_webhook_url(self) -> str:
         return _outbound_url(self.cleaned_data.get("webhook_url", ""), field_name="webhook_url")
 
+    def clean(self) -> dict:
+        """A new rule left without a clear threshold gets the API's default (AlertRule.clear_default)."""
+        data = super().clean()
+        if self.instance.pk is None and data.get("clear_threshold") is None and data.get("threshold") is not None:
+            data["clear_threshold"] = AlertRule.clear_default(data["threshold"])
+        if data.get("clear_threshold") is not None and data.get("threshold") is not None \
+                and data["clear_threshold"] > data["threshold"]:
+            self.add_error("clear_threshold", "It must not exceed the threshold: an alert resolves below the level "
+                                              "that fires it.")
+        return data
+
 
 class FeedForm(forms.ModelForm):
     class Meta:

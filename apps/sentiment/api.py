@@ -311,9 +311,13 @@ class RuleBody(serializers.Serializer):
     kind = serializers.ChoiceField(choices=[k for k, _ in AlertRule.KINDS])
     threshold = serializers.FloatField(required=False, min_value=0.0001, max_value=RULE_LIMITS["threshold"])
     clear_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0.0001,
-                                             max_value=RULE_LIMITS["threshold"])
+                                             max_value=RULE_LIMITS["threshold"],
+                                             help_text="a firing alert resolves below it; omitted on a new rule: "
+                                                       "0.75 × threshold; null: the threshold (no hysteresis)")
     topic = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    for_evaluations = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["for_evaluations"])
+    for_evaluations = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["for_evaluations"],
+                                               help_text="evaluations the condition must hold before firing "
+                                                         "(default 3 on a new rule)")
     group_minutes = serializers.IntegerField(required=False, min_value=0, max_value=RULE_LIMITS["group_minutes"])
     window_minutes = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["window_minutes"])
     baseline_days = serializers.IntegerField(required=False, min_value=1, max_value=RULE_LIMITS["baseline_days"])

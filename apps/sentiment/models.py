@@ -12,6 +12,10 @@ OVERALL = "*"  # the aggregate scope that counts every headline
 RULE_LIMITS = {"window_minutes": 30 * 24 * 60, "baseline_days": 10 * 365, "min_count": 1_000_000,
                "cooldown_minutes": 365 * 24 * 60, "threshold": 1_000_000.0, "for_evaluations": 10_000,
                "group_minutes": 7 * 24 * 60}
+# A new rule's clear threshold, as a fraction of its fire threshold (stored as the absolute value it gives): 1.5 for
+# the default z-score rule's 2.0, the setting the alerts benchmark measured (docs/PERFORMANCE.md, with `for` 3:
+# recall 1.00, 2.7 false alerts a day, 134 notices against 1.00 / 16.1 / 494 without hysteresis and `for` 1).
+CLEAR_FRACTION = 0.75
 
 
 class Ticker(models.Model):
@@ -119,15 +123,19 @@ class AlertRule(models.Model):
     topic = models.CharField(max_length=100, blank=True)  # a headline topic; with a ticker: that ticker within it
     kind = models.CharField(max_length=20, choices=KINDS, default=ZSCORE)
     threshold = models.FloatField(default=2.0)  # |z| for zscore, a share in [0, 1], or a volume ratio
-    clear_threshold = models.FloatField(null=True, blank=True)  # a firing alert resolves below it; empty: `threshold`
+    clear_threshold = models.FloatField(  # a firing alert resolves below it; empty: `threshold` (no hysteresis)
+        null=True, blank=True,
+        help_text="A firing alert resolves below it. A new rule left empty gets 0.75 × its threshold; "
+                  "set it equal to the threshold for no hysteresis.")
     window_minutes = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1),
                                                                         MaxValueValidator(RULE_LIMITS["window_minutes"])])
     baseline_days = models.PositiveIntegerField(default=7, validators=[MinValueValidator(1),
                                                                       MaxValueValidator(RULE_LIMITS["baseline_days"])])
     min_count = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1),  # fewer in the window: no verdict
                                                                   MaxValueValidator(RULE_LIMITS["min_count"])])
-    for_evaluations = models.PositiveIntegerField(default=1, validators=[  # pending until it held this many times in a row
-        MinValueValidator(1), MaxValueValidator(RULE_LIMITS["for_evaluations"])])
+    for_evaluations = models.PositiveIntegerField(default=3, validators=[  # pending until it held this many times in a row
+        MinValueValidator(1), MaxValueValidator(RULE_LIMITS["for_evaluations"])],
+        help_text="Consecutive evaluations the condition must hold before the alert fires (1: at once).")
     cooldown_minutes = models.PositiveIntegerField(default=60, validators=[  # repeat interval of a firing alert's notice
         MinValueValidator(1), MaxValueValidator(RULE_LIMITS["cooldown_minutes"])])
     group_minutes = models.PositiveIntegerField(default=5, validators=[  # one notice per ticker/topic within it
@@ -150,6 +158,11 @@ class AlertRule(models.Model):
     def target(self) -> str:
         """What the rule watches, as its alerts are grouped: "ACME", "#earnings" or "ACME#earnings"."""
         return f"{self.ticker.symbol if self.ticker_id else ''}{'#' + self.topic if self.topic else ''}"
+
+    @staticmethod
+    def clear_default(threshold: float) -> float:
+        """The clear threshold a new rule gets when none is given: CLEAR_FRACTION of its fire threshold."""
+        return round(threshold * CLEAR_FRACTION, 6)
 
     @property
     def clear_at(self) -> float:

@@ -19,7 +19,8 @@ SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,19}$")
 
 
 def ticker_save(*, symbol: str, name: str = "", aliases: list[str] | None = None) -> Ticker:
-    """Create or update a watchlist entry; a new entry gets a z-score rule with the defaults (1 h vs 7 d, |z| ≥ 2)."""
+    """Create or update a watchlist entry; a new entry gets a z-score rule with the defaults (1 h vs 7 d, |z| ≥ 2,
+    `for` 3 evaluations, clearing below |z| 1.5)."""
     symbol = symbol.strip().lstrip("$").upper()
     if not SYMBOL.match(symbol):
         raise SuiteError(f"{symbol!r} is not a ticker symbol (letters, digits, '.' or '-', up to 20).", field="symbol")
@@ -27,8 +28,9 @@ def ticker_save(*, symbol: str, name: str = "", aliases: list[str] | None = None
     with transaction.atomic():
         ticker, created = Ticker.objects.update_or_create(symbol=symbol, defaults={"name": name.strip(), "aliases": aliases})
         if created:
-            AlertRule.objects.create(ticker=ticker, kind=AlertRule.ZSCORE, threshold=DEFAULT_THRESHOLDS[AlertRule.ZSCORE],
-                                     channels=["inapp"])
+            threshold = DEFAULT_THRESHOLDS[AlertRule.ZSCORE]
+            AlertRule.objects.create(ticker=ticker, kind=AlertRule.ZSCORE, threshold=threshold,
+                                     clear_threshold=AlertRule.clear_default(threshold), channels=["inapp"])
     return ticker
 
 
@@ -36,6 +38,8 @@ def rule_save(*, symbol: str | None, kind: str, rule_id: int | None = None, **fi
     """Create (or, with rule_id, update) a rule on a ticker, a topic (`topic`, symbol None) or a ticker within a topic.
 
     Unknown channels and impossible numbers are refused by name; `clear_threshold` must not exceed `threshold`.
+    A new rule without `clear_threshold` gets AlertRule.clear_default of its threshold (None, given explicitly:
+    no hysteresis); an update without it keeps the stored one, re-derived when it was the old threshold's default.
     """
     ticker = None
     if symbol:
@@ -69,8 +73,12 @@ def rule_save(*, symbol: str | None, kind: str, rule_id: int | None = None, **fi
     if fields.get("webhook_url"):  # refused now rather than at the first alert (and checked again then)
         outbound_check(url=fields["webhook_url"], field_name="webhook_url")
     fields.setdefault("threshold", DEFAULT_THRESHOLDS[kind])
-    if rule_id is not None and "clear_threshold" not in fields:
-        fields["clear_threshold"] = AlertRule.objects.filter(id=rule_id).values_list("clear_threshold", flat=True).first()
+    if rule_id is None:
+        fields.setdefault("clear_threshold", AlertRule.clear_default(fields["threshold"]))
+    elif "clear_threshold" not in fields:
+        threshold, clear = AlertRule.objects.filter(id=rule_id).values_list("threshold", "clear_threshold").first() or (0, None)
+        derived = clear is not None and math.isclose(clear, AlertRule.clear_default(threshold))
+        fields["clear_threshold"] = AlertRule.clear_default(fields["threshold"]) if derived else clear
     if fields.get("clear_threshold") is not None and fields["clear_threshold"] > fields["threshold"]:
         raise SuiteError(f"clear_threshold ({fields['clear_threshold']:g}) must not exceed threshold "
                          f"({fields['threshold']:g}): an alert resolves below the level that fires it.",

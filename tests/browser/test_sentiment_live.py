@@ -30,7 +30,7 @@ def test_replayed_news_updates_the_dashboard_chart_and_table_live_and_an_alert_a
     from services.sentiment.watchlist import rule_save, ticker_save
 
     ticker_save(symbol="ACME", name="Acme Corp")
-    rule_save(symbol="ACME", kind="volume", threshold=3.0, min_count=3)
+    rule_save(symbol="ACME", kind="volume", threshold=3.0, min_count=3, for_evaluations=1)
     page = browser_page
     login(page, asgi_server, "analyst", "pw-analyst")
     page.goto(asgi_server + "/sentiment/")

@@ -36,7 +36,8 @@ consumer.news_consume(group="g-doomed", topics=Topics.named(sys.argv[1]), batch_
 def test_an_alert_whose_consumer_died_before_delivery_is_delivered_once_by_the_worker(
         news_topics, webhook_server, celery_worker_process) -> None:  # noqa: ANN001
     ticker_save(symbol="ACME")
-    rule_save(symbol="ACME", kind="volume", threshold=3.0, channels=["webhook"], webhook_url=webhook_server.url)
+    rule_save(symbol="ACME", kind="volume", threshold=3.0, for_evaluations=1, channels=["webhook"],
+              webhook_url=webhook_server.url)
     messages_produce(news_topics.raw, [news_message(i) for i in range(12)])
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
            "DATABASE_URL": database_url()}

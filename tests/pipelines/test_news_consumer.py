@@ -134,7 +134,8 @@ def test_consumed_news_updates_aggregates_raises_an_alert_and_the_webhook_receiv
     from services.sentiment.watchlist import rule_save, ticker_save
 
     ticker_save(symbol="ACME", name="Acme Corp")
-    rule = rule_save(symbol="ACME", kind="volume", threshold=3.0, channels=["webhook"], webhook_url=webhook_server.url)
+    rule = rule_save(symbol="ACME", kind="volume", threshold=3.0, for_evaluations=1, channels=["webhook"],
+                     webhook_url=webhook_server.url)
     messages_produce(news_topics.raw, [news_message(i) for i in range(12)])
     news_consume(group="g-alert", topics=news_topics, batch_size=6, max_messages=12, idle_exit_seconds=20,
                  classify=words_classify, after_store=after_store_default)
@@ -156,7 +157,8 @@ def test_a_slow_webhook_does_not_hold_up_ingestion(news_topics, webhook_server, 
     from services.sentiment.watchlist import rule_save, ticker_save
 
     ticker_save(symbol="ACME")
-    rule_save(symbol="ACME", kind="volume", threshold=3.0, channels=["webhook"], webhook_url=webhook_server.url)
+    rule_save(symbol="ACME", kind="volume", threshold=3.0, for_evaluations=1, channels=["webhook"],
+              webhook_url=webhook_server.url)
     webhook_server.hold = threading.Event()
     messages_produce(news_topics.raw, [news_message(i) for i in range(9)])
     try:

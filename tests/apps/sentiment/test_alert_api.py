@@ -18,7 +18,7 @@ def test_analysts_set_the_new_rule_fields_and_follow_an_alert_to_its_headlines(c
     client.force_login(role_users["risk_analyst"])
     client.post("/api/sentiment/tickers", {"symbol": "ACME"}, content_type="application/json")
     default = client.get("/api/sentiment/tickers").json()[0]["rules"][0]
-    assert (default["for_evaluations"], default["clear_threshold"], default["group_minutes"], default["topic"]) == (1, None, 5, "")
+    assert (default["for_evaluations"], default["clear_threshold"], default["group_minutes"], default["topic"]) == (3, 1.5, 5, "")
     client.put(f"/api/sentiment/tickers/ACME/rules/{default['id']}", {"kind": "zscore", "enabled": False},
                content_type="application/json")
     made = client.post("/api/sentiment/tickers/ACME/rules", {"kind": "negative_share", "threshold": 0.6,
@@ -76,3 +76,19 @@ def test_the_admin_lists_silences_and_records_who_made_one(client, role_users) -
     assert silence.created_by == role_users["admin"] and silence.reason == "maintenance"
     listing = client.get("/admin/sentiment/silence/").content.decode()
     assert "maintenance" in listing and "ACME" in listing
+
+
+def test_the_admin_form_gives_a_new_rule_the_defaults_and_refuses_a_clear_threshold_over_the_threshold() -> None:
+    from apps.sentiment.admin import AlertRuleForm
+    from services.sentiment.watchlist import ticker_save
+
+    ticker = ticker_save(symbol="ACME")
+    base = {"ticker": ticker.id, "topic": "", "kind": "volume", "threshold": 4.0, "window_minutes": 60,
+            "baseline_days": 7, "min_count": 3, "for_evaluations": 3, "cooldown_minutes": 60, "group_minutes": 5,
+            "channels": '["inapp"]', "email_to": "", "webhook_url": "", "enabled": True, "last_error": ""}
+    assert AlertRuleForm().fields["for_evaluations"].initial == 3
+    form = AlertRuleForm(data=base)
+    assert form.is_valid(), form.errors
+    assert form.save().clear_threshold == 3.0  # 0.75 × 4.0, as the API gives a new rule
+    over = AlertRuleForm(data={**base, "clear_threshold": 5.0})
+    assert not over.is_valid() and "clear_threshold" in over.errors

@@ -82,7 +82,9 @@ def test_a_sentiment_drop_raises_one_zscore_alert_per_cooldown_and_it_is_acknowl
     ticker = ticker_save(symbol="$acme", name="Acme Corp", aliases=["Acme"])
     rule = AlertRule.objects.get(ticker=ticker)  # the default rule of a new entry
     assert (rule.kind, rule.threshold, rule.window_minutes, rule.baseline_days) == ("zscore", 2.0, 60, 7)
-    rule_save(symbol="ACME", kind="zscore", rule_id=rule.id, channels=["inapp", "email"], email_to="risk@example.com")
+    assert (rule.for_evaluations, rule.clear_threshold) == (3, 1.5)
+    rule_save(symbol="ACME", kind="zscore", rule_id=rule.id, for_evaluations=1, channels=["inapp", "email"],
+              email_to="risk@example.com")  # fire at the first evaluation (the pending path: test_alert_semantics)
     quiet_baseline()
     assert alerts_check(symbols=["ACME"], now=NOW) == []  # nothing in the window yet
 
@@ -107,8 +109,8 @@ def test_a_sentiment_drop_raises_one_zscore_alert_per_cooldown_and_it_is_acknowl
 def test_negative_share_and_volume_rules_fire_on_their_own_measures() -> None:
     ticker_save(symbol="ACME")
     AlertRule.objects.filter(kind="zscore").update(enabled=False)
-    share = rule_save(symbol="ACME", kind="negative_share", threshold=0.6)
-    volume = rule_save(symbol="ACME", kind="volume", threshold=5.0)
+    share = rule_save(symbol="ACME", kind="negative_share", threshold=0.6, for_evaluations=1)
+    volume = rule_save(symbol="ACME", kind="volume", threshold=5.0, for_evaluations=1)
     assert volume.threshold == 5.0 and rule_save(symbol="ACME", kind="volume").threshold == 3.0  # the kind's default
     AlertRule.objects.filter(kind="volume", threshold=3.0).delete()
     quiet_baseline(days=7)  # 84 headlines in 7 days: 0.5 per hour expected
@@ -172,7 +174,7 @@ def test_a_rule_that_fails_to_evaluate_is_recorded_and_the_later_rules_still_run
     # As stored before the limits existed: 3,800 years reach before year 1 (OverflowError); still a 32-bit integer,
     # which is all PostgreSQL's column holds.
     AlertRule.objects.filter(id=broken.id).update(window_minutes=2_000_000_000)
-    volume = rule_save(symbol="ACME", kind="volume", threshold=2.0)
+    volume = rule_save(symbol="ACME", kind="volume", threshold=2.0, for_evaluations=1)
     quiet_baseline(days=7)
     headlines_store([(NOW - timedelta(minutes=m), -0.5) for m in range(6)])
 

@@ -23,11 +23,13 @@ _ids = itertools.count()
 
 
 def share_rule(**fields: object) -> AlertRule:
-    """ACME on the watchlist with only a negative-share rule (the default z-score rule disabled)."""
+    """ACME on the watchlist with only a negative-share rule (the default z-score rule disabled), firing at its first
+    evaluation unless the test sets `for_evaluations` (a new rule's default is 3)."""
     if not AlertRule.objects.filter(ticker__symbol="ACME").exists():
         ticker_save(symbol="ACME")
         AlertRule.objects.filter(kind="zscore").update(enabled=False)
-    return rule_save(symbol="ACME", kind="negative_share", **{"threshold": 0.6, "channels": ["inapp"], **fields})
+    return rule_save(symbol="ACME", kind="negative_share",
+                     **{"threshold": 0.6, "for_evaluations": 1, "channels": ["inapp"], **fields})
 
 
 def negatives(at: datetime, n: int = 4, symbol: str = "ACME") -> list[int]:
@@ -85,12 +87,45 @@ def test_hysteresis_keeps_an_alert_firing_between_the_thresholds_and_its_resolve
     assert again.id != alert.id and again.state == "firing"
 
 
-def test_without_a_clear_threshold_an_alert_resolves_below_the_fire_threshold() -> None:
-    share_rule()
+def test_with_an_empty_clear_threshold_an_alert_resolves_below_the_fire_threshold() -> None:
+    rule = share_rule(clear_threshold=None)  # given as empty: no hysteresis (rules stored before the defaults too)
+    assert rule.clear_threshold is None and rule.clear_at == 0.6
     negatives(T0)
     alerts_check(symbols=["ACME"], now=T0)
-    positives(T0 + timedelta(minutes=10), 4)
+    positives(T0 + timedelta(minutes=10), 4)  # 4 of 8 negative (0.5): over the default clear threshold 0.45
     assert [a.state for a in alerts_check(symbols=["ACME"], now=T0 + timedelta(minutes=10))] == ["resolved"]
+
+
+def test_a_new_rule_waits_three_evaluations_and_clears_at_three_quarters_of_its_threshold_by_default() -> None:
+    ticker_save(symbol="ACME")
+    default = AlertRule.objects.get(ticker__symbol="ACME")  # the rule a new watchlist entry gets
+    assert (default.kind, default.threshold, default.for_evaluations, default.clear_threshold) == ("zscore", 2.0, 3, 1.5)
+    default.enabled = False
+    default.save()
+    rule = rule_save(symbol="ACME", kind="negative_share", threshold=0.6, channels=["inapp"])
+    assert (rule.for_evaluations, rule.clear_threshold) == (3, pytest.approx(0.45))
+    negatives(T0)
+    for minute in (0, 1):
+        assert alerts_check(symbols=["ACME"], now=T0 + timedelta(minutes=minute)) == []
+        assert Alert.objects.get().state == "pending"
+    assert [a.state for a in alerts_check(symbols=["ACME"], now=T0 + timedelta(minutes=2))] == ["firing"]
+    positives(T0 + timedelta(minutes=10), 4)  # 4 of 8 negative (0.5): under 0.6, at or over the clear 0.45
+    assert alerts_check(symbols=["ACME"], now=T0 + timedelta(minutes=10)) == []
+    assert Alert.objects.get().state == "firing"
+    positives(T0 + timedelta(minutes=20), 2)  # 4 of 10 (0.4): under the clear threshold
+    assert [a.state for a in alerts_check(symbols=["ACME"], now=T0 + timedelta(minutes=20))] == ["resolved"]
+
+
+def test_a_default_clear_threshold_follows_a_changed_threshold_and_a_chosen_one_is_kept() -> None:
+    derived = share_rule()
+    assert derived.clear_threshold == pytest.approx(0.45)
+    moved = rule_save(symbol="ACME", kind="negative_share", rule_id=derived.id, threshold=0.4)
+    assert moved.clear_threshold == pytest.approx(0.3)  # the old threshold's default: re-derived, not refused
+    chosen = share_rule(clear_threshold=0.5)
+    kept = rule_save(symbol="ACME", kind="negative_share", rule_id=chosen.id, threshold=0.8)
+    assert kept.clear_threshold == 0.5
+    assert rule_save(symbol="ACME", kind="negative_share", rule_id=chosen.id, threshold=0.8,
+                     clear_threshold=None).clear_threshold is None
 
 
 def test_a_clear_threshold_above_the_fire_threshold_is_refused_by_name() -> None:
@@ -202,8 +237,8 @@ def topic_news(at: datetime, headline: str, score: float, n: int) -> list[int]:
 def test_rules_target_a_topic_or_a_ticker_within_a_topic() -> None:
     ticker_save(symbol="ACME")
     AlertRule.objects.filter(kind="zscore").update(enabled=False)
-    topic_rule = rule_save(symbol=None, kind="negative_share", topic="earnings", threshold=0.6)
-    within = rule_save(symbol="ACME", kind="negative_share", topic="earnings", threshold=0.6)
+    topic_rule = rule_save(symbol=None, kind="negative_share", topic="earnings", threshold=0.6, for_evaluations=1)
+    within = rule_save(symbol="ACME", kind="negative_share", topic="earnings", threshold=0.6, for_evaluations=1)
     earnings = topic_news(T0, "$BETA quarterly earnings miss", -0.8, 3) + topic_news(T0, "$GAMMA profit warning", -0.8, 2)
     topic_news(T0, "$ACME quarterly earnings beat", 0.8, 3)  # ACME within earnings: 0 of 3 negative
     topic_news(T0, "$ACME recalls cars", -0.8, 5)  # ACME, not earnings
