@@ -388,6 +388,7 @@ RETRAIN_PLUGINS = [
     "services.sentiment.retraining.TopicRetrainer",
     "services.support.retraining.IntentRetrainer",
     "services.support.retraining.RerankRetrainer",
+    "services.support.retraining.RetrievalRetrainer",
     "services.recommender.retraining.RecommenderRetrainer",
 ]
 

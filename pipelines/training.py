@@ -49,6 +49,15 @@ def _champion_peft(task: Task | None) -> str | None:
     return (champion.train_config or {}).get("peft") or None
 
 
+def _plugin_kind(task: str) -> str:
+    """The kind of a task not registered yet: its retraining plug-in's (`retrieval`, `recommender` are pairs), else
+    classifier."""
+    from services.registry.retraining import retrainers
+
+    plugin = retrainers().get(task)
+    return plugin.kind if plugin is not None else Task.KIND_CLASSIFIER
+
+
 def adapter_train(request: TrainRequest, *, progress: bool = True,
                   on_step: Callable[[int, int], None] | None = None,
                   on_registering: Callable[[], None] | None = None,
@@ -64,7 +73,7 @@ def adapter_train(request: TrainRequest, *, progress: bool = True,
     """
     started = time.monotonic()
     existing = Task.objects.filter(name=request.task).first()
-    kind = request.kind or (existing.kind if existing else Task.KIND_CLASSIFIER)
+    kind = request.kind or (existing.kind if existing else _plugin_kind(request.task))
     base = base_get(name=request.base)
     overrides: dict[str, Any] = dict(request.config or {})
     if request.epochs:

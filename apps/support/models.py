@@ -22,6 +22,10 @@ class KnowledgeBase(models.Model):
     # an expired lease is a rebuild that died, shown as failed, and the next rebuild takes over.
     index_lease_owner = models.CharField(max_length=32, blank=True)
     index_lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The registry task (a pairs task, e.g. `retrieval`) whose champion embeds this KB's items and questions; blank:
+    # SUPPORT_EMBED_TASK, else the default base. Set with `support_kb_encoder` (services/support/knowledge.py
+    # kb_embed_task_set), which re-embeds the KB beside its old vectors.
+    embed_task = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -154,12 +154,70 @@ def _space_kb_pk(space: str) -> int:
 
 
 def embed_task() -> str | None:
-    """The task whose champion embeds the KBs (SUPPORT_EMBED_TASK), None for the default base."""
+    """The task whose champion embeds a KB that chose none (SUPPORT_EMBED_TASK), None for the default base."""
     return settings.SUPPORT_EMBED_TASK or None
 
 
-def _source_task(space: str) -> str | None:  # noqa: ARG001 - every KB is embedded by the same task
-    return embed_task()
+def kb_embed_task(kb: KnowledgeBase) -> str | None:
+    """The task whose champion embeds this KB: its own `embed_task`, else SUPPORT_EMBED_TASK; None: the default base."""
+    return kb.embed_task or embed_task()
+
+
+def _source_task(space: str) -> str | None:
+    """The vector store asks which task embeds a KB's space (on creation, a promotion, the beat's encoder check)."""
+    chosen = KnowledgeBase.objects.filter(pk=_space_kb_pk(space)).values_list("embed_task", flat=True).first()
+    return chosen or embed_task()
+
+
+def embed_task_check(task: str) -> str:
+    """`task` stripped when it may embed a KB ("" = the default: SUPPORT_EMBED_TASK, else the base); SuiteError
+    naming the field otherwise.
+
+    A KB is embedded by a `pairs` task's champion (an embedding tuned for search: `retrieval`), so the name must be a
+    pairs task of the registry or of a retraining plug-in (one that has not trained a version yet still counts: the
+    KB keeps the base until its first champion, then is re-embedded).
+    """
+    from apps.registry.models import Task
+    from services.registry.retraining import retrainers
+
+    task = (task or "").strip()
+    if not task:
+        return ""
+    pairs = {row.name for row in Task.objects.filter(kind=Task.KIND_PAIRS)}
+    pairs |= {name for name, plugin in retrainers().items() if plugin.kind == Task.KIND_PAIRS}
+    if task in pairs:
+        return task
+    known = ", ".join(sorted(pairs)) or "none"
+    row = Task.objects.filter(name=task).first()
+    if row is not None:
+        raise SuiteError(f"Task {task!r} is a {row.kind} task; a knowledge base is embedded by a pairs task's champion "
+                         f"({known}).", field="embed_task")
+    raise SuiteError(f"No pairs task named {task!r} can embed a knowledge base (pairs tasks: {known}).",
+                     field="embed_task")
+
+
+def kb_embed_task_set(*, kb: KnowledgeBase, task: str) -> dict:
+    """Choose the task whose champion embeds `kb` ("" = the default) and re-embed the KB when its encoder changes.
+
+    1. The name is checked (`embed_task_check`) before anything is stored.
+    2. The KB's space gets the task's encoder as pending (`encoder_switch_check`): a worker (or this process with
+       SUITE_VECTORS_EMBED=process) embeds every item beside the old vectors, and the space switches once complete;
+       questions are embedded by the encoder of the vectors they search, so they follow at the switch. A task
+       without a champion yet keeps the base, and its first promotion re-embeds the KB.
+    3. Returns {"kb", "embed_task", "encoder" (the one questions meet now), "pending_encoder"}.
+    """
+    from services.vectors import encoder_switch_check
+
+    task = embed_task_check(task)
+    KnowledgeBase.objects.filter(pk=kb.pk).update(embed_task=task)
+    kb.embed_task = task
+    space_ensure(name=kb_space(kb))
+    # Not in one transaction with the update: in `process` mode this embeds the whole KB. Should it fail, the row
+    # already names the task and the beat's encoder check (vectors.encoder_check) asks for the switch again.
+    encoder_switch_check(space=kb_space(kb))
+    status = space_status(space=kb_space(kb))
+    return {"kb": kb.name, "embed_task": task or None, "encoder": status["encoder"],
+            "pending_encoder": status["pending_encoder"]}
 
 
 def _source_texts(space: str, keys: Sequence[int]) -> list[tuple[int, str, str]]:
@@ -432,7 +490,10 @@ __all__ = [
     "ImportReport",
     "faq_add",
     "item_delete",
+    "embed_task_check",
     "item_id",
+    "kb_embed_task",
+    "kb_embed_task_set",
     "kb_ensure",
     "kb_get",
     "kb_import",

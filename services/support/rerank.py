@@ -70,6 +70,18 @@ def _pair(*, query: str, item: Item, label: str, source: str, kb: int = 0) -> Re
                       kb=kb)
 
 
+def material_queries(items: Iterable[Item]) -> dict[str, tuple[str, list[Item]]]:
+    """query -> (source, its positives), in item order: every FAQ question ("kb_faq": its entry) and every distinct
+    passage title ("kb_passage": its passages). The `rerank` and `retrieval` tasks both learn from these."""
+    queries: dict[str, tuple[str, list[Item]]] = {}
+    for item in items:
+        if item.kind == "faq" and item.question.strip():
+            queries.setdefault(" ".join(item.question.split()), ("kb_faq", []))[1].append(item)
+        elif item.kind == "passage" and item.title.strip():
+            queries.setdefault(" ".join(item.title.split()), ("kb_passage", []))[1].append(item)
+    return queries
+
+
 def kb_pairs(*, kb: KnowledgeBase, hard_negatives: int = HARD_NEGATIVES, seed: int = SEED,
              max_queries: int | None = None) -> list[RerankPair]:
     """Training pairs from one knowledge base's own material (steps 1 and 2 of the module's list), seeded.
@@ -82,12 +94,7 @@ def kb_pairs(*, kb: KnowledgeBase, hard_negatives: int = HARD_NEGATIVES, seed: i
     search = kb_search(kb=kb)
     items = list(search.items.values())
     answers = {item.id: " ".join(item.text.split()).lower() for item in items}
-    queries: dict[str, tuple[str, list[Item]]] = {}  # query -> (source, positives)
-    for item in items:
-        if item.kind == "faq" and item.question.strip():
-            queries.setdefault(" ".join(item.question.split()), ("kb_faq", []))[1].append(item)
-        elif item.kind == "passage" and item.title.strip():
-            queries.setdefault(" ".join(item.title.split()), ("kb_passage", []))[1].append(item)
+    queries = material_queries(items)
     rng = random.Random(f"{seed}:{kb.pk}")
     chosen_queries = list(queries)
     if max_queries is not None and len(chosen_queries) > max_queries:
@@ -130,18 +137,28 @@ def _cited_item_id(citation: dict) -> int | None:
     return pk * 2 if kind == "faq" else pk * 2 + 1
 
 
-def feedback_examples(*, items: dict[int, Item] | None = None) -> list[Example]:
-    """Every feedback pair (steps 3 to 5 of the module's list) as training examples, oldest first.
+@dataclass(frozen=True)
+class FeedbackPair:
+    question: str  # what the customer asked
+    item: Item  # the item judged for it
+    label: str  # RELEVANT | IRRELEVANT
+    source: str  # customer_pick | agent_marked_wrong | agent_confirmed | gap_added
+    created_at: datetime
+
+
+def feedback_pairs(*, items: dict[int, Item] | None = None) -> list[FeedbackPair]:
+    """Every feedback pair (steps 3 to 5 of the module's list), oldest first: what `rerank` (as `pair_text`) and
+    `retrieval` (its relevant pairs) learn from customers and agents.
 
     A pair whose item is no longer in any knowledge base is left out (its text cannot be built).
     """
     items = items_all() if items is None else items
-    out: list[tuple[datetime, int, Example]] = []
+    out: list[tuple[datetime, int, FeedbackPair]] = []
 
     def add(question: str, item_id: int | None, label: str, source: str, when: datetime) -> None:
         item = items.get(item_id) if item_id is not None else None
         if item is not None and question.strip():
-            out.append((when, len(out), Example(pair_text(question=question, item=item), label, source, when)))
+            out.append((when, len(out), FeedbackPair(question, item, label, source, when)))
 
     picks = TrainingExample.objects.filter(task=RERANK_TASK).select_related("message").order_by("created_at", "id")
     for row in picks:
@@ -164,7 +181,13 @@ def feedback_examples(*, items: dict[int, Item] | None = None) -> list[Example]:
     for gap in gaps.order_by("created_at", "id"):
         add(gap.question, gap.faq.pk * 2, RELEVANT, "gap_added", max(gap.created_at, gap.faq.updated_at))
     out.sort(key=lambda row: (row[0], row[1]))
-    return [example for _, _, example in out]
+    return [pair for _, _, pair in out]
+
+
+def feedback_examples(*, items: dict[int, Item] | None = None) -> list[Example]:
+    """Every feedback pair as a `rerank` training example (`pair_text`, label), oldest first."""
+    return [Example(pair_text(question=p.question, item=p.item), p.label, p.source, p.created_at)
+            for p in feedback_pairs(items=items)]
 
 
 def material_split(pairs: Sequence[RerankPair], *, max_pairs: int, seed: int = SEED) -> tuple[list[RerankPair], list[RerankPair]]:

@@ -1,6 +1,8 @@
-"""Retraining plug-ins of the support desk: `intent` (labelled feedback) and `rerank` (the KBs' material + feedback)."""
+"""Retraining plug-ins of the support desk: `intent` (labelled feedback), `rerank` and `retrieval` (the KBs' material
++ feedback)."""
 from __future__ import annotations
 
+import csv
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,8 @@ from django.conf import settings
 from apps.registry.models import AdapterVersion, Task
 from apps.support.models import Message, TrainingExample
 from services.errors import SuiteError
-from services.registry.retraining import INCOMING_MAX, ClassifierRetrainer, Example, RetrainData, training_file_write
+from services.registry.retraining import (INCOMING_MAX, ClassifierRetrainer, Example, RetrainData, Retrainer,
+                                          training_file_write)
 
 
 def _customer_messages(since: datetime | None) -> list[str]:
@@ -126,3 +129,93 @@ class RerankRetrainer(ClassifierRetrainer):
 
     def data(self, *, task_row: Task, feedback: list[Example], until: datetime) -> RetrainData:
         return RerankData(feedback=feedback)
+
+
+class RetrievalData:
+    """The `retrieval` run's data, built from the database (no files): positive (query, item text) pairs of every KB's
+    material and the relevant feedback pairs, split by query into training and held-back parts
+    (services/support/retrieval_task.py `retrieval_split`); judged by dense search over each KB's items."""
+
+    def __init__(self, *, until: datetime | None = None) -> None:
+        from services.support.rerank import feedback_pairs
+        from services.support.retrieval_task import held_back_candidates, retrieval_split
+
+        feedback = [p for p in feedback_pairs() if until is None or p.created_at <= until]  # the run's examples
+        self.train, self.held = retrieval_split(feedback=feedback, max_pairs=settings.SUPPORT_RERANK_MAX_PAIRS)
+        self.candidates = held_back_candidates(self.held)
+        self.reference_texts = sorted({p.query for p in self.train})  # what customers' questions are compared with
+        self.train_labels = [str(p.item_id) for p in self.train]  # label drift: which items are asked about
+        self.skipped: list[str] = []
+        self._base: dict[str, dict[str, Any]] = {}  # base path -> the untuned base's figures (the same every version)
+
+    def train_file(self, *, folder: Path) -> tuple[Path, int, dict[str, Any]]:
+        # Refused here, not when the data is built: an hourly tick before the desk has material is skipped, not failed.
+        if not self.held or len(self.train) < 4:
+            raise SuiteError("Too little knowledge base material to tune the retrieval encoder on and judge it by "
+                             f"({len(self.train)} training pairs, {len(self.held)} held back): import documents with "
+                             "titled sections, or collect customer feedback first.", field="task")
+        path = folder / "pairs.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["query", "item"])
+            writer.writerows((p.query, p.text) for p in self.train)
+        return path, len(self.train), {"text_col": "query", "label_col": "item", "kind": Task.KIND_PAIRS}
+
+    def evaluate(self, *, version: AdapterVersion) -> dict[str, Any]:
+        """`mrr_at_10` / `recall_at_10` of dense search by the version over each held-back query's KB items, and the
+        untuned base's `base_mrr_at_10` / `base_recall_at_10` on the same queries (what the baseline gate reads)."""
+        from services.ml.artifacts import artifact_runtime
+        from services.support.retrieval_task import dense_metrics
+
+        runtime = artifact_runtime(folder=version.path, base_path=version.base.path)
+        tuned = dense_metrics(embed=lambda texts: runtime.embed(task="evaluate", texts=texts), held=self.held,
+                              candidates=self.candidates)
+        return {**tuned, **self._base_figures(runtime=runtime, key=str(version.base.path)),
+                "n_held_back_pairs": len(self.held)}
+
+    def _base_figures(self, *, runtime: Any, key: str) -> dict[str, Any]:
+        """The untuned base encoder's `base_mrr_at_10` / `base_recall_at_10` (computed once per base: the same for
+        every version of the run)."""
+        from services.support.retrieval_task import dense_metrics
+
+        if key not in self._base:
+            base = dense_metrics(embed=lambda texts: runtime.embed(task=None, texts=texts), held=self.held,
+                                 candidates=self.candidates)
+            self._base[key] = {f"base_{k}": v for k, v in base.items() if k != "n_queries"}
+        return self._base[key]
+
+
+class RetrievalRetrainer(Retrainer):
+    """The `retrieval` bi-encoder: a pairs adapter tuned on the knowledge bases' material and the relevant feedback
+    pairs; a KB whose `embed_task` names it is embedded (items and questions) by its champion."""
+
+    name = "retrieval"
+    kind = Task.KIND_PAIRS
+    data_files = False
+    gate_metric = "mrr_at_10"
+    gate_guard_metric = "recall_at_10"
+    # A champion re-embeds every KB that chose it: a version is served only when its dense search ranks the held-back
+    # queries' items better than the untuned base encoder does (first version included).
+    baseline_gate = True
+
+    def baseline_refusal(self, metrics: dict[str, Any]) -> str:
+        mrr, baseline = metrics.get("mrr_at_10"), metrics.get("base_mrr_at_10")
+        if mrr is None or baseline is None:
+            return "the held-back evaluation has no mrr_at_10 or base_mrr_at_10 to compare"
+        if float(mrr) <= float(baseline):
+            return (f"mrr_at_10 {float(mrr):.4f} does not beat the untuned base encoder ({float(baseline):.4f}) on the "
+                    "held-back queries; knowledge bases keep their vectors")
+        return ""
+
+    def feedback(self) -> list[Example]:
+        """The relevant feedback pairs: the customer's question, the item id as its "label"."""
+        from services.support.rerank import RELEVANT, feedback_pairs
+
+        return [Example(p.question, str(p.item.id), p.source, p.created_at) for p in feedback_pairs()
+                if p.label == RELEVANT]
+
+    def incoming(self, since: datetime | None) -> list[str]:
+        return _customer_messages(since)
+
+    def data(self, *, task_row: Task, feedback: list[Example], until: datetime) -> RetrainData:
+        return RetrievalData(until=until)

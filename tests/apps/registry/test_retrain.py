@@ -216,9 +216,10 @@ def test_each_task_gets_an_hourly_retrain_schedule_that_keeps_an_admins_edits() 
     from services.registry.retrain import retrain_schedules_ensure
 
     assert retrain_schedules_ensure() == ["retrain sentiment", "retrain topic", "retrain intent", "retrain rerank",
-                                         "retrain recommender"]
+                                         "retrain retrieval", "retrain recommender"]
     schedules = {p.name: p for p in PeriodicTask.objects.filter(task="training.retrain")}
-    assert set(schedules) == {"retrain sentiment", "retrain topic", "retrain intent", "retrain rerank", "retrain recommender"}
+    assert set(schedules) == {"retrain sentiment", "retrain topic", "retrain intent", "retrain rerank",
+                              "retrain retrieval", "retrain recommender"}
     sentiment = schedules["retrain sentiment"]
     assert sentiment.kwargs == '{"task": "sentiment"}' and sentiment.queue == "training" and sentiment.interval.every == 1
     sentiment.interval = IntervalSchedule.objects.create(every=6, period=IntervalSchedule.HOURS)  # an admin's edit

@@ -88,8 +88,8 @@ def test_a_fake_fourth_task_written_as_one_plugin_is_trained_judged_gated_promot
     assert Alias.objects.get(task__name="tone", name="champion").version.version == 2
     assert Task.objects.get(name="tone").retrain_lock_owner == ""
 
-    assert retrain_schedules_ensure() == ["retrain sentiment", "retrain topic", "retrain intent", "retrain rerank", "retrain recommender",
-                                         "retrain tone"]
+    assert retrain_schedules_ensure() == ["retrain sentiment", "retrain topic", "retrain intent", "retrain rerank",
+                                         "retrain retrieval", "retrain recommender", "retrain tone"]
     schedule = PeriodicTask.objects.get(name="retrain tone")
     assert schedule.task == "training.retrain" and schedule.queue == "training"
     assert schedule.kwargs == '{"task": "tone"}'

@@ -26,7 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--base", default=None, help="base model name (default: the registry's default base)")
         parser.add_argument("--epochs", type=int, default=None, help="upper bound on epochs (early stopping may end sooner)")
         parser.add_argument("--kind", choices=["classifier", "pairs"], default=None,
-                            help="classifier (default for new tasks) or pairs (embedding tuning from query/item pairs)")
+                            help="classifier or pairs (embedding tuning from query/item pairs); default: the task's kind, for a "
+                                 "new task its retraining plug-in's (retrieval, recommender: pairs), else classifier")
         parser.add_argument("--peft", choices=PEFT_METHODS, default=None,
                             help="the PEFT method: lora (default), adalora or ia3; saved in the artifact's config")
 
