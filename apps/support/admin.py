@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.support.models import CannedResponse, Conversation, FaqEntry, KnowledgeBase, KnowledgeGap, TrainingExample
@@ -12,10 +14,36 @@ class CannedResponseAdmin(admin.ModelAdmin):
     search_fields = ("name", "text")
 
 
+class KnowledgeBaseForm(forms.ModelForm):
+    class Meta:
+        model = KnowledgeBase
+        fields = "__all__"
+
+    def clean_embed_task(self) -> str:
+        from services.errors import SuiteError
+        from services.support.knowledge import embed_task_check
+
+        try:
+            return embed_task_check(self.cleaned_data.get("embed_task") or "")
+        except SuiteError as exc:
+            raise ValidationError(exc.message) from None
+
+
 @admin.register(KnowledgeBase)
 class KnowledgeBaseAdmin(admin.ModelAdmin):
-    list_display = ("name", "index_state", "index_progress", "index_message", "revision")
+    """`embed_task` (the pairs task whose champion embeds the KB) is checked like `support_kb_encoder`'s, and a change
+    re-embeds the KB through the same service."""
+
+    form = KnowledgeBaseForm
+    list_display = ("name", "embed_task", "index_state", "index_progress", "index_message", "revision")
     readonly_fields = ("revision", "index_state", "index_progress", "index_message")
+
+    def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
+        super().save_model(request, obj, form, change)
+        if "embed_task" in form.changed_data:
+            from services.support.knowledge import kb_embed_task_set
+
+            kb_embed_task_set(kb=obj, task=obj.embed_task)
 
 
 @admin.register(FaqEntry)

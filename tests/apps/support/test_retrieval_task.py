@@ -174,3 +174,22 @@ def test_a_kb_set_to_retrieval_is_embedded_and_searched_by_its_champion_and_anot
 
     cleared = run_json("support_kb_encoder", kb="shop", clear=True)  # back to the default: re-embedded by the base
     assert cleared["embed_task"] is None and cleared["encoder"] == "base:tiny-bert"
+
+
+def test_the_kb_admin_checks_the_task_and_re_embeds_through_the_same_service(fixture_kb, client, role_users,  # noqa: ANN001
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.support import knowledge
+
+    kb = KnowledgeBase.objects.get(name="default")
+    client.force_login(role_users["admin"])
+    calls = []
+    real = knowledge.kb_embed_task_set
+    monkeypatch.setattr(knowledge, "kb_embed_task_set", lambda *, kb, task: calls.append(task) or real(kb=kb, task=task))
+    url = f"/admin/support/knowledgebase/{kb.pk}/change/"
+    refused = client.post(url, {"name": "default", "embed_task": "nope"})
+    assert refused.status_code == 200 and "No pairs task named &#x27;nope&#x27;" in refused.content.decode()
+    assert KnowledgeBase.objects.get(pk=kb.pk).embed_task == "" and calls == []
+    assert client.post(url, {"name": "default", "embed_task": "retrieval"}).status_code == 302
+    assert KnowledgeBase.objects.get(pk=kb.pk).embed_task == "retrieval" and calls == ["retrieval"]
+    assert client.post(url, {"name": "default", "embed_task": "retrieval"}).status_code == 302
+    assert calls == ["retrieval"]  # unchanged: nothing to re-embed
