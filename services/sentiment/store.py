@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -56,15 +56,15 @@ def row_scopes(row: ScoredNews) -> list[str]:
             *(topic_scope(topic=t, symbol=s) for s in row.tickers for t in topics)]
 
 
-def buckets_add(rows: Sequence[ScoredNews]) -> None:
-    """Add `rows` to the minute/hour/day buckets of every scope they count in (row_scopes).
+def buckets_add(rows: Sequence[ScoredNews], *, scopes: Callable[[ScoredNews], list[str]] = row_scopes) -> None:
+    """Add `rows` to the minute/hour/day buckets of every scope they count in (`scopes`: row_scopes).
 
     Call inside the transaction that created the rows, so a row is counted exactly when it is stored.
     Headlines without a topic count under the topic "(none)", so the topic breakdown adds up to the total.
     """
     sums: dict[tuple[str, str, datetime], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])  # n, sum, sum of squares, negatives
     for row in rows:
-        for scope in row_scopes(row):
+        for scope in scopes(row):
             for granularity in GRANULARITIES:
                 acc = sums[(scope, granularity, bucket_start(at=row.published_at, granularity=granularity))]
                 acc[0] += 1
@@ -82,6 +82,50 @@ def buckets_add(rows: Sequence[ScoredNews]) -> None:
             Bucket.objects.filter(pk=bucket.pk).update(count=F("count") + count, score_sum=F("score_sum") + score_sum,
                                                        score_sq_sum=F("score_sq_sum") + sq_sum,
                                                        negative_count=F("negative_count") + negatives)
+
+
+def topic_scopes(row: ScoredNews) -> list[str]:
+    """The topic scopes of a stored headline: its topics ("#Earnings") and each ticker × topic ("ACME#Earnings")."""
+    return [scope for scope in row_scopes(row) if "#" in scope]
+
+
+REBUILD_SCOPES = {"topics": topic_scopes, "all": row_scopes}
+
+
+def buckets_rebuild(*, scopes: str = "topics", chunk: int = 2000,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, int | str]:
+    """Rebuild the minute/hour/day buckets of the topic scopes (`scopes` "all": of every scope) from the stored rows.
+
+    For headlines stored before the topic buckets existed. Idempotent: the buckets are deleted and summed again
+    from the rows in one transaction, so a rerun gives the same buckets and a failed run leaves the old ones.
+    1. Lock the bucket table against writers (PostgreSQL; SQLite's write lock does it), so a consumer storing
+       meanwhile adds its headlines after the rebuild, never twice or not at all; it waits until the end.
+    2. Delete the buckets of those scopes: "topics" is '#<topic>' and '<ticker>#<topic>'.
+    3. Read the headlines in id order, `chunk` at a time, and add each to its buckets (buckets_add); call
+       `progress(done, total)` after each chunk.
+    Returns {"scopes", "headlines", "buckets_deleted", "buckets"} (the last: buckets of those scopes now).
+    """
+    if scopes not in REBUILD_SCOPES:
+        raise ValueError(f"scopes must be one of {sorted(REBUILD_SCOPES)} (got {scopes!r})")
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1 (got {chunk})")
+    which = Bucket.objects.filter(scope__contains="#") if scopes == "topics" else Bucket.objects.all()
+    fields = ("id", "published_at", "score", "label", "tickers", "topics")
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {connection.ops.quote_name(Bucket._meta.db_table)} IN EXCLUSIVE MODE")
+        deleted, _ = which.delete()
+        total, done, last = ScoredNews.objects.count(), 0, 0
+        while True:
+            rows = list(ScoredNews.objects.filter(id__gt=last).order_by("id").only(*fields)[:chunk])
+            if not rows:
+                break
+            buckets_add(rows, scopes=REBUILD_SCOPES[scopes])
+            done, last = done + len(rows), rows[-1].id
+            if progress is not None:
+                progress(done, max(total, done))
+        return {"scopes": scopes, "headlines": done, "buckets_deleted": deleted, "buckets": which.count()}
 
 
 UPSERT_ROWS = 100  # buckets per INSERT statement (7 parameters each: under SQLite's oldest limit of 999)
