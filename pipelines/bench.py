@@ -6,7 +6,7 @@
     python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
     python -m pipelines.bench chaos [--json] [--good 300] [--bad 150] [--kills 3] [--seed 7] [--consumers 2] [--fuzz-cases 200] [--no-broker-restart]
     python -m pipelines.bench training [--json] [--rows 2000] [--pairs 4000] [--epochs 2] [--base NAME_OR_PATH] [--devdata DIR]
-    python -m pipelines.bench alerts [--json] [--semantics new|cooldown] [--days 14] [--surges 20] [--tickers 10] [--seed 5] [--step-minutes 2] [--for-evaluations N] [--clear-threshold X] [--headlines N] [--no-kafka]
+    python -m pipelines.bench alerts [--json] [--semantics new|cooldown] [--days 14] [--surges 20] [--tickers 10] [--seed 5] [--step-minutes 2] [--for-evaluations N] [--clear-threshold X] [--headlines N] [--scores labels|model] [--no-kafka]
 
 The last line printed is one JSON object (the contract other tools read).
 """
@@ -75,8 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     alerts.add_argument("--tickers", type=int, default=10, help="watchlist size (headlines spread Zipf-like over it)")
     alerts.add_argument("--seed", type=int, default=5)
     alerts.add_argument("--step-minutes", type=int, default=2, help="event time per batch: the rules' evaluation interval")
-    alerts.add_argument("--for-evaluations", type=int, default=None, help="override the rules' pending evaluations")
-    alerts.add_argument("--clear-threshold", type=float, default=None, help="override the rules' clear threshold")
+    alerts.add_argument("--for-evaluations", type=int, default=None,
+                        help="override the rules' pending evaluations (default of a new rule: 3)")
+    alerts.add_argument("--clear-threshold", type=float, default=None,
+                        help="override the rules' clear threshold (default of a new rule: 0.75 x threshold, 1.5)")
+    alerts.add_argument("--scores", choices=["labels", "model"], default="labels",
+                        help="labels: the headlines' human labels as a perfect model; model: the registered "
+                             "sentiment champion, as the production consumer (runs share var/bench-alerts-models)")
     alerts.add_argument("--headlines", type=int, default=None, help="a random N of the devdata headlines (a shorter run)")
     alerts.add_argument("--no-kafka", action="store_true",
                         help="the fast path: store each step directly, without the broker and the consumer")
@@ -129,16 +134,17 @@ def main(argv: list[str] | None = None) -> int:
                                 devdata=args.devdata.expanduser(), quiet=args.json)
     elif args.which == "alerts":
         tuned = "".join(f"-{k}{v}" for k, v in (("for", args.for_evaluations), ("clear", args.clear_threshold)) if v is not None)
-        django_setup(f"bench-alerts-{args.semantics}{tuned}")
+        # Model-scored runs share one database: its registry holds the champion, registered once.
+        django_setup("bench-alerts-models" if args.scores == "model" else f"bench-alerts-{args.semantics}{tuned}")
         from pipelines.bench_alerts import alerts_bench
-        from services.errors import ServiceUnavailable
+        from services.errors import NotFound, ServiceUnavailable
 
         try:
             result = alerts_bench(semantics=args.semantics, days=args.days, surges=args.surges, tickers=args.tickers,
                                   seed=args.seed, step_minutes=args.step_minutes, for_evaluations=args.for_evaluations,
                                   clear_threshold=args.clear_threshold, headlines=args.headlines,
-                                  kafka=not args.no_kafka, quiet=args.json)
-        except ServiceUnavailable as exc:  # no broker: say where it was looked for and how to start one
+                                  kafka=not args.no_kafka, scores=args.scores, quiet=args.json)
+        except (ServiceUnavailable, NotFound) as exc:  # no broker or no champion: say where it looked and what to do
             print(exc.message, file=sys.stderr)
             print(json_line({"error": exc.message}))
             return 2

@@ -2,7 +2,7 @@
 
     python -m pipelines.bench alerts [--json] [--semantics new|cooldown] [--days 14] [--surges 20] [--tickers 10] [--seed 5]
                                      [--step-minutes 2] [--for-evaluations N] [--clear-threshold X] [--headlines N]
-                                     [--no-kafka]
+                                     [--scores labels|model] [--no-kafka]
 
 1. Stream: the Twitter Financial News Sentiment headlines (../shared/devdata, both splits), each given an event
    time (uniform over `--days`) and one watchlist ticker (Zipf-like shares, so busy and quiet tickers both occur).
@@ -18,19 +18,27 @@
    offsets, then evaluates the alert rules of the stored rows' tickers, as the consumer's after_store does. The
    broker is the one at KAFKA_BOOTSTRAP_SERVERS (`deploy/kafka.sh start`); without one the benchmark stops and
    says so. `--no-kafka` is the fast path: news_store is called directly per step (no broker, no decode, no
-   offsets). Every ticker has the rule a new watchlist entry gets (ticker_save). Scores come from the data's human
-   labels (bearish −0.75, bullish +0.75, neutral ±0.1, with a small jitter): the label a perfect `sentiment` model
-   would give (through Kafka, that "model" is the consumer's classify, looked up by headline text). Topics are the
-   consumer's: the `topic` champion, or the keyword lists where the benchmark's database has none.
+   offsets). Every ticker has the rule a new watchlist entry gets (ticker_save: z-score |z| ≥ 2, `for` 3, clear
+   1.5). `--scores labels` (default): scores come from the data's human labels (bearish −0.75, bullish +0.75,
+   neutral ±0.1, with a small jitter): the label a perfect `sentiment` model would give (through Kafka, that
+   "model" is the consumer's classify, looked up by headline text). `--scores model`: the registered `sentiment`
+   champion scores every headline, as the production consumer does (classify_champion, one call per batch); the
+   benchmark stops and says how to register one when its database has none (model-scored runs share
+   var/bench-alerts-models; the devdata split a champion was trained on is part of the stream, which flatters it).
+   Topics are the consumer's either way: the `topic` champion, or the keyword lists where the benchmark's database
+   has none (the direct path with `--scores labels`: the keyword lists).
    `--semantics new`: alerts_check (pending/firing/resolved, hysteresis, grouped and repeated notices).
    `--semantics cooldown`: today's rule before this change, reproduced: an alert (and a notice) whenever a single
    evaluation fires and the rule raised none within its cooldown. `--for-evaluations` / `--clear-threshold`
-   change the watchlist's rules from the defaults (to try other settings on the same stream). Either way a rule is
+   change the watchlist's rules from the defaults (to try other settings on the same stream; `--for-evaluations 1
+   --clear-threshold 2` is the rule before the defaults changed: at once, no hysteresis). Either way a rule is
    judged at its newest headline's event time, never the wall clock. `--headlines N` keeps a random N of the
    devdata headlines (a shorter run on the same days).
 4. A surge is detected when its ticker fires an alert within 2 hours of its start; other alerts after the
    warm-up are false alerts. Last line: {"surges", "detected", "recall", "false_alerts_per_day",
-   "median_delay_minutes", "notifications_sent", "through": "kafka"|"direct", ...}; through Kafka also
+   "median_delay_minutes", "notifications_sent", "through": "kafka"|"direct", "scores": "labels"|"model",
+   "models": {"sentiment": "human labels"|"sentiment vN", "topic": "topics: model vN"|"topics: keyword lists ..."},
+   ...}; through Kafka also
    "kafka": {topic, group, produced, consumed, committed_offset, dead_lettered, consumer_msgs_per_s, ...}.
 """
 from __future__ import annotations
@@ -184,6 +192,61 @@ def _oracle(events: Sequence[Event], rng: random.Random, missed: list[int]) -> C
     return classify
 
 
+SCORES = ("labels", "model")
+
+
+def models_used(scores: str) -> dict[str, str]:
+    """What scores and tags the run's headlines: {"sentiment": "human labels" | "sentiment vN", "topic": ...}.
+
+    With `scores` "model" and no `sentiment` champion in this database, NotFound says where it looked and how to
+    register one (nothing is written before).
+    """
+    from django.conf import settings
+
+    from services.errors import NotFound
+    from services.registry.versions import version_get
+    from services.sentiment.topics import topic_source
+
+    topic = topic_source()["text"]
+    if scores == "labels":
+        return {"sentiment": "human labels", "topic": topic}
+    try:
+        version = version_get(task_name="sentiment")
+    except NotFound:
+        raise NotFound(
+            f"--scores model: no `sentiment` champion is registered in this benchmark's database (SUITE_VAR_DIR "
+            f"{settings.VAR_DIR}). Register one there first, e.g. `SUITE_VAR_DIR={settings.VAR_DIR} python manage.py "
+            f"train_adapter --task sentiment --data ../shared/devdata/twitter_financial_news_sentiment/sent_train.csv` "
+            "(about 4 min on 2 cores; a `topic` champion is used too when one is registered), or run with "
+            "`--scores labels`.", field="scores") from None
+    return {"sentiment": f"sentiment v{version.version}", "topic": topic}
+
+
+def _model_store(*, items: Sequence[Any], stats: dict[str, int]) -> None:
+    """The direct path with model scores: the champions score and tag a step's headlines, then news_store.
+
+    As batch_process does, without Kafka: one sentiment call (texts_score: a failing text is retried alone, then
+    left out and counted), one topic call (texts_topics: the keyword lists without a topic champion).
+    """
+    from django.conf import settings
+
+    from pipelines.news_consumer import classify_champion
+    from services.sentiment.scoring import texts_score
+    from services.sentiment.store import news_store
+    from services.sentiment.topics import classify_topic_champion, texts_topics
+
+    texts = [item.headline for item in items]
+    batch = texts_score(texts=texts, classify=classify_champion, retries=settings.NEWS_MODEL_RETRIES,
+                        backoff_s=settings.NEWS_MODEL_RETRY_BACKOFF_S)
+    kept = [i for i, version in enumerate(batch.versions) if version is not None]
+    stats["model_failed"] += len(items) - len(kept)
+    if not kept:
+        return
+    tags = texts_topics(texts=[texts[i] for i in kept], classify=classify_topic_champion)
+    news_store(items=[items[i] for i in kept], scores=[batch.scores[i] for i in kept],
+               model_version=batch.versions[kept[0]], topics=tags.topics, topic_versions=tags.versions)
+
+
 def kafka_ready() -> None:
     """Raise ServiceUnavailable naming the broker's address, how to start one and the --no-kafka fast path."""
     from services.sentiment.bus import kafka_require
@@ -328,7 +391,7 @@ def _topics_delete(names: list[str]) -> None:
 def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: str = "new", days: int = 14,
                  warmup_days: int = 7, surges: int = 20, tickers: int = 10, seed: int = 5, step_minutes: int = 2,
                  for_evaluations: int | None = None, clear_threshold: float | None = None,
-                 headlines: int | None = None, kafka: bool = True, keep_topics: bool = False,
+                 headlines: int | None = None, kafka: bool = True, keep_topics: bool = False, scores: str = "labels",
                  quiet: bool = False) -> dict[str, Any]:
     """Replay the stream with injected surges and score the alerts (see the module's steps)."""
     from apps.sentiment.models import Alert, Notification
@@ -340,6 +403,8 @@ def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: st
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     if semantics not in ("new", "cooldown"):
         raise ValueError(f"semantics must be new or cooldown (got {semantics!r})")
+    if scores not in SCORES:
+        raise ValueError(f"scores must be labels or model (got {scores!r})")
     if not 0 < warmup_days < days:
         raise ValueError(f"warmup_days must be between 1 and days - 1 (got {warmup_days} of {days})")
     rows = rows if rows is not None else devdata_rows()
@@ -349,8 +414,9 @@ def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: st
         return {"skipped": reason}
     if headlines is not None and headlines < len(rows):
         rows = random.Random(seed + 2).sample(list(rows), headlines)
+    models = models_used(scores)  # before anything is written: without a champion, say so and stop
     if kafka:
-        kafka_ready()  # before anything is written
+        kafka_ready()
     events, injected, symbols = stream_make(rows=rows, days=days, warmup_days=warmup_days, surges=surges,
                                             tickers=tickers, seed=seed)
     _reset()
@@ -368,7 +434,7 @@ def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: st
                      "cooldown_minutes": rule.cooldown_minutes, "group_minutes": rule.group_minutes}
     through = "kafka" if kafka else "direct"
     say(f"{len(events)} headlines over {days} days ({len(injected)} surges injected), {len(symbols)} tickers, "
-        f"semantics {semantics}, through {through}")
+        f"semantics {semantics}, through {through}, scores: {models['sentiment']}, {models['topic']}")
 
     logging.getLogger("services.sentiment.alerts").setLevel(logging.WARNING)  # one line per alert otherwise
     _sqlite_fast()
@@ -387,21 +453,31 @@ def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: st
     step = step_minutes * 60
     extra: dict[str, Any] = {}
     if kafka:
+        from pipelines.news_consumer import classify_champion
+
         missed = [0]
-        extra["kafka"] = _through_kafka(events=events, step=step, evaluate=evaluate, classify=_oracle(events, rng, missed),
+        classify = _oracle(events, rng, missed) if scores == "labels" else classify_champion
+        extra["kafka"] = _through_kafka(events=events, step=step, evaluate=evaluate, classify=classify,
                                         keep_topics=keep_topics, quiet=quiet, say=say)
-        extra["kafka"]["unlabelled"] = missed[0]
+        if scores == "labels":
+            extra["kafka"]["unlabelled"] = missed[0]
     else:
+        model_stats = {"model_failed": 0}  # headlines the model failed on (left out, as the consumer dead-letters them)
         by_minute: dict[datetime, list[Event]] = defaultdict(list)
         for event in events:
             by_minute[START + timedelta(seconds=(event.at - START).total_seconds() // step * step)].append(event)
         for n, (minute, batch) in enumerate(sorted(by_minute.items())):
             items = [NewsItem(id=f"bench-{minute:%Y%m%d%H%M}-{i}", source="bench", published_at=e.at, headline=e.text,
                               tickers=[e.ticker]) for i, e in enumerate(batch)]
-            news_store(items=items, scores=[_scored(e.label, rng) for e in batch], model_version=1)
+            if scores == "model":
+                _model_store(items=items, stats=model_stats)
+            else:
+                news_store(items=items, scores=[_scored(e.label, rng) for e in batch], model_version=1)
             evaluate(sorted({e.ticker for e in batch}), minute)
             if not quiet and n % 2000 == 0:
                 say(f"  {minute:%Y-%m-%d %H:%M}: {n} batches, {time.perf_counter() - started:.0f} s")
+        if scores == "model":
+            extra["model_failed"] = model_stats["model_failed"]
     if check_cooldown is None:
         fired = [(a.symbol, a.fired_at) for a in Alert.objects.filter(fired_at__isnull=False)]
         notifications = Notification.objects.count()
@@ -410,7 +486,7 @@ def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: st
     return {**_score(fired=fired, injected=injected, warmup_end=START + timedelta(days=warmup_days), step_minutes=step_minutes,
                   measured_days=days - warmup_days, notifications=notifications, semantics=semantics,
                   headlines=len(events), seconds=time.perf_counter() - started, say=say),
-            "through": through, "rule": settings_used, **extra}
+            "through": through, "scores": scores, "models": models, "rule": settings_used, **extra}
 
 
 def _score(*, fired: list[tuple[str, datetime]], injected: list[Surge], warmup_end: datetime, step_minutes: int,

@@ -1,5 +1,5 @@
 """The alert-quality benchmark on a tiny synthetic stream: both semantics find the injected surges, on the direct path
-and through the test broker and the consumer's batch_process; no devdata, no model."""
+and through the test broker and the consumer's batch_process; no devdata; `--scores model` with a tiny champion."""
 from __future__ import annotations
 
 import random
@@ -7,6 +7,7 @@ import random
 import pytest
 
 from pipelines import bench_alerts
+from tests.apps.sentiment.conftest import tiny_sentiment_model  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +82,57 @@ def test_without_a_broker_it_names_the_address_how_to_start_one_and_the_fast_pat
         bench_alerts.alerts_bench(rows=synthetic_rows(50), days=2, warmup_days=1, surges=1, tickers=2, quiet=True)
     message = caught.value.message
     assert "127.0.0.1:9" in message and "deploy/kafka.sh start" in message and "--no-kafka" in message
+
+
+def model_rows(n: int = 240) -> list[tuple[str, str]]:
+    """Texts the tiny `sentiment` champion was trained on the kind of, with the dataset's label ids."""
+    from tests.services.conftest import sentiment_rows
+
+    ids = {"bearish": "0", "bullish": "1", "neutral": "2"}
+    texts, labels = sentiment_rows(n, seed=4)
+    return [(text, ids[label]) for text, label in zip(texts, labels)]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kafka", [False, True])
+def test_with_model_scores_the_sentiment_champion_scores_every_replayed_headline(kafka: bool, tiny_sentiment_model) -> None:  # noqa: ANN001, F811
+    from apps.sentiment.models import ScoredNews
+    from services.registry.serving import texts_classify
+    from services.sentiment.scoring import probs_score
+
+    result = bench_alerts.alerts_bench(rows=model_rows(), semantics="new", days=2, warmup_days=1, surges=2, tickers=3,
+                                       step_minutes=10, kafka=kafka, scores="model", quiet=True)
+    assert KEYS <= set(result) and result["scores"] == "model"
+    assert result["models"]["sentiment"] == "sentiment v1" and "keyword lists" in result["models"]["topic"]
+    assert ScoredNews.objects.count() == result["headlines"]
+    assert set(ScoredNews.objects.values_list("model_task", "model_version")) == {("sentiment", 1)}
+    # The stored scores are the champion's, not the labels' (which are ±0.75 or 0 with a jitter of 0.1 at most).
+    rows = list(ScoredNews.objects.order_by("id")[:20])
+    output = texts_classify(task="sentiment", texts=[r.headline for r in rows])
+    expected = [scored.score for scored in probs_score(probs=output.probs, label_names=output.label_names)]
+    assert [r.score for r in rows] == pytest.approx(expected, abs=1e-4)
+    if kafka:
+        assert "unlabelled" not in result["kafka"] and result["kafka"]["stored"] == result["headlines"]
+    else:
+        assert result["model_failed"] == 0
+
+
+def test_with_model_scores_and_no_champion_it_says_how_to_register_one_and_writes_nothing() -> None:
+    from apps.sentiment.models import Ticker
+    from services.errors import NotFound
+
+    Ticker.objects.create(symbol="KEEP")
+    with pytest.raises(NotFound) as caught:
+        bench_alerts.alerts_bench(rows=synthetic_rows(50), days=2, warmup_days=1, surges=1, tickers=2, kafka=False,
+                                  scores="model", quiet=True)
+    message = caught.value.message
+    assert "no `sentiment` champion" in message and "train_adapter --task sentiment" in message
+    assert "--scores labels" in message
+    assert list(Ticker.objects.values_list("symbol", flat=True)) == ["KEEP"]  # the run stopped before its reset
+
+
+def test_the_result_says_which_scores_were_used() -> None:
+    result = bench_alerts.alerts_bench(rows=synthetic_rows(), days=2, warmup_days=1, surges=1, tickers=2, step_minutes=10,
+                                       kafka=False, quiet=True)
+    assert result["scores"] == "labels" and result["models"]["sentiment"] == "human labels"
+    assert result["rule"]["for_evaluations"] == 3 and result["rule"]["clear_threshold"] == 1.5  # a new rule's defaults
