@@ -55,7 +55,8 @@ def rule_windows(*, rule: AlertRule, now: datetime) -> tuple[WindowStats, Window
     """The rule's recent window and baseline from the buckets of its target: "ACME", "#topic" or "ACME#topic".
 
     Topic and ticker × topic buckets are filled as headlines are stored (services/sentiment/store.py), so a topic
-    rule costs what a ticker rule costs. Headlines stored before the topic buckets existed are not in them.
+    rule costs what a ticker rule costs. Headlines stored before the topic buckets existed are in them once
+    `manage.py buckets_rebuild` has summed them (services/sentiment/store.py: buckets_rebuild).
     """
     window, baseline = timedelta(minutes=rule.window_minutes), timedelta(days=rule.baseline_days)
     return window_and_baseline(scope=rule.target, now=now, window=window, baseline=baseline)
