@@ -111,6 +111,24 @@ def test_a_retrieval_run_trains_pairs_and_is_served_only_when_it_beats_the_base(
     assert real.promoted is beats, (real.reason, metrics)
     assert Alias.objects.filter(task__name="retrieval", name="champion").exists() is beats
 
+    # Tuned harder (askK -> itemK is learnable: every K has sections in training), it beats the base and is served.
+    plain = RetrievalData.train_file
+
+    def harder(self, *, folder):  # noqa: ANN001, ANN202
+        path, n, overrides = plain(self, folder=folder)
+        return path, n, {**overrides, "config": {"lr": 1e-2, "eval_start": False}}
+
+    monkeypatch.setattr(RetrievalData, "train_file", harder)
+    settings.RETRAIN_EPOCHS = 6
+    kb = kb_ensure(name="default")
+    run_json("support_kb_encoder", kb="default", task="retrieval")
+    tuned = retrain_run(task="retrieval", force=True)
+    assert tuned.metrics["mrr_at_10"] > tuned.metrics["base_mrr_at_10"] == metrics["base_mrr_at_10"]  # the same base
+    assert tuned.status == RetrainRun.PROMOTED and tuned.promoted, (tuned.reason, tuned.metrics)
+    assert Alias.objects.get(task__name="retrieval", name="champion").version == tuned.version
+    # Its promotion re-embedded the KB that chose the task (in process here; on a worker in production).
+    assert VectorSpace.objects.get(name=kb_space(kb)).encoder == f"retrieval:v{tuned.version.version}"
+
 
 def _spy_query_tags(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[str, ...]]]:
     real, calls = encode.texts_embed_tagged, []
@@ -193,3 +211,18 @@ def test_the_kb_admin_checks_the_task_and_re_embeds_through_the_same_service(fix
     assert KnowledgeBase.objects.get(pk=kb.pk).embed_task == "retrieval" and calls == ["retrieval"]
     assert client.post(url, {"name": "default", "embed_task": "retrieval"}).status_code == 302
     assert calls == ["retrieval"]  # unchanged: nothing to re-embed
+
+
+def test_the_export_writes_the_training_pairs_for_train_adapter_and_keeps_held_back_queries_out(bow_encoder,  # noqa: ANN001
+                                                                                               tmp_path: Path) -> None:
+    import csv
+
+    run_json("support_import", docs=str(_guides(tmp_path / "guides")), no_progress=True)
+    out = tmp_path / "pairs.csv"
+    printed = run_json("support_training_export", task="retrieval", out=str(out))
+    data = RetrievalData()
+    with out.open(encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["query", "item"] and rows[1:] == [[p.query, p.text] for p in data.train]
+    assert printed == {"out": str(out), "rows": len(data.train), "rejected": len(data.held)} and data.train and data.held
+    assert not {p.query for p in data.held} & {row[0] for row in rows[1:]}
