@@ -22,9 +22,11 @@
    1.5). `--scores labels` (default): scores come from the data's human labels (bearish −0.75, bullish +0.75,
    neutral ±0.1, with a small jitter): the label a perfect `sentiment` model would give (through Kafka, that
    "model" is the consumer's classify, looked up by headline text). `--scores model`: the registered `sentiment`
-   champion scores every headline, as the production consumer does (classify_champion, one call per batch); the
-   benchmark stops and says how to register one when its database has none (model-scored runs share
-   var/bench-alerts-models; the devdata split a champion was trained on is part of the stream, which flatters it).
+   champion scores every headline, as the production consumer does (through Kafka: classify_champion, one call
+   per consumer batch, i.e. per event-time step; direct: the same calls made for the whole stream first, 256
+   headlines each, then replayed); the benchmark stops and says how to register one when its database has none
+   (model-scored runs share var/bench-alerts-models; the devdata split a champion was trained on is part of the
+   stream, which flatters it).
    Topics are the consumer's either way: the `topic` champion, or the keyword lists where the benchmark's database
    has none (the direct path with `--scores labels`: the keyword lists).
    `--semantics new`: alerts_check (pending/firing/resolved, hysteresis, grouped and repeated notices).
@@ -222,29 +224,42 @@ def models_used(scores: str) -> dict[str, str]:
     return {"sentiment": f"sentiment v{version.version}", "topic": topic}
 
 
-def _model_store(*, items: Sequence[Any], stats: dict[str, int]) -> None:
-    """The direct path with model scores: the champions score and tag a step's headlines, then news_store.
+@dataclass(frozen=True)
+class ModelScore:
+    scored: Any  # services.sentiment.scoring.Scored
+    version: int
+    topics: list[str] | None  # the topic champion's; None: the keyword lists (news_store's)
+    topic_version: int | None
 
-    As batch_process does, without Kafka: one sentiment call (texts_score: a failing text is retried alone, then
-    left out and counted), one topic call (texts_topics: the keyword lists without a topic champion).
+
+MODEL_BATCH = 256  # headlines per model call on the direct path
+
+
+def model_scores(*, texts: Sequence[str]) -> list[ModelScore | None]:
+    """The direct path with model scores: the champions score and tag every headline, MODEL_BATCH per call.
+
+    The calls batch_process makes (texts_score: a failing text is retried alone, then None, as the consumer
+    dead-letters it; texts_topics: the keyword lists without a topic champion), made for the whole stream before
+    the replay: the same scores in far fewer calls than one per event-time step (one headline each, mostly).
     """
     from django.conf import settings
 
     from pipelines.news_consumer import classify_champion
     from services.sentiment.scoring import texts_score
-    from services.sentiment.store import news_store
     from services.sentiment.topics import classify_topic_champion, texts_topics
 
-    texts = [item.headline for item in items]
-    batch = texts_score(texts=texts, classify=classify_champion, retries=settings.NEWS_MODEL_RETRIES,
-                        backoff_s=settings.NEWS_MODEL_RETRY_BACKOFF_S)
-    kept = [i for i, version in enumerate(batch.versions) if version is not None]
-    stats["model_failed"] += len(items) - len(kept)
-    if not kept:
-        return
-    tags = texts_topics(texts=[texts[i] for i in kept], classify=classify_topic_champion)
-    news_store(items=[items[i] for i in kept], scores=[batch.scores[i] for i in kept],
-               model_version=batch.versions[kept[0]], topics=tags.topics, topic_versions=tags.versions)
+    out: list[ModelScore | None] = []
+    for i in range(0, len(texts), MODEL_BATCH):
+        chunk = list(texts[i:i + MODEL_BATCH])
+        batch = texts_score(texts=chunk, classify=classify_champion, retries=settings.NEWS_MODEL_RETRIES,
+                            backoff_s=settings.NEWS_MODEL_RETRY_BACKOFF_S)
+        kept = [j for j, version in enumerate(batch.versions) if version is not None]
+        tags = texts_topics(texts=[chunk[j] for j in kept], classify=classify_topic_champion)
+        scored: list[ModelScore | None] = [None] * len(chunk)
+        for k, j in enumerate(kept):
+            scored[j] = ModelScore(batch.scores[j], batch.versions[j], tags.topics[k], tags.versions[k])
+        out += scored
+    return out
 
 
 def kafka_ready() -> None:
@@ -462,22 +477,31 @@ def alerts_bench(*, rows: Sequence[tuple[str, str]] | None = None, semantics: st
         if scores == "labels":
             extra["kafka"]["unlabelled"] = missed[0]
     else:
-        model_stats = {"model_failed": 0}  # headlines the model failed on (left out, as the consumer dead-letters them)
+        by_model: dict[int, ModelScore | None] = {}
+        if scores == "model":
+            scored = model_scores(texts=[e.text for e in events])
+            by_model = {id(e): m for e, m in zip(events, scored)}
+            extra["model_failed"] = sum(m is None for m in scored)  # left out, as the consumer dead-letters them
+            say(f"scored by {models['sentiment']} in {time.perf_counter() - started:.0f} s; replaying")
         by_minute: dict[datetime, list[Event]] = defaultdict(list)
         for event in events:
             by_minute[START + timedelta(seconds=(event.at - START).total_seconds() // step * step)].append(event)
         for n, (minute, batch) in enumerate(sorted(by_minute.items())):
+            if scores == "model":
+                batch = [e for e in batch if by_model[id(e)] is not None]
             items = [NewsItem(id=f"bench-{minute:%Y%m%d%H%M}-{i}", source="bench", published_at=e.at, headline=e.text,
                               tickers=[e.ticker]) for i, e in enumerate(batch)]
+            if not items:
+                continue
             if scores == "model":
-                _model_store(items=items, stats=model_stats)
+                found = [by_model[id(e)] for e in batch]
+                news_store(items=items, scores=[m.scored for m in found], model_version=found[0].version,
+                           topics=[m.topics for m in found], topic_versions=[m.topic_version for m in found])
             else:
                 news_store(items=items, scores=[_scored(e.label, rng) for e in batch], model_version=1)
             evaluate(sorted({e.ticker for e in batch}), minute)
             if not quiet and n % 2000 == 0:
                 say(f"  {minute:%Y-%m-%d %H:%M}: {n} batches, {time.perf_counter() - started:.0f} s")
-        if scores == "model":
-            extra["model_failed"] = model_stats["model_failed"]
     if check_cooldown is None:
         fired = [(a.symbol, a.fired_at) for a in Alert.objects.filter(fired_at__isnull=False)]
         notifications = Notification.objects.count()
