@@ -408,6 +408,10 @@ SUITE_DEVICE = env_choice("SUITE_DEVICE", "auto", choices=("auto", "cpu", "cuda"
 SUITE_DTYPE = env_choice("SUITE_DTYPE", "auto", choices=("auto", "float32", "bfloat16", "float16"))
 # CPU serving: int8 dynamic quantisation of the base encoder's nn.Linear layers (services/ml/runtime.py).
 SUITE_QUANTIZE = env_choice("SUITE_QUANTIZE", "none", choices=("none", "int8"))
+# Classifier tasks served from their own copy of the base with the LoRA merged in (no adapter switch or LoRA branches per
+# call, one more base in memory each): the ranking stage's cross-encoder runs on every support answer. Float32 unless
+# SUITE_QUANTIZE=int8 (int8 reordered the cross-encoder's candidates: docs/PERFORMANCE.md, "Cross-encoder latency").
+SUITE_MERGED_TASKS = env_list("SUITE_MERGED_TASKS", "rerank")
 
 # --- Auth --------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,7 +1,7 @@
 """Benchmarks that print their figures, each against the raw library doing the same work in the same run.
 
     python -m pipelines.bench inference [--json] [--rounds 3]
-    python -m pipelines.bench support [--json] [--passages 10000] [--queries 200]
+    python -m pipelines.bench support [--json] [--passages 10000] [--queries 200] [--no-cross-encoder]
     python -m pipelines.bench sentiment [--json] [--n 1000]
     python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
     python -m pipelines.bench chaos [--json] [--good 300] [--bad 150] [--kills 3] [--seed 7] [--consumers 2] [--fuzz-cases 200] [--no-broker-restart]
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     support.add_argument("--json", action="store_true", help="print only the JSON line")
     support.add_argument("--passages", type=int, default=10_000)
     support.add_argument("--queries", type=int, default=200)
+    support.add_argument("--no-cross-encoder", dest="cross_encoder", action="store_false",
+                         help="skip the answers with the `rerank` cross-encoder (and its one-off quick training)")
     recommender = sub.add_parser("recommender", help="GET /api/recommendations over HTTP under load vs one raw FAISS search")
     recommender.add_argument("--json", action="store_true", help="print only the JSON line")
     recommender.add_argument("--items", type=int, default=100_000)
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         django_setup("bench-support")
         from pipelines.bench_support import support_bench
 
-        result = support_bench(n_passages=args.passages, n_queries=args.queries, quiet=args.json)
+        result = support_bench(n_passages=args.passages, n_queries=args.queries, quiet=args.json,
+                               cross_encoder=args.cross_encoder)
     elif args.which == "sentiment":
         django_setup("bench")
         from pipelines.bench_sentiment import sentiment_bench

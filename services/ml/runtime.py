@@ -56,6 +56,7 @@ class _Adapter:
     strip_urls: bool  # as trained
     spec: EncoderSpec  # pooling, prompt and length cap as trained (artifact.json); older artifacts: mean pooling
     temperature: float = 1.0  # classifiers: logits / temperature before the softmax (calibrated probabilities)
+    merged: bool = False  # `model` is a private copy of the base with the adapter merged in (`merged_tasks`), no PeftModel
 
 
 def _texts_check(texts: Sequence[str]) -> list[str]:
@@ -73,17 +74,24 @@ class InferenceRuntime:
 
     Nothing loads until the first call. `resolver(task)` says which adapter serves a task (its champion);
     its answers are cached for `resolve_ttl_s` seconds, so a promotion is picked up within that time.
+
+    A classifier of a task in `merged_tasks` is served from its own copy of the base with the adapter merged into the
+    weights (PEFT's merge_and_unload; int8 after merging when `quantize` is): its calls then pay no adapter switch
+    (set_adapter walks every module) and no LoRA branches, and other tasks' calls pay no `disable_adapter` for it; the
+    price is one more base's memory per such task (~90 MB for MiniLM). For a latency-bound task called on every request
+    (support's `rerank` cross-encoder, SUITE_MERGED_TASKS).
     """
 
     def __init__(self, *, base_path: str | Path, resolver: Callable[[str], AdapterRef], max_adapters: int = 8,
                  resolve_ttl_s: float = 2.0, max_batch: int = 64, max_length: int | None = None, quantize: str | None = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, merged_tasks: Sequence[str] = ()) -> None:
         if max_adapters < 1 or max_batch < 1:
             raise SuiteError(f"max_adapters ({max_adapters}) and max_batch ({max_batch}) must be at least 1.")
         self.device_setting = device  # None: SUITE_DEVICE (device_pick); "cpu" pins this runtime to the CPU, e.g. to compare precisions
         self.quantize = quantize if quantize is not None else quantize_configured()  # "none" or "int8" (SUITE_QUANTIZE)
         if self.quantize not in ("none", "int8"):
             raise SuiteError(f"SUITE_QUANTIZE={self.quantize!r} is not one of none, int8.", field="SUITE_QUANTIZE")
+        self.merged_tasks = frozenset(merged_tasks)  # classifier tasks served from a merged copy of the base
         self.base_path = str(base_path)
         self.resolver = resolver
         self.max_adapters = max_adapters
@@ -173,22 +181,26 @@ class InferenceRuntime:
                              f"(weights {info.base_sha256[:12]}…, this runtime serves {self._base_sha256[:12]}…).")
         self._counter += 1
         name = f"{re.sub(r'[^0-9A-Za-z_]', '_', ref.task)}_v{ref.version}_{self._counter}"
-        with peft_quiet():
-            model = self._models.get(info.peft_type)
-            if model is None:
-                base = self._base if self._peft is None else self._base_copy()
-                model = PeftModel.from_pretrained(base, ref.path, adapter_name=name, is_trainable=False)
-                self._models[info.peft_type] = model
-                self._peft = self._peft or model
-            else:
-                model.load_adapter(ref.path, adapter_name=name, is_trainable=False)
-        model.to(self.device).eval()
+        merged = ref.task in self.merged_tasks and info.kind == "classifier"
+        if merged:
+            model = self._merged_load(ref.path)
+        else:
+            with peft_quiet():
+                model = self._models.get(info.peft_type)
+                if model is None:
+                    base = self._base if self._peft is None else self._base_copy()
+                    model = PeftModel.from_pretrained(base, ref.path, adapter_name=name, is_trainable=False)
+                    self._models[info.peft_type] = model
+                    self._peft = self._peft or model
+                else:
+                    model.load_adapter(ref.path, adapter_name=name, is_trainable=False)
+            model.to(self.device).eval()
         head = head_load(ref.path).to(self.device) if info.kind == "classifier" else None
         spec = EncoderSpec.from_dict(info.encoder) if info.encoder is not None else LEGACY_SPEC
         adapter = _Adapter(ref=ref, name=name, model=model, head=head, label_names=info.label_names,
                            max_length=int(info.train_config.get("max_length", 256)),
                            strip_urls=bool(info.train_config.get("strip_urls", False)), spec=spec,
-                           temperature=info.temperature)
+                           temperature=info.temperature, merged=merged)
         self._adapters[ref] = adapter
         stale = [] if pinned else [old for old in self._adapters if old.task == ref.task and old != ref]  # a task's replaced versions
         while len(self._adapters) - len(stale) > self.max_adapters:
@@ -196,13 +208,29 @@ class InferenceRuntime:
         self._adapter_activate(adapter)
         for old in stale:
             gone = self._adapters.pop(old)
+            if gone.merged:  # its own copy of the base: dropping the reference frees it
+                continue
             gone.model.delete_adapter(gone.name)
             if self._active.get(id(gone.model)) == gone.name:
                 del self._active[id(gone.model)]
         return adapter
 
+    def _merged_load(self, path: str) -> torch.nn.Module:
+        """A private float copy of the base with the adapter at `path` merged into its weights; int8 when configured.
+
+        Merged before quantising: the LoRA deltas are added to the float weights, then the sums are quantised (the
+        shared int8 base keeps its LoRA branches in float32 instead).
+        """
+        with peft_quiet():
+            model = PeftModel.from_pretrained(base_load(self.base_path, fresh=True)[1], path, is_trainable=False).merge_and_unload()
+        if self.quantize == "int8":  # CPU only: _ensure_base refused int8 on another device
+            model = base_quantize(model)
+        return model.to(self.device).eval()
+
     def _adapter_activate(self, adapter: _Adapter) -> None:
         """Make the adapter the active one of its PeftModel (a no-op when it already is). Call with the lock held."""
+        if adapter.merged:
+            return
         if self._active.get(id(adapter.model)) != adapter.name:
             adapter.model.set_adapter(adapter.name, inference_mode=True)
             self._active[id(adapter.model)] = adapter.name

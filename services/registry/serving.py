@@ -18,7 +18,7 @@ from services.ml.runtime import KIND_CLASSIFY, KIND_EMBED, AdapterRef, ClassifyO
 from services.errors import SuiteError
 from services.registry.versions import base_default_ensure, base_get, version_get
 
-# SUITE_RESOLVE_TTL_S, SUITE_BATCH_WAIT_MS and SUITE_BATCH_MAX are settings (config/settings.py validates them),
+# SUITE_RESOLVE_TTL_S, SUITE_BATCH_WAIT_MS, SUITE_BATCH_MAX and SUITE_MERGED_TASKS are settings (config/settings.py validates them),
 # read when a runtime is made, not at import: a bad value names its variable, and tests may override them.
 _lock = threading.Lock()
 _batchers: dict[str, MicroBatcher] = {}  # base model path -> its batcher (which holds its runtime)
@@ -63,7 +63,7 @@ def _batcher_for(base_path: str) -> MicroBatcher:
         if batcher is None:
             max_batch = settings.SUITE_BATCH_MAX
             runtime = InferenceRuntime(base_path=base_path, resolver=champion_ref, resolve_ttl_s=settings.SUITE_RESOLVE_TTL_S,
-                                       max_batch=max_batch)
+                                       max_batch=max_batch, merged_tasks=settings.SUITE_MERGED_TASKS)
             batcher = _batchers[base_path] = MicroBatcher(runtime=runtime, max_wait_ms=settings.SUITE_BATCH_WAIT_MS,
                                                           max_batch=max_batch, on_exit=_thread_connection_close)
         return batcher

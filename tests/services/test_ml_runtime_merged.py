@@ -1,0 +1,68 @@
+"""Classifier tasks served from their own merged copy of the base (InferenceRuntime `merged_tasks`, SUITE_MERGED_TASKS)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from services.ml.encoder import Int8Linear
+from services.ml.runtime import AdapterRef, InferenceRuntime
+from tests.services.test_ml_runtime import TEXTS, Artifacts, Registry, atol, single_adapter_probs
+
+
+def test_a_merged_task_scores_as_its_adapter_on_the_shared_base_and_leaves_the_shared_base_alone(
+        tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    shared = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), device="cpu")
+    merged = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), merged_tasks=["news"], device="cpu")
+    plain = merged.embed(task=None, texts=TEXTS)
+    out = merged.classify(task="news", texts=TEXTS)
+    np.testing.assert_allclose(out.probs, shared.classify(task="news", texts=TEXTS).probs, atol=1e-5)
+    np.testing.assert_allclose(out.probs, single_adapter_probs(tiny_base, classifier_artifacts["news"][0], TEXTS), atol=atol())
+    assert out.labels == [out.label_names[i] for i in out.probs.argmax(axis=1)] and out.version == 1
+    # Its own copy: the shared base is not wrapped by PEFT for it, so base embeddings pay no disable_adapter.
+    assert merged._peft is None and merged._models == {}
+    assert not any("lora" in name for name, _ in merged._adapters[merged.loaded()[0]].model.named_modules())
+    np.testing.assert_allclose(merged.embed(task=None, texts=TEXTS), plain, atol=1e-6)
+    # A task not in the list still goes through the shared PeftModel, and neither disturbs the other.
+    np.testing.assert_allclose(merged.classify(task="alerts", texts=TEXTS).probs,
+                               shared.classify(task="alerts", texts=TEXTS).probs, atol=1e-5)
+    assert merged._peft is not None and len(merged._peft.peft_config) == 1
+    np.testing.assert_allclose(merged.classify(task="news", texts=TEXTS).probs, out.probs, atol=1e-6)
+    np.testing.assert_allclose(merged.embed(task=None, texts=TEXTS), plain, atol=1e-6)
+
+
+def test_a_merged_task_picks_up_a_new_champion_and_drops_the_replaced_copy(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    registry = Registry(classifier_artifacts)
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=registry, resolve_ttl_s=60.0, merged_tasks=["news"], device="cpu")
+    first = runtime.classify(task="news", texts=TEXTS)
+    folder, sha = classifier_artifacts["alerts"]
+    registry.champions["news"] = AdapterRef("news", 2, str(folder), sha)
+    runtime.refresh("news")
+    second = runtime.classify(task="news", texts=TEXTS)
+    assert second.version == 2 and not np.allclose(first.probs, second.probs)
+    np.testing.assert_allclose(second.probs, single_adapter_probs(tiny_base, folder, TEXTS), atol=atol())
+    assert [(ref.task, ref.version) for ref in runtime.loaded()] == [("news", 2)]
+
+
+def test_an_int8_runtime_quantises_the_merged_copy_after_merging(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    fp32 = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), merged_tasks=["news"], device="cpu")
+    int8 = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), merged_tasks=["news"],
+                            quantize="int8", device="cpu")
+    exact, approx = fp32.classify(task="news", texts=TEXTS), int8.classify(task="news", texts=TEXTS)
+    model = int8._adapters[int8.loaded()[0]].model
+    assert sum(isinstance(m, Int8Linear) for m in model.modules()) > 0  # the merged weights run in int8
+    assert not np.array_equal(exact.probs, approx.probs)
+    assert np.mean(np.array(exact.labels) == np.array(approx.labels)) >= 0.9
+    assert np.abs(exact.probs - approx.probs).max() < 0.1
+
+
+def test_serving_builds_its_runtimes_with_the_merged_settings(settings, tiny_base: Path) -> None:  # noqa: ANN001
+    from services.registry.serving import _batcher_for, serving_reset
+
+    settings.SUITE_MERGED_TASKS = ["rerank", "intent"]
+    serving_reset()
+    try:
+        runtime = _batcher_for(str(tiny_base)).runtime
+        assert runtime.merged_tasks == {"rerank", "intent"}
+    finally:
+        serving_reset()
