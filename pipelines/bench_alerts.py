@@ -40,8 +40,8 @@
    warm-up are false alerts. Last line: {"surges", "detected", "recall", "false_alerts_per_day",
    "median_delay_minutes", "notifications_sent", "through": "kafka"|"direct", "scores": "labels"|"model",
    "models": {"sentiment": "human labels"|"sentiment vN", "topic": "topics: model vN"|"topics: keyword lists ..."},
-   ...}; through Kafka also
-   "kafka": {topic, group, produced, consumed, committed_offset, dead_lettered, consumer_msgs_per_s, ...}.
+   ...}; through Kafka also "kafka": {topic, group, produced, consumed, committed_offset, dead_lettered,
+   consumer_msgs_per_s, ...}; direct with model scores also "model_failed" (headlines the model failed on).
 """
 from __future__ import annotations
 
