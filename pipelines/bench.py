@@ -3,7 +3,7 @@
     python -m pipelines.bench inference [--json] [--rounds 3]
     python -m pipelines.bench support [--json] [--passages 10000] [--queries 200] [--no-cross-encoder]
     python -m pipelines.bench sentiment [--json] [--n 1000]
-    python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2]
+    python -m pipelines.bench recommender [--json] [--items 100000] [--users 10000] [--requests 2000] [--concurrency 4] [--servers 2] [--server daphne|uvicorn|daphne,uvicorn] [--rounds 2]
     python -m pipelines.bench chaos [--json] [--good 300] [--bad 150] [--kills 3] [--seed 7] [--consumers 2] [--fuzz-cases 200] [--no-broker-restart]
     python -m pipelines.bench training [--json] [--rows 2000] [--pairs 4000] [--epochs 2] [--base NAME_OR_PATH] [--devdata DIR]
     python -m pipelines.bench alerts [--json] [--semantics new|cooldown] [--days 14] [--surges 20] [--tickers 10] [--seed 5] [--step-minutes 2] [--for-evaluations N] [--clear-threshold X] [--headlines N] [--scores labels|model] [--no-kafka]
@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     recommender.add_argument("--users", type=int, default=10_000)
     recommender.add_argument("--requests", type=int, default=2000)
     recommender.add_argument("--concurrency", type=int, default=4, help="clients with keep-alive connections")
-    recommender.add_argument("--servers", type=int, default=2, help="daphne processes sharing the listening socket")
+    recommender.add_argument("--servers", type=int, default=2, help="ASGI server processes sharing the listening socket")
+    recommender.add_argument("--server", default="daphne",
+                             help="ASGI server: daphne (production's, deploy/suite.sh) or uvicorn (if installed); a comma list (daphne,uvicorn) "
+                                  "runs the same requests through each in alternating turns; the first gives the top-level figures")
+    recommender.add_argument("--rounds", type=int, default=2, help="alternating turns per server when several are compared")
     chaos = sub.add_parser("chaos", help="hostile + good messages through the real broker; consumers SIGKILLed, broker restarted")
     chaos.add_argument("--json", action="store_true", help="print only the JSON line")
     chaos.add_argument("--good", type=int, default=300, help="well-formed headlines (each must be stored exactly once)")
@@ -122,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.bench_recommender import recommender_bench
 
         result = recommender_bench(n_items=args.items, n_users=args.users, n_requests=args.requests,
-                                   concurrency=args.concurrency, servers=args.servers, quiet=args.json)
+                                   concurrency=args.concurrency, servers=args.servers, quiet=args.json,
+                                   server_kinds=tuple(k.strip() for k in args.server.split(",") if k.strip()), rounds=args.rounds)
     elif args.which == "chaos":
         django_setup("bench-chaos")
         from pipelines.bench_chaos import chaos_bench

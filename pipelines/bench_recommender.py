@@ -91,8 +91,27 @@ def token_ensure() -> str:
     return json.loads(out.getvalue().strip().splitlines()[-1])["token"]
 
 
-def servers_start(*, processes: int) -> tuple[list[subprocess.Popen], int, socket.socket]:
-    """`processes` daphne servers accepting on one shared listening socket (as under systemd socket activation)."""
+SERVER_KINDS = ("daphne", "uvicorn")
+
+
+def server_command(kind: str, fd: int) -> list[str]:
+    """An ASGI server accepting on an inherited socket: daphne is production's (deploy/suite.sh's `web`); uvicorn
+    (uvloop + httptools, not a requirement of the suite: `pip install uvicorn[standard]`) is there to compare with.
+    Measured alternating with daphne on the 2-core machine, uvicorn gave fewer requests a second, not more (PERFORMANCE)."""
+    if kind == "uvicorn":
+        import importlib.util
+
+        if importlib.util.find_spec("uvicorn") is None:
+            raise ValueError("--server uvicorn: uvicorn is not installed in this environment (pip install 'uvicorn[standard]')")
+        return [sys.executable, "-m", "uvicorn", "--fd", str(fd), "--loop", "uvloop", "--http", "httptools",
+                "--ws", "websockets", "--lifespan", "off", "--no-access-log", "--log-level", "warning", "config.asgi:application"]
+    if kind == "daphne":
+        return [sys.executable, "-m", "daphne", "--fd", str(fd), "config.asgi:application"]
+    raise ValueError(f"unknown ASGI server {kind!r} (one of {', '.join(SERVER_KINDS)})")
+
+
+def servers_start(*, processes: int, kind: str = "daphne") -> tuple[list[subprocess.Popen], int, socket.socket]:
+    """`processes` ASGI servers of `kind` accepting on one shared listening socket (as under systemd socket activation)."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -100,13 +119,13 @@ def servers_start(*, processes: int) -> tuple[list[subprocess.Popen], int, socke
     port = listener.getsockname()[1]
     env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_SETTINGS_MODULE": "config.settings"}
     fd = listener.fileno()
-    servers = [subprocess.Popen([sys.executable, "-m", "daphne", "--fd", str(fd), "config.asgi:application"], cwd=ROOT, env=env,
+    servers = [subprocess.Popen(server_command(kind, fd), cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(fd,)) for _ in range(processes)]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for server in servers:
             if server.poll() is not None:
-                raise RuntimeError(f"daphne exited: {server.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"{kind} exited: {server.stderr.read().decode()[-2000:]}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/api/recommender/health")
@@ -114,9 +133,19 @@ def servers_start(*, processes: int) -> tuple[list[subprocess.Popen], int, socke
             return servers, port, listener
         except OSError:
             time.sleep(0.3)
+    servers_stop(servers, listener)
+    raise RuntimeError(f"{kind} did not start within 60 s")
+
+
+def servers_stop(servers: list[subprocess.Popen], listener: socket.socket) -> None:
     for server in servers:
-        server.kill()
-    raise RuntimeError("daphne did not start within 60 s")
+        server.terminate()
+    for server in servers:
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    listener.close()
 
 
 def server_timing(header: str | None) -> dict[str, float]:
@@ -254,7 +283,10 @@ def impressions_target() -> str:
 
 
 def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_requests: int = 2000, concurrency: int = 4,
-                      servers: int = 2, quiet: bool = False, ranker: bool = True) -> dict[str, Any]:
+                      servers: int = 2, quiet: bool = False, ranker: bool = True,
+                      server_kinds: tuple[str, ...] = ("daphne",), rounds: int = 2) -> dict[str, Any]:
+    for kind in server_kinds:
+        server_command(kind, 0)  # an unknown server is refused before any work
     catalogue_ensure(n_items=n_items, n_users=n_users, quiet=quiet)
     refresh: dict[str, Any] = {}
     if ranker:  # what the worker's beat does: fit the sources and the ranker, publish them for the servers
@@ -266,30 +298,41 @@ def recommender_bench(*, n_items: int = 100_000, n_users: int = 10_000, n_reques
     profile = serving_profile(n_users=n_users)
     token = token_ensure()
     raw = raw_faiss_p99()
-    processes, port, listener = servers_start(processes=servers)
-    try:  # warm up: every process loads the index on its first request
-        load_run(port=port, token=token, n_users=n_users, n_requests=min(50 * servers, n_requests), concurrency=servers, seed=99)
-        timings: list[dict[str, float]] = []
-        latencies, wall, errors = load_run(port=port, token=token, n_users=n_users, n_requests=n_requests, concurrency=concurrency,
-                                           timings=timings)
-    finally:
-        for server in processes:
-            server.terminate()
-        for server in processes:
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        listener.close()
+    # Each server kind serves n_requests in all, in `rounds` turns alternating with the other kinds (one kind only:
+    # one turn), so every kind sees the same machine load; each turn starts fresh processes and warms them up.
+    rounds = max(1, rounds if len(server_kinds) > 1 else 1)
+    per_kind: dict[str, dict[str, Any]] = {kind: {"latencies": [], "wall": 0.0, "errors": 0, "timings": []} for kind in server_kinds}
+    for turn in range(rounds):
+        for kind in server_kinds:
+            share = n_requests // rounds + (1 if turn < n_requests % rounds else 0)
+            processes, port, listener = servers_start(processes=servers, kind=kind)
+            try:  # warm up: every process loads the index on its first request
+                load_run(port=port, token=token, n_users=n_users, n_requests=min(50 * servers, n_requests), concurrency=servers,
+                         seed=99 + turn)
+                latencies, wall, errors = load_run(port=port, token=token, n_users=n_users, n_requests=share,
+                                                   concurrency=concurrency, timings=per_kind[kind]["timings"], seed=turn)
+            finally:
+                servers_stop(processes, listener)
+            per_kind[kind]["latencies"] += latencies
+            per_kind[kind]["wall"] += wall
+            per_kind[kind]["errors"] += errors
+    first = per_kind[server_kinds[0]]
+    latencies, wall, errors, timings = first["latencies"], first["wall"], first["errors"], first["timings"]
     from services.vectors.index import ivf_threshold
 
     result = {"items": n_items, "users": n_users, "requests": n_requests, "concurrency": concurrency, "errors": errors,
               "p50_ms": _pct(latencies, 50), "p95_ms": _pct(latencies, 95), "p99_ms": _pct(latencies, 99),
               "mean_ms": round(statistics.fmean(latencies), 2), "rps": round(len(latencies) / wall, 1),
-              "raw_faiss_p99_ms": raw, "index": "ivf" if n_items >= ivf_threshold() else "flat", "server": f"daphne x{servers} (one shared socket)",
+              "raw_faiss_p99_ms": raw, "index": "ivf" if n_items >= ivf_threshold() else "flat", "server": f"{server_kinds[0]} x{servers} (one shared socket)",
               "vectors": "random unit vectors, dim 384", **profile,
               "refresh_s": refresh.get("seconds"), "ranker_active": refresh.get("ranker"), **server_figures(timings, latencies),
               "impressions": impressions_target()}
+    if len(server_kinds) > 1:  # the same requests through each server kind, alternating turns in this run
+        result["servers_compared"] = {kind: {"p50_ms": _pct(v["latencies"], 50), "p95_ms": _pct(v["latencies"], 95),
+                                             "p99_ms": _pct(v["latencies"], 99), "rps": round(len(v["latencies"]) / v["wall"], 1),
+                                             "errors": v["errors"], "server_app_p99_ms": server_figures(v["timings"], v["latencies"]).get("server_app_p99_ms")}
+                                      for kind, v in per_kind.items()}
+        result["rounds"] = rounds
     if not quiet:
         print(f"GET /api/recommendations: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {result['rps']} req/s "
               f"({concurrency} clients); raw FAISS p99 {raw} ms; ranker {'on' if profile['ranker'] else 'off'}, "

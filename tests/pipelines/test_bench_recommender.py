@@ -34,3 +34,13 @@ def test_the_benchmark_sums_the_sections_into_the_rankers_share() -> None:
     figures = server_figures([{"ranker": 1.0, "app": 4.0}, {"app": 4.0}], [10.0, 10.0])
     assert figures["ranker_share_server"] == 0.125 and figures["ranker_share_latency"] == 0.05
     assert figures["server_sections_ms"] == {"app": 4.0, "ranker": 0.5}
+
+
+def test_the_benchmark_refuses_an_unknown_server_before_any_work() -> None:
+    import pytest
+
+    from pipelines.bench_recommender import server_command
+
+    assert server_command("daphne", 7)[-1] == "config.asgi:application" and "7" in server_command("daphne", 7)
+    with pytest.raises(ValueError, match="unknown ASGI server 'nginx'"):
+        server_command("nginx", 7)
