@@ -73,6 +73,11 @@ class Retrainer:
     # For a signal added to something that already works alone (support's `rerank` on top of retrieval), where a
     # first version that is worse than going without it must not be served.
     baseline_gate: ClassVar[bool] = False
+    # The default baseline_refusal: held-back metric `baseline_metrics[0]` must beat `baseline_metrics[1]` (what the
+    # baseline scored on the same queries), named `baseline_name` in the refusal, which ends with `baseline_otherwise`.
+    baseline_metrics: ClassVar[tuple[str, str] | None] = None
+    baseline_name: ClassVar[str] = "the baseline"
+    baseline_otherwise: ClassVar[str] = "the version is not served"
 
     def task_ensure(self) -> Task:
         """The task's row, created on first use; the plug-in's gate replaces the model default, not an admin's edit."""
@@ -102,6 +107,15 @@ class Retrainer:
 
     def baseline_refusal(self, metrics: dict[str, Any]) -> str:
         """With `baseline_gate`: why a version with these held-back metrics must not be served ("" when it may)."""
+        if self.baseline_metrics is None:
+            return ""
+        ours, theirs = self.baseline_metrics
+        value, baseline = metrics.get(ours), metrics.get(theirs)
+        if value is None or baseline is None:
+            return f"the held-back evaluation has no {ours} or {theirs} to compare"
+        if float(value) <= float(baseline):
+            return (f"{ours} {float(value):.4f} does not beat {self.baseline_name} ({float(baseline):.4f}) on the held-back "
+                    f"queries; {self.baseline_otherwise}")
         return ""
 
 

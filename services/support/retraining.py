@@ -109,15 +109,9 @@ class RerankRetrainer(ClassifierRetrainer):
     # orders the held-back candidates better than retrieval confidence does (first version included), else answering
     # would pay a cross-encoder pass per candidate for a worse order.
     baseline_gate = True
-
-    def baseline_refusal(self, metrics: dict[str, Any]) -> str:
-        mrr, baseline = metrics.get("mrr"), metrics.get("retrieval_mrr")
-        if mrr is None or baseline is None:
-            return "the held-back evaluation has no mrr or retrieval_mrr to compare"
-        if float(mrr) <= float(baseline):
-            return (f"mrr {float(mrr):.4f} does not beat retrieval alone ({float(baseline):.4f}) on the held-back queries; "
-                    "the ranking stage goes on without the cross-encoder")
-        return ""
+    baseline_metrics = ("mrr", "retrieval_mrr")
+    baseline_name = "retrieval alone"
+    baseline_otherwise = "the ranking stage goes on without the cross-encoder"
 
     def feedback(self) -> list[Example]:
         from services.support.rerank import feedback_examples
@@ -197,15 +191,9 @@ class RetrievalRetrainer(Retrainer):
     # A champion re-embeds every KB that chose it: a version is served only when its dense search ranks the held-back
     # queries' items better than the untuned base encoder does (first version included).
     baseline_gate = True
-
-    def baseline_refusal(self, metrics: dict[str, Any]) -> str:
-        mrr, baseline = metrics.get("mrr_at_10"), metrics.get("base_mrr_at_10")
-        if mrr is None or baseline is None:
-            return "the held-back evaluation has no mrr_at_10 or base_mrr_at_10 to compare"
-        if float(mrr) <= float(baseline):
-            return (f"mrr_at_10 {float(mrr):.4f} does not beat the untuned base encoder ({float(baseline):.4f}) on the "
-                    "held-back queries; knowledge bases keep their vectors")
-        return ""
+    baseline_metrics = ("mrr_at_10", "base_mrr_at_10")
+    baseline_name = "the untuned base encoder"
+    baseline_otherwise = "knowledge bases keep their vectors"
 
     def feedback(self) -> list[Example]:
         """The relevant feedback pairs: the customer's question, the item id as its "label"."""

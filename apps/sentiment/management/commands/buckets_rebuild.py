@@ -10,11 +10,9 @@ old ones, and a consumer storing meanwhile waits for it. The last line printed i
 """
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand
-from tqdm import tqdm
 
+from apps.core.commands import ProgressBar
 from services.output import json_line
 from services.sentiment.store import REBUILD_SCOPES, buckets_rebuild
 
@@ -29,17 +27,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
-        bar = None if opts["no_progress"] else tqdm(total=0, unit="headline", file=sys.stderr, leave=False)
-
-        def progress(done: int, total: int) -> None:
-            if bar is not None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
-        try:
-            report = buckets_rebuild(scopes=opts["scopes"], chunk=max(opts["chunk"], 1), progress=progress)
-        finally:
-            if bar is not None:
-                bar.close()
+        with ProgressBar(unit="headline", enabled=not opts["no_progress"]) as bar:
+            report = buckets_rebuild(scopes=opts["scopes"], chunk=max(opts["chunk"], 1), progress=bar.update)
         self.stdout.write(json_line(report))

@@ -10,12 +10,11 @@ found by their words. The last line printed is one JSON object: {"kb", "added", 
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from apps.core.commands import ProgressBar
 from services.errors import SuiteError
 from services.output import json_line
 from services.support.knowledge import kb_import
@@ -33,22 +32,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **opts) -> None:  # noqa: ANN002, ANN003
-        bar = None if opts["no_progress"] else tqdm(total=0, unit="item", file=sys.stderr, leave=False)
-
-        def progress(done: int, total: int) -> None:
-            if bar is not None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
         try:
-            report = kb_import(kb_name=opts["kb"], faq=Path(opts["faq"]) if opts["faq"] else None,
-                               docs=Path(opts["docs"]) if opts["docs"] else None, prune=opts["prune"], progress=progress)
+            with ProgressBar(unit="item", enabled=not opts["no_progress"]) as bar:
+                report = kb_import(kb_name=opts["kb"], faq=Path(opts["faq"]) if opts["faq"] else None,
+                                   docs=Path(opts["docs"]) if opts["docs"] else None, prune=opts["prune"], progress=bar.update)
         except SuiteError as exc:
             raise CommandError(exc.message) from None
-        finally:
-            if bar is not None:
-                bar.close()
         for error in report.errors:
             self.stderr.write(error)
         self.stdout.write(json_line({"kb": opts["kb"], **report.as_dict()}))
