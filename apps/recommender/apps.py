@@ -7,23 +7,16 @@ from django.db.models.signals import post_migrate
 def _repair_schedule_create(sender=None, **kwargs) -> None:
     """The embeddings repair's and the behaviour refresh's beat schedules, unless they exist: an admin's edits are kept."""
     from django.conf import settings
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    every, _ = IntervalSchedule.objects.get_or_create(every=settings.RECOMMENDER_EMBED_REPAIR_S,
-                                                      period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.get_or_create(name="recommender embeddings repair", defaults={
-        "task": "recommender.embeddings_repair", "interval": every,
-        "description": "Re-embed catalogue items whose vector is stale (an embedding that failed) or missing."})
-    refresh, _ = IntervalSchedule.objects.get_or_create(every=settings.RECOMMENDER_BEHAVIOUR_REFRESH_S,
-                                                        period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.get_or_create(name="recommender behaviour refresh", defaults={
-        "task": "recommender.behaviour_refresh", "interval": refresh,
-        "description": "Refit the recommender's behaviour sources (item-to-item, EASE, trending, new) and its learned ranker."})
-    drain, _ = IntervalSchedule.objects.get_or_create(every=settings.RECOMMENDER_IMPRESSIONS_DRAIN_S,
-                                                      period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.get_or_create(name="recommender impressions drain", defaults={
-        "task": "recommender.impressions_drain", "interval": drain,
-        "description": "Move the recommendation impressions queued in Redis into the database."})
+    from apps.core.schedules import interval_schedules_ensure
+
+    interval_schedules_ensure((
+        ("recommender embeddings repair", "recommender.embeddings_repair", settings.RECOMMENDER_EMBED_REPAIR_S,
+         "Re-embed catalogue items whose vector is stale (an embedding that failed) or missing."),
+        ("recommender behaviour refresh", "recommender.behaviour_refresh", settings.RECOMMENDER_BEHAVIOUR_REFRESH_S,
+         "Refit the recommender's behaviour sources (item-to-item, EASE, trending, new) and its learned ranker."),
+        ("recommender impressions drain", "recommender.impressions_drain", settings.RECOMMENDER_IMPRESSIONS_DRAIN_S,
+         "Move the recommendation impressions queued in Redis into the database.")))
 
 
 class RecommenderConfig(AppConfig):

@@ -18,12 +18,12 @@ def _retention_schedule_create(sender=None, **kwargs) -> None:  # noqa: ANN001, 
 def _repair_schedule_create(sender=None, **kwargs) -> None:  # noqa: ANN001, ANN003 - post_migrate signature
     """The KB vectors repair's beat schedule (every SUPPORT_EMBED_REPAIR_S), unless it exists: an admin's edits are kept."""
     from django.conf import settings
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    every, _ = IntervalSchedule.objects.get_or_create(every=settings.SUPPORT_EMBED_REPAIR_S, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.get_or_create(name="support vectors repair", defaults={
-        "task": "support.vectors_repair", "interval": every,
-        "description": "Embed knowledge-base items whose vector is missing or stale (a host killed mid-write)."})
+    from apps.core.schedules import interval_schedules_ensure
+
+    interval_schedules_ensure((
+        ("support vectors repair", "support.vectors_repair", settings.SUPPORT_EMBED_REPAIR_S,
+         "Embed knowledge-base items whose vector is missing or stale (a host killed mid-write)."),))
 
 
 def _kb_space_drop(sender=None, instance=None, **kwargs) -> None:  # noqa: ANN001, ANN003 - post_delete signature
