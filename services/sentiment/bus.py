@@ -85,17 +85,19 @@ def producer_make(**overrides: Any) -> Any:
     return KafkaProducer(**{**options, **overrides})
 
 
-def _group_offsets(admin: Any, group: str, *, wait_s: float = 15.0) -> dict:
-    """The group's committed offsets, waiting out retriable broker errors (on a fresh broker the group
-    coordinator, i.e. the __consumer_offsets topic, takes a few seconds to appear: COORDINATOR_NOT_AVAILABLE)."""
+def _offsets_measure(admin: Any, consumer: Any, group: str, tps: list, *, wait_s: float = 15.0) -> dict:
+    """kafka_offsets_measure, waiting out retriable broker errors (on a fresh broker the group coordinator, i.e. the
+    __consumer_offsets topic, takes a few seconds to appear: COORDINATOR_NOT_AVAILABLE)."""
     import time
 
     from kafka.errors import KafkaError
 
+    from services.kafka_lag import kafka_offsets_measure
+
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            return admin.list_group_offsets({group: None}).get(group, {})
+            return kafka_offsets_measure(admin=admin, consumer=consumer, group=group, partitions=tps)
         except KafkaError as exc:
             if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
                 raise ServiceUnavailable(f"Kafka could not report the offsets of consumer group {group!r} ({type(exc).__name__}); "
@@ -104,7 +106,8 @@ def _group_offsets(admin: Any, group: str, *, wait_s: float = 15.0) -> dict:
 
 
 def lag_get(*, group: str = DEFAULT_GROUP, topic: str | None = None) -> dict[str, Any]:
-    """Consumer lag of `group` on the raw topic: per partition and in total (end offset − committed offset)."""
+    """Consumer lag of `group` on the raw topic: per partition and in total (end offset − committed offset), measured
+    as the consumers' published lag is (services/kafka_lag.py)."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.admin import KafkaAdminClient
 
@@ -112,15 +115,9 @@ def lag_get(*, group: str = DEFAULT_GROUP, topic: str | None = None) -> dict[str
     admin = KafkaAdminClient(**kafka_client_options(), client_id="news-lag", request_timeout_ms=5000)
     consumer = KafkaConsumer(**kafka_client_options(), client_id="news-lag", request_timeout_ms=5000)
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        ends = consumer.end_offsets(tps) if tps else {}
-        committed = _group_offsets(admin, group)
-        per = {}
-        for tp in tps:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            per[tp.partition] = max(ends.get(tp, 0) - done, 0)
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        offsets = _offsets_measure(admin, consumer, group, tps)
+        per = {partition: max(end - (done or 0), 0) for (_, partition), (end, done) in offsets.items()}
         return {"group": group, "topic": topic, "partitions": per, "total": sum(per.values())}
     finally:
         consumer.close()
