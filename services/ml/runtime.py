@@ -1,6 +1,7 @@
 """The inference runtime: one base encoder, many PEFT adapters (LoRA, AdaLoRA, IA3) on it, and in-process micro-batching."""
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -21,6 +22,8 @@ from services.ml.artifacts import artifact_info, artifact_verify, head_load
 from services.ml.device import autocast_for, device_configured, device_pick, device_resolve, quantize_configured
 from services.ml.encoder import (LEGACY_SPEC, EncoderSpec, base_load, base_quantize, encoder_pool, encoder_spec, ids_pad, peft_quiet,
                                  texts_prepare, texts_tokenize, tokenizer_load, weights_sha256)
+
+logger = logging.getLogger(__name__)
 
 KIND_CLASSIFY = "classify"
 KIND_EMBED = "embed"
@@ -324,15 +327,18 @@ class _Request:
 class MicroBatcher:
     """Groups concurrent requests for the same task and kind into one runtime call, on a background thread.
 
-    A group closes when it holds `max_batch` texts or its first request has waited `max_wait_ms`. `on_exit` runs on
-    the batcher's thread when it stops (the registry passes Django's connection close: the runtime's resolver queries
-    the database from this thread, and its connection would otherwise outlive it).
+    A group closes when it holds `max_batch` texts or its first request has waited `max_wait_ms`. `after_group` runs
+    on the batcher's thread after every group and `on_exit` when it stops (the registry passes Django's connection
+    close to both: the runtime's resolver queries the database from this thread, and a connection kept between groups
+    would live as long as the process, idle, and stay broken after a database restart; a group that resolves opens
+    a fresh one, as a request does).
     """
 
     def __init__(self, *, runtime: InferenceRuntime, max_wait_ms: float = 5.0, max_batch: int = 64,
-                 on_exit: Callable[[], None] | None = None) -> None:
+                 on_exit: Callable[[], None] | None = None, after_group: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
         self._on_exit = on_exit
+        self._after_group = after_group
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_batch = max_batch
         self.groups_run = 0  # runtime calls made (for tests and monitoring)
@@ -405,7 +411,14 @@ class MicroBatcher:
                     size += len(request.texts)
                 else:
                     waiting.append(request)
-            self._run(group)
+            try:
+                self._run(group)
+            finally:
+                if self._after_group is not None:
+                    try:
+                        self._after_group()
+                    except Exception:  # noqa: BLE001 - the hook must not stop the batcher serving
+                        logger.exception("micro-batcher: after_group failed")
 
     def _run(self, group: list[_Request]) -> None:
         group = [request for request in group if request.future.set_running_or_notify_cancel()]

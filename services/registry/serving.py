@@ -65,7 +65,8 @@ def _batcher_for(base_path: str) -> MicroBatcher:
             runtime = InferenceRuntime(base_path=base_path, resolver=champion_ref, resolve_ttl_s=settings.SUITE_RESOLVE_TTL_S,
                                        max_batch=max_batch, merged_tasks=settings.SUITE_MERGED_TASKS)
             batcher = _batchers[base_path] = MicroBatcher(runtime=runtime, max_wait_ms=settings.SUITE_BATCH_WAIT_MS,
-                                                          max_batch=max_batch, on_exit=_thread_connection_close)
+                                                          max_batch=max_batch, on_exit=_thread_connection_close,
+                                                          after_group=_thread_connection_close)
         return batcher
 
 

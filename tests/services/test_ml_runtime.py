@@ -256,3 +256,33 @@ def test_the_int8_check_of_an_artifact_reports_both_precisions(classifier_artifa
     assert result["n"] == 30 and 0.9 <= result["label_agreement"] <= 1.0
     assert result["fp32_accuracy"] >= 0.8 and abs(result["accuracy_points_lost"]) <= 10.0
     assert result["int8_per_s_at_64"] > 0 and result["fp32_per_s_at_64"] > 0
+
+
+def test_the_micro_batcher_runs_after_group_on_its_thread_after_every_group_even_a_failed_one(
+        tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts))
+    ran: list[threading.Thread] = []  # the registry closes the thread's DB connection there
+    batcher = MicroBatcher(runtime=runtime, max_wait_ms=1, after_group=lambda: ran.append(threading.current_thread()))
+    with pytest.raises(NotFound):
+        batcher.submit(task="unknown", texts=["a"]).result(timeout=30)
+    assert len(batcher.submit(task="news", texts=["soars"]).result(timeout=30).labels) == 1
+    batcher.close()
+    assert len(ran) == batcher.groups_run == 2 and set(ran) == {batcher._thread}
+
+
+def test_the_registry_batcher_leaves_no_database_connection_open_between_groups(db) -> None:  # noqa: ANN001
+    from django.db import connection
+
+    from services.registry.serving import _thread_connection_close
+
+    seen: list[object] = []
+
+    def resolve_then_close() -> None:  # what the batcher thread does: a resolver query, then after_group
+        connection.ensure_connection()
+        _thread_connection_close()
+        seen.append(connection.connection)
+
+    thread = threading.Thread(target=resolve_then_close)
+    thread.start()
+    thread.join(30)
+    assert seen == [None]
