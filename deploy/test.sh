@@ -23,6 +23,9 @@ export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
 export SUITE_VAR_DIR=${TEST_VAR_DIR:-$ROOT/var/test}  # a second concurrent run needs its own (and own ports)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# services/heap.py's settle after each model/index load costs a full collection of the test process's millions of
+# objects (60 s instead of 23 s for the runtime/answering/serving tests): off here, on in servers; tests/services/test_heap.py runs it.
+export SUITE_GC_FREEZE=${SUITE_GC_FREEZE:-0}
 TEST_DB=${TEST_DB:-postgres}
 SQLITE_SET=tests/sqlite-set.txt
 

@@ -17,6 +17,7 @@ import torch
 from peft import PeftModel
 
 from services.errors import SuiteError
+from services.heap import heap_settle
 from services.metrics import inference_observe
 from services.ml.artifacts import artifact_info, artifact_verify, head_load
 from services.ml.device import autocast_for, device_configured, device_pick, device_resolve, quantize_configured
@@ -159,6 +160,7 @@ class InferenceRuntime:
             self._tokenizer = tokenizer_load(self.base_path)
             self._base_sha256 = weights_sha256(self.base_path)
             self._base = self._base_copy()
+            heap_settle(reason=f"base encoder {self.base_path}")
 
     def _base_copy(self) -> torch.nn.Module:
         """A private copy of the base (PEFT injects layers into it), int8 when configured, on the device, eval mode."""
@@ -209,6 +211,7 @@ class InferenceRuntime:
         while len(self._adapters) - len(stale) > self.max_adapters:
             stale.append(next(old for old in self._adapters if old not in stale))
         self._adapter_activate(adapter)
+        heap_settle(reason=f"adapter {ref.task} v{ref.version}")
         for old in stale:
             gone = self._adapters.pop(old)
             if gone.merged:  # its own copy of the base: dropping the reference frees it

@@ -206,7 +206,10 @@ def behaviour_current() -> Snapshot | None:
             logger.exception("recommender behaviour snapshot unreadable; keeping the previous one")
             return _current["snapshot"]
         _current.update(mtime=mtime, snapshot=snapshot)
-        return snapshot
+    from services.heap import heap_settle
+
+    heap_settle(reason="recommender behaviour snapshot")  # outside the lock: other requests serve the old one meanwhile
+    return snapshot
 
 
 def behaviour_forget() -> None:

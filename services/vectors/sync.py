@@ -193,6 +193,9 @@ def view_load(*, space: str, row: dict) -> SpaceView:
         view.revision = row["revision"]
     view.missing = _missing(space, view, force=True)
     _observe(view)
+    from services.heap import heap_settle
+
+    heap_settle(reason=f"vector space {space}")
     return view
 
 
