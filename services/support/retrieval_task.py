@@ -63,9 +63,12 @@ def retrieval_split(*, feedback: Sequence[FeedbackPair], max_pairs: int) -> tupl
     A feedback pair whose question is a held-back material query, or is held back itself, is judged on, never
     trained on; one whose item is in no KB any more is dropped by `feedback_pairs` already.
     """
-    material = [pair for kb in KnowledgeBase.objects.order_by("pk") for pair in kb_positive_pairs(kb=kb)]
+    material: list[RerankPair] = []
+    kb_of: dict[int, int] = {}  # item id -> its KB's pk
+    for kb in KnowledgeBase.objects.order_by("pk"):
+        kb_of.update(dict.fromkeys(kb_search(kb=kb).items, kb.pk))
+        material += kb_positive_pairs(kb=kb)
     train, held = material_split(material, max_pairs=max_pairs)
-    kb_of = _kb_of_items()
     held_queries = {p.query for p in held}
     for pair in feedback:
         if pair.label != RELEVANT or pair.item.id not in kb_of or not _informative(pair.question, pair.item):
@@ -74,14 +77,6 @@ def retrieval_split(*, feedback: Sequence[FeedbackPair], max_pairs: int) -> tupl
                          source=pair.source, text=item_dense_text(pair.item), kb=kb_of[pair.item.id])
         (held if row.query in held_queries or feedback_held_back(row.query) else train).append(row)
     return train[-max_pairs:], held
-
-
-def _kb_of_items() -> dict[int, int]:
-    """item id -> its KB's pk, for every KB."""
-    out: dict[int, int] = {}
-    for kb in KnowledgeBase.objects.order_by("pk"):
-        out.update(dict.fromkeys(kb_search(kb=kb).items, kb.pk))
-    return out
 
 
 def held_back_candidates(held: Sequence[RerankPair], *, limit: int = EVAL_ITEMS, seed: int = SEED) -> dict[int, list[tuple[int, str]]]:
