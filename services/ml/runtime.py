@@ -162,11 +162,19 @@ class InferenceRuntime:
             self._base = self._base_copy()
             heap_settle(reason=f"base encoder {self.base_path}")
 
-    def _base_copy(self) -> torch.nn.Module:
-        """A private copy of the base (PEFT injects layers into it), int8 when configured, on the device, eval mode."""
+    def _base_copy(self, *, merge: str | None = None) -> torch.nn.Module:
+        """A private copy of the base (PEFT injects layers into it), int8 when configured, on the device, eval mode.
+
+        `merge`: the adapter folder whose LoRA is merged into the copy's weights (`merged_tasks`), before quantising:
+        the LoRA deltas are added to the float weights, then the sums are quantised (the shared int8 base keeps its
+        LoRA branches in float32 instead).
+        """
         base = base_load(self.base_path, fresh=True)[1]
-        if self.quantize == "int8":
-            base = base_quantize(base)  # the frozen base only: adapter layers and heads stay float32
+        if merge is not None:
+            with peft_quiet():
+                base = PeftModel.from_pretrained(base, merge, is_trainable=False).merge_and_unload()
+        if self.quantize == "int8":  # CPU only: _ensure_base refused int8 on another device
+            base = base_quantize(base)  # its Linear layers only: adapter layers added later and heads stay float32
         return base.to(self.device).eval()
 
     def _adapter(self, ref: AdapterRef, *, pinned: bool = False) -> _Adapter:
@@ -188,7 +196,7 @@ class InferenceRuntime:
         name = f"{re.sub(r'[^0-9A-Za-z_]', '_', ref.task)}_v{ref.version}_{self._counter}"
         merged = ref.task in self.merged_tasks and info.kind == "classifier"
         if merged:
-            model = self._merged_load(ref.path)
+            model = self._base_copy(merge=ref.path)
         else:
             with peft_quiet():
                 model = self._models.get(info.peft_type)
@@ -211,7 +219,6 @@ class InferenceRuntime:
         while len(self._adapters) - len(stale) > self.max_adapters:
             stale.append(next(old for old in self._adapters if old not in stale))
         self._adapter_activate(adapter)
-        heap_settle(reason=f"adapter {ref.task} v{ref.version}")
         for old in stale:
             gone = self._adapters.pop(old)
             if gone.merged:  # its own copy of the base: dropping the reference frees it
@@ -219,19 +226,8 @@ class InferenceRuntime:
             gone.model.delete_adapter(gone.name)
             if self._active.get(id(gone.model)) == gone.name:
                 del self._active[id(gone.model)]
+        heap_settle(reason=f"adapter {ref.task} v{ref.version}")  # after the replaced ones are dropped, not frozen with them
         return adapter
-
-    def _merged_load(self, path: str) -> torch.nn.Module:
-        """A private float copy of the base with the adapter at `path` merged into its weights; int8 when configured.
-
-        Merged before quantising: the LoRA deltas are added to the float weights, then the sums are quantised (the
-        shared int8 base keeps its LoRA branches in float32 instead).
-        """
-        with peft_quiet():
-            model = PeftModel.from_pretrained(base_load(self.base_path, fresh=True)[1], path, is_trainable=False).merge_and_unload()
-        if self.quantize == "int8":  # CPU only: _ensure_base refused int8 on another device
-            model = base_quantize(model)
-        return model.to(self.device).eval()
 
     def _adapter_activate(self, adapter: _Adapter) -> None:
         """Make the adapter the active one of its PeftModel (a no-op when it already is). Call with the lock held."""
