@@ -276,19 +276,16 @@ class _CrossEncoderPaths:
 
     def _scorer(self, *, before: bool, question: str):  # noqa: ANN202
         from services.ml.runtime import KIND_CLASSIFY
-        from services.support.rerank import RELEVANT, RERANK_TASK, champion_scores, pair_text
+        from services.support.rerank import RERANK_TASK, champion_scores, pair_text
 
         key = "before" if before else "after"
 
+        def classify_before(texts: list[str]):  # noqa: ANN202 - the LoRA on the shared base, its own batcher
+            return self.before_batcher.submit(task=RERANK_TASK, texts=texts, kind=KIND_CLASSIFY).result()
+
         def score(asked: str, candidates):  # noqa: ANN001, ANN202
             t = time.perf_counter()
-            if before:
-                scored = list(candidates[:self.top])
-                texts = [pair_text(question=asked, item=item) for item in scored]
-                out = self.before_batcher.submit(task=RERANK_TASK, texts=texts, kind=KIND_CLASSIFY).result()
-                found = [float(p) for p in out.probs[:, out.label_names.index(RELEVANT)]] + [0.0] * (len(candidates) - len(scored))
-            else:
-                found = list(champion_scores(asked, candidates))
+            found = list(champion_scores(asked, candidates, classify=classify_before if before else None))
             self.times[f"{key}_call"].append(time.perf_counter() - t)
             self.scores[key][question] = found[:self.top]
             if not before:

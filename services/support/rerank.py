@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 
@@ -258,18 +259,23 @@ def ranking_metrics(*, queries: Sequence[str], labels: Sequence[str], relevance:
 
 # --- serving: the champion as the ranking stage's learned scorer --------------------------------------------
 
-def champion_scores(question: str, candidates: Sequence[Item]) -> list[float]:
+def champion_scores(question: str, candidates: Sequence[Item], *,
+                    classify: Callable[[list[str]], Any] | None = None) -> list[float]:
     """P(relevant) of the `rerank` champion for the first SUPPORT_RERANK_TOP candidates (one batched call), 0 for
     the rest; NotFound when the task has no champion or SUPPORT_RERANK_TOP is 0 (the ranking stage then ranks without
-    a learned signal)."""
+    a learned signal). `classify(texts)` -> ClassifyOutput: the served champion (registry serving) unless given (a
+    benchmark timing another way of serving it)."""
     from services.registry.serving import texts_classify
 
+    if classify is None:
+        def classify(texts: list[str]) -> Any:
+            return texts_classify(task=RERANK_TASK, texts=texts)
     if settings.SUPPORT_RERANK_TOP == 0:  # switched off: no learned signal, as without a champion
         raise NotFound("The rerank cross-encoder is switched off (SUPPORT_RERANK_TOP=0).", field="task")
     scored = list(candidates[:settings.SUPPORT_RERANK_TOP])
     if not scored:
         return [0.0] * len(candidates)
-    out = texts_classify(task=RERANK_TASK, texts=[pair_text(question=question, item=item) for item in scored])
+    out = classify([pair_text(question=question, item=item) for item in scored])
     if RELEVANT not in out.label_names:
         raise SuiteError(f"The {RERANK_TASK} champion has no {RELEVANT!r} label ({', '.join(out.label_names)}).",
                          field="task")
