@@ -158,13 +158,9 @@ def embed_task() -> str | None:
     return settings.SUPPORT_EMBED_TASK or None
 
 
-def kb_embed_task(kb: KnowledgeBase) -> str | None:
-    """The task whose champion embeds this KB: its own `embed_task`, else SUPPORT_EMBED_TASK; None: the default base."""
-    return kb.embed_task or embed_task()
-
-
 def _source_task(space: str) -> str | None:
-    """The vector store asks which task embeds a KB's space (on creation, a promotion, the beat's encoder check)."""
+    """The vector store asks which task embeds a KB's space (on creation, a promotion, the beat's encoder check): the
+    KB's own `embed_task`, else SUPPORT_EMBED_TASK; None: the default base."""
     chosen = KnowledgeBase.objects.filter(pk=_space_kb_pk(space)).values_list("embed_task", flat=True).first()
     return chosen or embed_task()
 
@@ -492,7 +488,6 @@ __all__ = [
     "item_delete",
     "embed_task_check",
     "item_id",
-    "kb_embed_task",
     "kb_embed_task_set",
     "kb_ensure",
     "kb_get",
