@@ -176,14 +176,13 @@ class DenseIndex:
                 out[:] = self.index.reconstruct_batch(keys)
                 found[:] = True
                 return found, out
-            except RuntimeError:  # a key not stored (or no direct map): key by key, as vector() does
+            except RuntimeError:  # a key not stored (or no direct map): key by key through vector()
                 pass
             for n, key in enumerate(keys.tolist()):
-                try:
-                    out[n] = self.index.reconstruct(int(key))
+                stored = self.vector(key)  # the lock is an RLock: taking it again here is fine
+                if stored is not None:
+                    out[n] = stored
                     found[n] = True
-                except RuntimeError:
-                    pass
         return found, out
 
     def scores_for(self, *, vector: np.ndarray, ids: list[int]) -> dict[int, float]:
