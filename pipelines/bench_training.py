@@ -23,6 +23,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,16 @@ def _compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "wall_ratio": round(current["wall_seconds"] / max(new["wall_seconds"], 1e-9), 2)}
 
 
+def _recipes_run(*, kind: str, key: str, configs: dict[str, Any], train: Callable[[Any], Any],
+                 say: Callable[..., None]) -> dict[str, Any]:
+    """Train once per recipe (`current`, then `new`), each run's figures said as it ends; the two compared."""
+    runs: dict[str, dict[str, Any]] = {}
+    for name, config in configs.items():
+        runs[name] = _figures(train(config), key)
+        say(f"{kind} {name}: {runs[name]}", flush=True)
+    return _compare(runs)
+
+
 def training_bench(*, rows: int, pairs: int, epochs: int, base: str | None, devdata: Path, quiet: bool) -> dict[str, Any]:
     from pipelines.quality import CURRENT_RECIPE, base_resolve
     from services.ml.training import ClassifierConfig, PairConfig, classifier_train, pairs_train
@@ -104,19 +115,19 @@ def training_bench(*, rows: int, pairs: int, epochs: int, base: str | None, devd
     say(f"base {base_path}; {torch.get_num_threads()} CPU threads; {len(texts)} headlines, {len(queries)} pairs, "
         f"at most {epochs} epochs each", flush=True)
     interactive = sys.stderr.isatty() and not quiet
-    classifier: dict[str, dict[str, Any]] = {}
-    for name, config in (("current", ClassifierConfig.from_dict({**CURRENT_RECIPE, "epochs": epochs})),
-                         ("new", ClassifierConfig(epochs=epochs))):
-        result = classifier_train(base_path=base_path, texts=texts, labels=labels, config=config, progress=interactive)
-        classifier[name] = _figures(result, "macro_f1")
-        say(f"classification {name}: {classifier[name]}", flush=True)
-    pair_runs: dict[str, dict[str, Any]] = {}
-    for name, pair_config in (("current", PairConfig.from_dict({**CURRENT_PAIR_RECIPE, "epochs": epochs})),
-                              ("new", PairConfig(epochs=epochs))):
-        result = pairs_train(base_path=base_path, queries=queries, items=items, config=pair_config, progress=interactive)
-        pair_runs[name] = _figures(result, "mrr")
-        say(f"pairs {name}: {pair_runs[name]}", flush=True)
-    out = {"classification": _compare(classifier), "pairs": _compare(pair_runs), "rows": len(texts), "pairs_n": len(queries),
+    classification = _recipes_run(
+        kind="classification", key="macro_f1", say=say,
+        configs={"current": ClassifierConfig.from_dict({**CURRENT_RECIPE, "epochs": epochs}),
+                 "new": ClassifierConfig(epochs=epochs)},
+        train=lambda config: classifier_train(base_path=base_path, texts=texts, labels=labels, config=config,
+                                              progress=interactive))
+    pair_runs = _recipes_run(
+        kind="pairs", key="mrr", say=say,
+        configs={"current": PairConfig.from_dict({**CURRENT_PAIR_RECIPE, "epochs": epochs}),
+                 "new": PairConfig(epochs=epochs)},
+        train=lambda config: pairs_train(base_path=base_path, queries=queries, items=items, config=config,
+                                         progress=interactive))
+    out = {"classification": classification, "pairs": pair_runs, "rows": len(texts), "pairs_n": len(queries),
            "epochs": epochs, "threads": torch.get_num_threads(), "base": str(base_path),
            "seconds": round(time.monotonic() - started, 1)}
     if not quiet:
