@@ -130,11 +130,12 @@ class RetrievalData:
     material and the relevant feedback pairs, split by query into training and held-back parts
     (services/support/retrieval_task.py `retrieval_split`); judged by dense search over each KB's items."""
 
-    def __init__(self, *, until: datetime | None = None) -> None:
-        from services.support.rerank import feedback_pairs
-        from services.support.retrieval_task import held_back_candidates, retrieval_split
+    def __init__(self, *, feedback: list[Example] | None = None, until: datetime | None = None) -> None:
+        """`feedback`: the relevant feedback examples (`relevant_examples`, read here when None), up to `until`."""
+        from services.support.retrieval_task import held_back_candidates, relevant_examples, retrieval_split
 
-        feedback = [p for p in feedback_pairs() if until is None or p.created_at <= until]  # the run's examples
+        feedback = relevant_examples() if feedback is None else feedback
+        feedback = [e for e in feedback if until is None or e.created_at <= until]  # the run's examples
         self.train, self.held = retrieval_split(feedback=feedback, max_pairs=settings.SUPPORT_RERANK_MAX_PAIRS)
         self.candidates = held_back_candidates(self.held)
         self.reference_texts = sorted({p.query for p in self.train})  # what customers' questions are compared with
@@ -197,13 +198,12 @@ class RetrievalRetrainer(Retrainer):
 
     def feedback(self) -> list[Example]:
         """The relevant feedback pairs: the customer's question, the item id as its "label"."""
-        from services.support.rerank import RELEVANT, feedback_pairs
+        from services.support.retrieval_task import relevant_examples
 
-        return [Example(p.question, str(p.item.id), p.source, p.created_at) for p in feedback_pairs()
-                if p.label == RELEVANT]
+        return relevant_examples()
 
     def incoming(self, since: datetime | None) -> list[str]:
         return _customer_messages(since)
 
     def data(self, *, task_row: Task, feedback: list[Example], until: datetime) -> RetrainData:
-        return RetrievalData(until=until)
+        return RetrievalData(feedback=feedback, until=until)  # the feedback the run read: not read a second time

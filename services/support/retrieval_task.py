@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from apps.support.models import KnowledgeBase
+from services.registry.retraining import Example
 from services.support.knowledge import passage_text_of
-from services.support.rerank import (HELD_BACK_EVERY, RELEVANT, SEED, FeedbackPair, RerankPair, material_queries,
+from services.support.rerank import (HELD_BACK_EVERY, RELEVANT, SEED, RerankPair, feedback_pairs, material_queries,
                                      material_split)
 from services.support.retrieval import Item, kb_search
 
@@ -57,24 +58,31 @@ def feedback_held_back(question: str) -> bool:
     return zlib.crc32(" ".join(question.split()).encode("utf-8")) % HELD_BACK_EVERY == HELD_BACK_EVERY - 1
 
 
-def retrieval_split(*, feedback: Sequence[FeedbackPair], max_pairs: int) -> tuple[list[RerankPair], list[RerankPair]]:
-    """(training, held-back) positive pairs of every KB's material and the relevant feedback pairs.
+def relevant_examples() -> list[Example]:
+    """Every relevant feedback pair (`feedback_pairs`) as an example, oldest first: the customer's question, the item
+    id as its "label" (what the `retrieval` plug-in's run counts, trains on and measures label drift by)."""
+    return [Example(p.question, str(p.item.id), p.source, p.created_at) for p in feedback_pairs() if p.label == RELEVANT]
 
-    A feedback pair whose question is a held-back material query, or is held back itself, is judged on, never
-    trained on; one whose item is in no KB any more is dropped by `feedback_pairs` already.
+
+def retrieval_split(*, feedback: Sequence[Example], max_pairs: int) -> tuple[list[RerankPair], list[RerankPair]]:
+    """(training, held-back) positive pairs of every KB's material and the relevant feedback (`relevant_examples`).
+
+    A feedback example whose question is a held-back material query, or is held back itself, is judged on, never
+    trained on; one whose item is in no KB any more is dropped.
     """
     material: list[RerankPair] = []
-    kb_of: dict[int, int] = {}  # item id -> its KB's pk
+    item_of: dict[int, tuple[Item, int]] = {}  # item id -> (the item, its KB's pk)
     for kb in KnowledgeBase.objects.order_by("pk"):
-        kb_of.update(dict.fromkeys(kb_search(kb=kb).items, kb.pk))
+        item_of.update((key, (item, kb.pk)) for key, item in kb_search(kb=kb).items.items())
         material += kb_positive_pairs(kb=kb)
     train, held = material_split(material, max_pairs=max_pairs)
     held_queries = {p.query for p in held}
-    for pair in feedback:
-        if pair.label != RELEVANT or pair.item.id not in kb_of or not _informative(pair.question, pair.item):
+    for example in feedback:
+        item, kb_pk = item_of.get(int(example.label), (None, 0))
+        if item is None or not _informative(example.text, item):
             continue
-        row = RerankPair(query=" ".join(pair.question.split()), item_id=pair.item.id, label=RELEVANT,
-                         source=pair.source, text=item_dense_text(pair.item), kb=kb_of[pair.item.id])
+        row = RerankPair(query=" ".join(example.text.split()), item_id=item.id, label=RELEVANT,
+                         source=example.source, text=item_dense_text(item), kb=kb_pk)
         (held if row.query in held_queries or feedback_held_back(row.query) else train).append(row)
     return train[-max_pairs:], held
 

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from apps.registry.models import Alias, RetrainRun, Task
 from apps.support.models import Feedback, KnowledgeBase, KnowledgeGap
 from apps.vectors.models import VectorSpace
 from services.registry.retraining import retrainer_get
-from services.support import conversations
+from services.support import conversations, rerank, retrieval_task
 from services.support.knowledge import _source_texts, kb_ensure, kb_space
 from services.support.rerank import RELEVANT, RerankPair, material_split
 from services.support.retraining import RetrievalData
@@ -41,7 +42,8 @@ def test_material_pairs_are_queries_and_the_text_the_kbs_vectors_are_made_of(fix
     assert (train, held) == material_split(pairs, max_pairs=10_000)  # rerank's split: the same held-back queries
 
 
-def test_relevant_feedback_becomes_a_pair_of_the_customers_words_and_the_items_text(fixture_kb) -> None:  # noqa: ANN001
+def test_relevant_feedback_becomes_a_pair_of_the_customers_words_and_the_items_text(
+        fixture_kb, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     kb = kb_ensure(name="default")
     shipped = conversations.message_receive(kb=kb, token=None, text="Do you ship abroad to Norway?")
     conversations.feedback_record(message=shipped.reply, kind=Feedback.WRONG)  # wrong: no pair for retrieval
@@ -54,6 +56,15 @@ def test_relevant_feedback_becomes_a_pair_of_the_customers_words_and_the_items_t
     data = RetrievalData()
     rows = [p for p in data.train + data.held if p.source == "gap_added"]
     assert [(p.query, p.text, p.kb) for p in rows] == [("Do you ship abroad to Norway?", "Do you ship to Norway?", kb.pk)]
+
+    # A run reads the feedback pairs once: its data is built from the examples the run collected.
+    reads = []
+    read = retrieval_task.feedback_pairs
+    for module in (retrieval_task, rerank):  # both names it may be read by
+        monkeypatch.setattr(module, "feedback_pairs", lambda **kw: reads.append(1) or read(**kw))
+    plugin = retrainer_get("retrieval")
+    run_data = plugin.data(task_row=plugin.task_ensure(), feedback=plugin.feedback(), until=timezone.now())
+    assert len(reads) == 1 and (run_data.train, run_data.held) == (data.train, data.held)
 
 
 def test_dense_metrics_rank_each_held_back_query_among_its_kbs_items() -> None:
