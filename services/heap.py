@@ -9,7 +9,8 @@ freed by reference counting). The next load unfreezes first, so cycles that beca
 snapshot's) are collected then: nothing frozen leaks past the next load. Loads are rare (a cold or regenerated
 index, a promotion, a behaviour refresh); one within SETTLE_EVERY_S of the last full settle only freezes (no
 collection). SUITE_GC_FREEZE=0 turns it off (the test suite runs with it off: its process holds millions of objects,
-so each settle there costs far more than in a server).
+so each settle there costs far more than in a server). A process without Django's settings (a benchmark, a shell:
+services/ml runs there too) serves no requests, so it does not settle.
 """
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ _last = {"full": float("-inf")}
 
 
 def heap_settle(*, reason: str) -> float:
-    """Collect, then freeze every live object; the pause in ms (0.0 when SUITE_GC_FREEZE is off)."""
+    """Collect, then freeze every live object; the pause in ms (0.0 when SUITE_GC_FREEZE is off or outside Django)."""
     from django.conf import settings
 
-    if not getattr(settings, "SUITE_GC_FREEZE", True):
+    if not settings.configured or not getattr(settings, "SUITE_GC_FREEZE", True):
         return 0.0
     with _lock:
         started = time.perf_counter()

@@ -286,3 +286,20 @@ def test_the_registry_batcher_leaves_no_database_connection_open_between_groups(
     thread.start()
     thread.join(30)
     assert seen == [None]
+
+
+def test_a_process_without_django_settings_serves_an_artifact(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    """services/ml runs outside Django (pipelines.quality, a shell): loading and serving must not ask for settings."""
+    import os
+    import subprocess
+    import sys
+
+    folder = classifier_artifacts[next(iter(classifier_artifacts))][0]
+    script = ("import sys; from services.ml.artifacts import artifact_runtime;"
+              "rt = artifact_runtime(folder=sys.argv[1], base_path=sys.argv[2]);"
+              "print(rt.classify(task='evaluate', texts=['shares soar', 'profit falls']).probs.shape)")
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run([sys.executable, "-c", script, str(folder), str(tiny_base)], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).resolve().parents[2], timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith("(2, ")
