@@ -7,6 +7,7 @@ from apps.sentiment.models import (Alert, AlertRule, Delivery, DeliveryAttempt, 
                                    Silence, Ticker)
 from services.errors import SuiteError
 from services.outbound import outbound_check
+from services.sentiment.watchlist import rule_clear_check
 
 
 def _outbound_url(value: str, *, field_name: str) -> str:
@@ -32,10 +33,11 @@ class AlertRuleForm(forms.ModelForm):
         data = super().clean()
         if self.instance.pk is None and data.get("clear_threshold") is None and data.get("threshold") is not None:
             data["clear_threshold"] = AlertRule.clear_default(data["threshold"])
-        if data.get("clear_threshold") is not None and data.get("threshold") is not None \
-                and data["clear_threshold"] > data["threshold"]:
-            self.add_error("clear_threshold", "It must not exceed the threshold: an alert resolves below the level "
-                                              "that fires it.")
+        if data.get("threshold") is not None:
+            try:
+                rule_clear_check(threshold=data["threshold"], clear_threshold=data.get("clear_threshold"))
+            except SuiteError as exc:
+                self.add_error("clear_threshold", exc.message)
         return data
 
 

@@ -34,6 +34,14 @@ def ticker_save(*, symbol: str, name: str = "", aliases: list[str] | None = None
     return ticker
 
 
+def rule_clear_check(*, threshold: float, clear_threshold: float | None) -> None:
+    """SuiteError (field `clear_threshold`) when the clear threshold exceeds the threshold (None: no hysteresis, fine);
+    the API (rule_save) and the admin's form both ask here."""
+    if clear_threshold is not None and clear_threshold > threshold:
+        raise SuiteError(f"clear_threshold ({clear_threshold:g}) must not exceed threshold ({threshold:g}): an alert "
+                         "resolves below the level that fires it.", field="clear_threshold")
+
+
 def rule_save(*, symbol: str | None, kind: str, rule_id: int | None = None, **fields: Any) -> AlertRule:
     """Create (or, with rule_id, update) a rule on a ticker, a topic (`topic`, symbol None) or a ticker within a topic.
 
@@ -79,10 +87,7 @@ def rule_save(*, symbol: str | None, kind: str, rule_id: int | None = None, **fi
         threshold, clear = AlertRule.objects.filter(id=rule_id).values_list("threshold", "clear_threshold").first() or (0, None)
         derived = clear is not None and math.isclose(clear, AlertRule.clear_default(threshold))
         fields["clear_threshold"] = AlertRule.clear_default(fields["threshold"]) if derived else clear
-    if fields.get("clear_threshold") is not None and fields["clear_threshold"] > fields["threshold"]:
-        raise SuiteError(f"clear_threshold ({fields['clear_threshold']:g}) must not exceed threshold "
-                         f"({fields['threshold']:g}): an alert resolves below the level that fires it.",
-                         field="clear_threshold")
+    rule_clear_check(threshold=fields["threshold"], clear_threshold=fields.get("clear_threshold"))
     if rule_id is None:
         return AlertRule.objects.create(ticker=ticker, kind=kind, **fields)
     changed = AlertRule.objects.filter(id=rule_id, ticker=ticker).update(kind=kind, **fields)
