@@ -81,6 +81,7 @@ def raw_classifier(version: object) -> Callable[[list[str]], np.ndarray]:
     model = PeftModel.from_pretrained(AutoModel.from_pretrained(version.base.path), version.path).to(device).eval()
     head = head_load(version.path).to(device)
     max_length = int(version.train_config.get("max_length", 128))
+    normalize = bool(version.train_config.get("head_normalize", False))  # as trained (older artifacts: the raw mean)
 
     def run(texts: list[str]) -> np.ndarray:
         batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
@@ -88,6 +89,8 @@ def raw_classifier(version: object) -> Callable[[list[str]], np.ndarray]:
             hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
             mask = batch["attention_mask"].unsqueeze(-1).float()  # (batch, seq, 1)
             pooled = (hidden.float() * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (batch, hidden)
+            if normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
             return torch.softmax(head(pooled).float(), dim=-1).cpu().numpy()  # (batch, n_labels)
 
     return run

@@ -61,6 +61,7 @@ class _Adapter:
     spec: EncoderSpec  # pooling, prompt and length cap as trained (artifact.json); older artifacts: mean pooling
     temperature: float = 1.0  # classifiers: logits / temperature before the softmax (calibrated probabilities)
     merged: bool = False  # `model` is a private copy of the base with the adapter merged in (`merged_tasks`), no PeftModel
+    head_normalize: bool = False  # classifiers: the head reads the L2-normalised pooled vector (as trained; older: raw)
 
 
 def _texts_check(texts: Sequence[str]) -> list[str]:
@@ -213,7 +214,8 @@ class InferenceRuntime:
         adapter = _Adapter(ref=ref, name=name, model=model, head=head, label_names=info.label_names,
                            max_length=int(info.train_config.get("max_length", 256)),
                            strip_urls=bool(info.train_config.get("strip_urls", False)), spec=spec,
-                           temperature=info.temperature, merged=merged)
+                           temperature=info.temperature, merged=merged,
+                           head_normalize=bool(info.train_config.get("head_normalize", False)))
         self._adapters[ref] = adapter
         stale = [] if pinned else [old for old in self._adapters if old.task == ref.task and old != ref]  # a task's replaced versions
         while len(self._adapters) - len(stale) > self.max_adapters:
@@ -280,7 +282,7 @@ class InferenceRuntime:
                 raise SuiteError(f"Task {task!r} (v{ref.version}) is an embedding adapter, not a classifier; use embed().", field="task")
             if not texts:
                 return ClassifyOutput([], np.zeros((0, len(adapter.label_names)), dtype=np.float32), adapter.label_names, ref.version)
-            pooled = self._pooled(texts, adapter, normalize=False)  # (n, hidden)
+            pooled = self._pooled(texts, adapter, normalize=adapter.head_normalize)  # (n, hidden)
             with torch.inference_mode():
                 logits = adapter.head(pooled.to(self.device)).float()  # (n, n_labels)
             probs = torch.softmax(logits / adapter.temperature, dim=-1).cpu().numpy()  # (n, n_labels), calibrated

@@ -128,7 +128,8 @@ def test_training_pools_as_the_folder_says(tmp_path: Path) -> None:
     assert json.loads((artifact / "artifact.json").read_text())["encoder"]["pooling"] == "cls"
     tokenizer = base_load(folder)[0]
     ids = texts_tokenize(tokenizer, texts_prepare(TEXTS, strip_urls=True), max_length=16)
-    pooled = ids_embed(result.model, ids, pad_id=0, device=torch.device("cpu"), dtype=torch.float32, normalize=False)
+    pooled = ids_embed(result.model, ids, pad_id=0, device=torch.device("cpu"), dtype=torch.float32,
+                       normalize=config.head_normalize)
     expected = torch.softmax(result.head(pooled) / result.temperature, dim=-1).detach().numpy()  # served calibrated
     ref = AdapterRef(task="cls", version=1, path=str(artifact), sha256=artifact_sha256(artifact))
     served = InferenceRuntime(base_path=folder, resolver=lambda task: ref, device="cpu").classify(task="cls", texts=TEXTS)

@@ -161,7 +161,7 @@ def test_the_temperature_is_stored_and_served(tiny_base: Path, tmp_path: Path) -
     assert artifact_info(folder).temperature == pytest.approx(result.temperature)
     tokenizer = base_load(tiny_base)[0]
     ids = texts_tokenize(tokenizer, texts_prepare(texts[:20], strip_urls=True), max_length=16)
-    pooled = ids_embed(result.model, ids, pad_id=0, device=CPU, dtype=torch.float32, normalize=False)
+    pooled = ids_embed(result.model, ids, pad_id=0, device=CPU, dtype=torch.float32, normalize=config.head_normalize)
     with torch.no_grad():
         logits = result.head(pooled).numpy()
     served = artifact_runtime(folder=folder, base_path=tiny_base).classify(task="evaluate", texts=texts[:20]).probs
@@ -184,3 +184,33 @@ def test_a_bad_stored_temperature_is_refused_by_name(tiny_base: Path, tmp_path: 
     (folder / "artifact.json").write_text(json.dumps({**info, "temperature": -1}))
     with pytest.raises(ArtifactError, match=r"artifact.json temperature=-1 is invalid: it must be a number in \[0.05, 20.0\]"):
         artifact_info(folder)
+
+
+def test_the_head_reads_the_normalised_vector_as_trained_and_older_artifacts_the_raw_one(tiny_base: Path, tmp_path: Path) -> None:
+    """head_normalize (today's default) is saved in train_config.json and honoured when served; an artifact from before
+    the field (no key) is served from the raw pooled vector, as it was trained."""
+    from services.ml.artifacts import artifact_sha256
+    from services.ml.runtime import AdapterRef, InferenceRuntime
+
+    texts, labels = sentiment_rows(120)
+    served = {}
+    for normalize in (True, False):
+        config = ClassifierConfig(epochs=2, lr=1e-2, head_lr=2e-2, head_normalize=normalize, eval_start=False, **HALF)
+        result = classifier_train(base_path=tiny_base, texts=texts, labels=labels, config=config, progress=False)
+        folder = tmp_path / f"n{normalize}"
+        artifact_save(result=result, folder=folder, source="x.csv")
+        saved = json.loads((folder / "train_config.json").read_text())
+        assert saved["head_normalize"] is normalize
+        if not normalize:  # written as before the field existed
+            del saved["head_normalize"]
+            (folder / "train_config.json").write_text(json.dumps(saved, sort_keys=True))
+        tokenizer = base_load(tiny_base)[0]
+        ids = texts_tokenize(tokenizer, texts_prepare(texts[:20], strip_urls=True), max_length=16)
+        pooled = ids_embed(result.model, ids, pad_id=0, device=CPU, dtype=torch.float32, normalize=normalize)
+        with torch.no_grad():
+            expected = probs_temperature(logits=result.head(pooled).numpy(), temperature=result.temperature)
+        ref = AdapterRef(task="t", version=1, path=str(folder), sha256=artifact_sha256(folder))
+        served[normalize] = InferenceRuntime(base_path=tiny_base, resolver=lambda task, ref=ref: ref,
+                                             device="cpu").classify(task="t", texts=texts[:20]).probs
+        np.testing.assert_allclose(served[normalize], expected, atol=1e-5)
+        assert abs(float(torch.linalg.vector_norm(pooled, dim=-1).mean()) - 1.0) < 1e-4 or not normalize

@@ -46,7 +46,7 @@ def trained(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
                                       config=ClassifierConfig(peft=method, epochs=3, lr=lr, head_lr=2e-2, **common))
         pairs = pairs_train(base_path=tiny_base, queries=queries, items=items, progress=False,
                             config=PairConfig(peft=method, epochs=2, lr=lr, **common))
-        logits = classifier.head(in_memory_pooled(classifier, tiny_base, normalize=False)) / classifier.temperature  # as served
+        logits = classifier.head(in_memory_pooled(classifier, tiny_base, normalize=classifier.config.head_normalize)) / classifier.temperature  # as served
         entry = {"probs": torch.softmax(logits, dim=-1)
                  .detach().numpy(), "vectors": in_memory_pooled(pairs, tiny_base, normalize=True).numpy()}
         for kind, result in (("classifier", classifier), ("pairs", pairs)):

@@ -49,12 +49,15 @@ def single_adapter_probs(base: Path, folder: Path, texts: list[str]) -> np.ndarr
     with peft_quiet():
         model = PeftModel.from_pretrained(model, str(folder)).to(device).eval()
     head = head_load(folder).to(device)
-    temperature = artifact_info(folder).temperature
+    info = artifact_info(folder)
+    temperature, normalize = info.temperature, bool(info.train_config.get("head_normalize", False))
     rows = []
     with torch.inference_mode(), autocast_for(device, dtype):
         for text in texts:
             batch = ids_pad([tokenizer(text, truncation=True, max_length=16)["input_ids"]], pad_id=0, device=device)
             pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])  # (1, hidden)
+            if normalize:  # the head reads the L2-normalised vector when so trained
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
             rows.append(torch.softmax(head(pooled.float()).float() / temperature, dim=-1)[0].cpu().numpy())
     return np.stack(rows)
 

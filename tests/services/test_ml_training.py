@@ -40,6 +40,8 @@ def _predict(result: object, texts: list[str]) -> list[str]:
     batch = ids_pad(tokenizer(texts)["input_ids"], pad_id=0, device=torch.device("cpu"))
     with torch.inference_mode():
         pooled = mean_pool(result.model(**batch).last_hidden_state, batch["attention_mask"])  # (n, hidden)
+        if result.config.head_normalize:  # the head reads the L2-normalised vector (today's default)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
         return [result.label_names[i] for i in result.head(pooled).argmax(-1).tolist()]
 
 
