@@ -68,7 +68,7 @@ CURRENT_RECIPE: dict[str, Any] = {
     "max_length": 128, "val_fraction": 0.1, "patience": 2, "weight_decay": 0.01, "warmup_ratio": 0.06,
     "max_grad_norm": 1.0, "strip_urls": True, "head_dropout": 0.1, "label_smoothing": 0.0, "head_init": "probe",
     "probe_c": 1.0, "probe_cv": False, "calibrate": False, "adapt_top": 1.0, "evals_per_epoch": 1, "eval_start": False,
-    "average_top": 1, "head_normalize": False,
+    "average_top": 1, "head_normalize": False, "class_weights": False,
 }
 RECIPES = ("current", "new")  # --recipes: the recipe before issue 14 (LoRA only, as it was) and today's defaults
 

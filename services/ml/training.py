@@ -124,6 +124,8 @@ class ClassifierConfig(LoraSettings):
     # regression, test accuracy 0.855 normalised against 0.832 raw at the same C (docs/PERFORMANCE.md); the probe
     # (LP-FT) then starts from that better classifier. Served as trained (train_config.json; older artifacts: raw)
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    class_weights: bool = False  # weigh each label's loss (and the probe's) by n / (n_labels * its count), scikit-learn's
+    # "balanced": rare labels count as much as common ones (macro-F1 over accuracy; see docs/PERFORMANCE.md)
     head_init: str = "probe"  # "probe": fit the head on the frozen encoder first (LP-FT); "random": nn.Linear's init
     probe_c: float = 1.0  # inverse L2 strength of that probe (scikit-learn LogisticRegression's C)
     # probe_cv (below): choose the probe's C among PROBE_CS by cross-validation on the training rows (else probe_c)
@@ -302,23 +304,25 @@ PROBE_CS = (0.1, 1.0, 10.0, 100.0)  # probe_cv's candidate C (the quality benchm
 PROBE_FOLDS = 3  # probe_cv's stratified folds (fewer when a label has fewer training rows)
 
 
-def _head_probe(head: torch.nn.Linear, features: np.ndarray, y: np.ndarray, *, n_labels: int, c: float, cv: bool) -> float:
+def _head_probe(head: torch.nn.Linear, features: np.ndarray, y: np.ndarray, *, n_labels: int, c: float, cv: bool,
+                balanced: bool = False) -> float:
     """Set `head` to a multinomial logistic regression fitted on `features` (n, hidden) -> y (n,); returns its C.
 
     With `cv`, C is chosen among PROBE_CS by stratified cross-validation (log-loss) when every label has two training
-    rows or more; otherwise, and without `cv`, C is `c`.
+    rows or more; otherwise, and without `cv`, C is `c`. `balanced`: scikit-learn's class_weight="balanced".
     """
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
 
     folds = min(PROBE_FOLDS, int(np.bincount(y).min()))
+    weight = "balanced" if balanced else None
     if cv and folds >= 2:
         probe = LogisticRegressionCV(Cs=list(PROBE_CS), cv=StratifiedKFold(folds, shuffle=True, random_state=0),
-                                     scoring="neg_log_loss", max_iter=2000, l1_ratios=(0.0,), use_legacy_attributes=False
-                                     ).fit(features, y)  # plain L2, spelled out as scikit-learn 1.9 asks
+                                     scoring="neg_log_loss", max_iter=2000, l1_ratios=(0.0,), use_legacy_attributes=False,
+                                     class_weight=weight).fit(features, y)  # plain L2, spelled out as scikit-learn 1.9 asks
         c = float(np.ravel(probe.C_)[0])
     else:
-        probe = LogisticRegression(C=c, max_iter=2000).fit(features, y)
+        probe = LogisticRegression(C=c, max_iter=2000, class_weight=weight).fit(features, y)
     coef, intercept = probe.coef_, probe.intercept_  # (n_labels, hidden), (n_labels,); one row when binary
     if n_labels == 2:  # sigmoid(w.x + b) == softmax([-w/2, w/2].x + [-b/2, b/2])
         coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
@@ -369,7 +373,11 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
     if config.head_init == "probe":  # the LoRA B matrices start at zero: this is the frozen encoder's output
         frozen = encoding.many(train_idx)
         probe_c = _head_probe(head, frozen.numpy(), y[train_idx].numpy(), n_labels=len(label_names), c=config.probe_c,
-                              cv=config.probe_cv)
+                              cv=config.probe_cv, balanced=config.class_weights)
+    loss_weight = None
+    if config.class_weights:  # n / (n_labels * count) over the training rows, as scikit-learn's "balanced"
+        counts = torch.bincount(y[train_idx], minlength=len(label_names)).float()  # (n_labels,)
+        loss_weight = (len(train_idx) / (len(label_names) * counts.clamp(min=1.0))).to(device)
     rng = random.Random(config.seed)
     trainer = Trainer(model=model, extra=list(head.parameters()), config=config, head_lr=config.head_lr,
                       steps_per_epoch=batches_per_epoch, device=device, dtype=dtype, desc="train classifier", progress=progress,
@@ -381,7 +389,8 @@ def classifier_train(*, base_path: str | Path, texts: Sequence[str], labels: Seq
     def step_fn(chosen: list[int]) -> float:
         pooled = encoding.batch(chosen)  # (batch, hidden)
         logits = head(torch.nn.functional.dropout(pooled, p=config.head_dropout, training=True))  # (batch, n_labels)
-        loss = torch.nn.functional.cross_entropy(logits, y[chosen].to(device), label_smoothing=config.label_smoothing)
+        loss = torch.nn.functional.cross_entropy(logits, y[chosen].to(device), weight=loss_weight,
+                                                 label_smoothing=config.label_smoothing)
         trainer.step(loss + _peft_penalty(model))
         return loss.item()
 
