@@ -122,12 +122,19 @@ def kb_pairs(*, kb: KnowledgeBase, hard_negatives: int = HARD_NEGATIVES, seed: i
     return pairs
 
 
-def items_all() -> dict[int, Item]:
-    """Every item of every knowledge base by its id (ids are unique across KBs: derived from the row's pk)."""
-    found: dict[int, Item] = {}
+def items_located() -> dict[int, tuple[Item, int]]:
+    """Every item of every knowledge base by its id, with its KB's pk (ids are unique across KBs: derived from the
+    row's pk)."""
+    found: dict[int, tuple[Item, int]] = {}
     for kb in KnowledgeBase.objects.order_by("pk"):
-        found.update(kb_search(kb=kb).items)
+        found.update((key, (item, kb.pk)) for key, item in kb_search(kb=kb).items.items())
     return found
+
+
+def feedback_held_back(question: str) -> bool:
+    """Whether a feedback question is held back (judged on, never trained on) by `rerank` and `retrieval` alike: the
+    material split's rate, by a hash of the question's text (stable per text, so never trained on in a later run)."""
+    return zlib.crc32(" ".join(question.split()).encode("utf-8")) % HELD_BACK_EVERY == HELD_BACK_EVERY - 1
 
 
 def _cited_item_id(citation: dict) -> int | None:
@@ -145,21 +152,35 @@ class FeedbackPair:
     label: str  # RELEVANT | IRRELEVANT
     source: str  # customer_pick | agent_marked_wrong | agent_confirmed | gap_added
     created_at: datetime
+    kb: int = 0  # the item's knowledge base's pk
 
 
-def feedback_pairs(*, items: dict[int, Item] | None = None) -> list[FeedbackPair]:
+@dataclass(frozen=True)
+class PairExample(Example):
+    """A feedback pair as a `rerank` example (`pair_text`, label) that keeps its question, item and KB, so that the
+    run can hold some questions back and judge them like material queries (`RerankData`)."""
+    query: str = ""
+    item_id: int = 0
+    kb: int = 0
+
+    def as_pair(self) -> RerankPair:
+        return RerankPair(query=self.query, item_id=self.item_id, label=self.label, source=self.source, text=self.text,
+                          kb=self.kb)
+
+
+def feedback_pairs(*, items: dict[int, tuple[Item, int]] | None = None) -> list[FeedbackPair]:
     """Every feedback pair (steps 3 to 5 of the module's list), oldest first: what `rerank` (as `pair_text`) and
-    `retrieval` (its relevant pairs) learn from customers and agents.
+    `retrieval` (its relevant pairs) learn from customers and agents. `items`: `items_located()` (read when None).
 
     A pair whose item is no longer in any knowledge base is left out (its text cannot be built).
     """
-    items = items_all() if items is None else items
+    items = items_located() if items is None else items
     out: list[tuple[datetime, int, FeedbackPair]] = []
 
     def add(question: str, item_id: int | None, label: str, source: str, when: datetime) -> None:
-        item = items.get(item_id) if item_id is not None else None
+        item, kb = items.get(item_id, (None, 0)) if item_id is not None else (None, 0)
         if item is not None and question.strip():
-            out.append((when, len(out), FeedbackPair(question, item, label, source, when)))
+            out.append((when, len(out), FeedbackPair(question, item, label, source, when, kb)))
 
     picks = TrainingExample.objects.filter(task=RERANK_TASK).select_related("message").order_by("created_at", "id")
     for row in picks:
@@ -185,9 +206,10 @@ def feedback_pairs(*, items: dict[int, Item] | None = None) -> list[FeedbackPair
     return [pair for _, _, pair in out]
 
 
-def feedback_examples(*, items: dict[int, Item] | None = None) -> list[Example]:
-    """Every feedback pair as a `rerank` training example (`pair_text`, label), oldest first."""
-    return [Example(pair_text(question=p.question, item=p.item), p.label, p.source, p.created_at)
+def feedback_examples(*, items: dict[int, tuple[Item, int]] | None = None) -> list[PairExample]:
+    """Every feedback pair as a `rerank` example (`pair_text`, label), oldest first."""
+    return [PairExample(pair_text(question=p.question, item=p.item), p.label, p.source, p.created_at,
+                        query=" ".join(p.question.split()), item_id=p.item.id, kb=p.kb)
             for p in feedback_pairs(items=items)]
 
 

@@ -35,23 +35,36 @@ class IntentRetrainer(ClassifierRetrainer):
 
 class RerankData:
     """The `rerank` run's data, built from the database (no files): every KB's material pairs, split by query into
-    training and held-back parts (services/support/rerank.py `material_split`), plus every feedback pair (training).
+    training and held-back parts (services/support/rerank.py `material_split`), plus the feedback pairs.
 
-    The held-back part is the same for the challenger and the champion of a run (both are judged on it); it follows
-    the knowledge bases, so a KB edit changes it for later runs.
+    Feedback is judged on as well as trained on: the pairs of a customer's question that the hash rule holds back
+    (`feedback_held_back`, the rule `retrieval` uses too) or that is a held-back material query join the held-back
+    part, so the gate also reads how a version orders what customers really asked (a pick among offered answers, an
+    answer marked wrong beside one marked right); the other feedback pairs are trained on. The held-back part is the
+    same for the challenger and the champion of a run (both are judged on it); it follows the knowledge bases and the
+    feedback, so a KB edit or new feedback changes it for later runs.
     """
 
     def __init__(self, *, feedback: list[Example]) -> None:
-        from services.support.rerank import material_pairs, material_split
+        from services.support.rerank import PairExample, feedback_held_back, material_pairs, material_split
 
         max_pairs = settings.SUPPORT_RERANK_MAX_PAIRS
         train, held = material_split(material_pairs(max_pairs=max_pairs), max_pairs=max_pairs)
+        held_queries, held_texts = {p.query for p in held}, {p.text for p in held}
+        trained: list[Example] = []
+        self.n_held_feedback = 0  # feedback pairs in the held-back part
+        for example in feedback:
+            if example.text in held_texts:  # a held-back pair already (a customer asking an FAQ's exact question)
+                continue
+            if isinstance(example, PairExample) and (example.query in held_queries or feedback_held_back(example.query)):
+                held.append(example.as_pair())
+                held_texts.add(example.text)
+                self.n_held_feedback += 1
+            else:
+                trained.append(example)
         self.base_texts, self.base_labels = [p.text for p in train], [p.label for p in train]
         self.held_texts, self.held_labels = [p.text for p in held], [p.label for p in held]
-        # The newest feedback pairs, less any that is a held-back pair (a customer asking an FAQ's exact question):
-        # the gate must judge on pairs no version trained on.
-        held_set = set(self.held_texts)
-        self.feedback = [e for e in feedback if e.text not in held_set][-max_pairs:]
+        self.feedback = trained[-max_pairs:]  # the newest: the gate judges on pairs no version trained on
         self.held_queries = [p.query for p in held]
         self._held = held
         self._retrieval: dict[str, float] | None = None
@@ -81,7 +94,7 @@ class RerankData:
         # Two labels: P(relevant) is the predicted label's probability, or its complement.
         relevance = [r["probability"] if r["predicted"] == RELEVANT else 1.0 - r["probability"] for r in rows]
         return {**metrics, **ranking_metrics(queries=self.held_queries, labels=self.held_labels, relevance=relevance),
-                **self._retrieval_baseline()}
+                **self._retrieval_baseline(), "n_held_back_feedback_pairs": self.n_held_feedback}
 
     def _retrieval_baseline(self) -> dict[str, float]:
         """`retrieval_mrr` / `retrieval_top1`: the same held-back candidates ordered by retrieval confidence alone

@@ -18,7 +18,6 @@ query (`mrr_at_10`, `recall_at_10`), and served only when it beats the untuned b
 from __future__ import annotations
 
 import random
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,8 +26,8 @@ import numpy as np
 from apps.support.models import KnowledgeBase
 from services.registry.retraining import Example
 from services.support.knowledge import passage_text_of
-from services.support.rerank import (HELD_BACK_EVERY, RELEVANT, SEED, RerankPair, feedback_pairs, material_queries,
-                                     material_split)
+from services.support.rerank import (RELEVANT, SEED, RerankPair, feedback_held_back, feedback_pairs, items_located,
+                                     material_queries, material_split)
 from services.support.retrieval import Item, kb_search
 
 RETRIEVAL_TASK = "retrieval"
@@ -53,11 +52,6 @@ def kb_positive_pairs(*, kb: KnowledgeBase) -> list[RerankPair]:
             for query, (source, positives) in queries.items() for item in positives if _informative(query, item)]
 
 
-def feedback_held_back(question: str) -> bool:
-    """Whether a feedback question is held back: the same hash rule as the material's split (stable per text)."""
-    return zlib.crc32(" ".join(question.split()).encode("utf-8")) % HELD_BACK_EVERY == HELD_BACK_EVERY - 1
-
-
 def relevant_examples() -> list[Example]:
     """Every relevant feedback pair (`feedback_pairs`) as an example, oldest first: the customer's question, the item
     id as its "label" (what the `retrieval` plug-in's run counts, trains on and measures label drift by)."""
@@ -70,11 +64,8 @@ def retrieval_split(*, feedback: Sequence[Example], max_pairs: int) -> tuple[lis
     A feedback example whose question is a held-back material query, or is held back itself, is judged on, never
     trained on; one whose item is in no KB any more is dropped.
     """
-    material: list[RerankPair] = []
-    item_of: dict[int, tuple[Item, int]] = {}  # item id -> (the item, its KB's pk)
-    for kb in KnowledgeBase.objects.order_by("pk"):
-        item_of.update((key, (item, kb.pk)) for key, item in kb_search(kb=kb).items.items())
-        material += kb_positive_pairs(kb=kb)
+    material = [pair for kb in KnowledgeBase.objects.order_by("pk") for pair in kb_positive_pairs(kb=kb)]
+    item_of = items_located()  # item id -> (the item, its KB's pk)
     train, held = material_split(material, max_pairs=max_pairs)
     held_queries = {p.query for p in held}
     for example in feedback:

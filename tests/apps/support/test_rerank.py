@@ -159,6 +159,41 @@ def test_a_pick_answers_judged_by_an_agent_and_an_answered_gap_become_pairs(fixt
     assert [e.text for e in data.feedback] == [e.text for e in examples if e.text not in held]
 
 
+def test_a_feedback_question_the_hash_rule_holds_back_is_judged_on_never_trained_on(fixture_kb, settings) -> None:  # noqa: ANN001
+    from services.support.rerank import feedback_held_back, retrieval_relevance
+
+    settings.SUPPORT_AMBIGUITY_MARGIN = 0.0
+    kb = kb_ensure(name="default")
+    password = _item(kb, question="How do I reset my password?")
+    reset = _item(kb, title="Router manual — Factory reset")
+    held_question, trained_question = "How do I restore it?", "How do I reset it?"
+    assert feedback_held_back(held_question) and not feedback_held_back(trained_question)  # (so both sides are exercised)
+    for text in (held_question, trained_question):  # a customer picks the router's reset among two offered answers
+        asked = conversations.message_receive(kb=kb, token=None, text=text)
+        asked.reply.choices = [{"kind": "item", "id": password.id, "label": "password"},
+                               {"kind": "item", "id": reset.id, "label": "router"}]
+        asked.reply.save(update_fields=["choices"])
+        conversations.choice_pick(conversation=asked.conversation, message_id=asked.reply.pk, choice=reset.id)
+
+    data = RerankData(feedback=feedback_examples())
+    judged = {pair_text(question=held_question, item=item) for item in (reset, password)}
+    trained = {pair_text(question=trained_question, item=item) for item in (reset, password)}
+    assert judged <= set(data.held_texts) and not judged & {e.text for e in data.feedback}
+    assert trained <= {e.text for e in data.feedback} and not trained & set(data.held_texts)
+    assert data.n_held_feedback == 2
+    # Judged like a material query: a relevant and an irrelevant candidate (so the ranking figures count it), and
+    # retrieval's own order of them is found through the pair's knowledge base (the baseline gate's figure).
+    rows = [(p, label) for p, label in zip(data._held, data.held_labels) if p.query == held_question]
+    assert sorted(label for _, label in rows) == [IRRELEVANT, RELEVANT] and {p.kb for p, _ in rows} == {kb.pk}
+    perfect = [1.0 if label == RELEVANT else 0.0 for label in data.held_labels]
+    with_it = ranking_metrics(queries=data.held_queries, labels=data.held_labels, relevance=perfect)["n_queries"]
+    material = [(q, label) for q, label in zip(data.held_queries, data.held_labels) if q != held_question]
+    without = ranking_metrics(queries=[q for q, _ in material], labels=[lb for _, lb in material],
+                              relevance=[1.0 if lb == RELEVANT else 0.0 for _, lb in material])["n_queries"]
+    assert with_it == without + 1
+    assert len(retrieval_relevance([p for p, _ in rows])) == 2
+
+
 WORDS = ["battery", "charger", "screen", "strap", "lens", "case", "cable", "speaker", "button", "light", "fan", "pump"]
 
 
