@@ -26,6 +26,15 @@ def _ids(base: Path, texts: list[str]) -> tuple[list[list[int]], int]:
     return texts_tokenize(tokenizer, texts_prepare(texts, strip_urls=True), max_length=16), tokenizer.pad_token_id or 0
 
 
+def _head_logits(result: object, base: Path, texts: list[str]) -> tuple[torch.Tensor, np.ndarray]:
+    """The trained model in memory, as training computes it: pooled vectors (n, hidden), normalised when the config
+    says so, and the head's logits (n, n_labels)."""
+    ids, pad = _ids(base, texts)
+    pooled = ids_embed(result.model, ids, pad_id=pad, device=CPU, dtype=torch.float32, normalize=result.config.head_normalize)
+    with torch.no_grad():
+        return pooled, result.head(pooled).numpy()
+
+
 def test_the_cached_lower_layers_give_what_a_full_pass_gives(tiny_base: Path) -> None:
     """With the adapter on the top layer of two, the cache + top layer equals the whole model (float16 cache: 1e-2)."""
     config = ClassifierConfig(**HALF)
@@ -159,11 +168,7 @@ def test_the_temperature_is_stored_and_served(tiny_base: Path, tmp_path: Path) -
     folder = tmp_path / "a"
     artifact_save(result=result, folder=folder, source="x.csv")
     assert artifact_info(folder).temperature == pytest.approx(result.temperature)
-    tokenizer = base_load(tiny_base)[0]
-    ids = texts_tokenize(tokenizer, texts_prepare(texts[:20], strip_urls=True), max_length=16)
-    pooled = ids_embed(result.model, ids, pad_id=0, device=CPU, dtype=torch.float32, normalize=config.head_normalize)
-    with torch.no_grad():
-        logits = result.head(pooled).numpy()
+    logits = _head_logits(result, tiny_base, texts[:20])[1]
     served = artifact_runtime(folder=folder, base_path=tiny_base).classify(task="evaluate", texts=texts[:20]).probs
     np.testing.assert_allclose(served, probs_temperature(logits=logits, temperature=result.temperature), atol=1e-5)
     assert not np.allclose(served, probs_temperature(logits=logits, temperature=1.0), atol=1e-3)
@@ -204,11 +209,8 @@ def test_the_head_reads_the_normalised_vector_as_trained_and_older_artifacts_the
         if not normalize:  # written as before the field existed
             del saved["head_normalize"]
             (folder / "train_config.json").write_text(json.dumps(saved, sort_keys=True))
-        tokenizer = base_load(tiny_base)[0]
-        ids = texts_tokenize(tokenizer, texts_prepare(texts[:20], strip_urls=True), max_length=16)
-        pooled = ids_embed(result.model, ids, pad_id=0, device=CPU, dtype=torch.float32, normalize=normalize)
-        with torch.no_grad():
-            expected = probs_temperature(logits=result.head(pooled).numpy(), temperature=result.temperature)
+        pooled, logits = _head_logits(result, tiny_base, texts[:20])
+        expected = probs_temperature(logits=logits, temperature=result.temperature)
         ref = AdapterRef(task="t", version=1, path=str(folder), sha256=artifact_sha256(folder))
         served[normalize] = InferenceRuntime(base_path=tiny_base, resolver=lambda task, ref=ref: ref,
                                              device="cpu").classify(task="t", texts=texts[:20]).probs
@@ -229,10 +231,6 @@ def test_class_weights_make_a_rare_label_count(tiny_base: Path) -> None:
                                   eval_start=False, **HALF)
         result = classifier_train(base_path=tiny_base, texts=texts, labels=labels, config=config, progress=False)
         assert result.config.as_dict()["class_weights"] is weighted
-        tokenizer = base_load(tiny_base)[0]
-        ids = texts_tokenize(tokenizer, texts_prepare(held, strip_urls=True), max_length=16)
-        pooled = ids_embed(result.model, ids, pad_id=0, device=CPU, dtype=torch.float32, normalize=config.head_normalize)
-        with torch.no_grad():
-            predicted = [result.label_names[i] for i in result.head(pooled).argmax(-1).tolist()]
+        predicted = [result.label_names[i] for i in _head_logits(result, tiny_base, held)[1].argmax(-1).tolist()]
         found[weighted] = sum(p == t == "bearish" for p, t in zip(predicted, truth))
     assert found[True] > found[False], found
