@@ -29,9 +29,10 @@ def test_a_settle_freezes_the_live_objects_and_the_next_one_collects_cycles_drop
     state = Node()  # long-lived serving state
     heap.heap_settle(reason="test load")
     assert gc.get_freeze_count() > 0 and not any(o is state for o in gc.get_objects())  # out of the collected generations
-    frozen = gc.get_freeze_count()
     gc.collect()
-    assert gc.get_freeze_count() == frozen  # a full collection leaves the frozen objects alone
+    # a full collection leaves the frozen objects alone (the freeze count itself may drop: other threads free
+    # frozen objects by reference count, which the permanent generation does not prevent)
+    assert gc.get_freeze_count() > 0 and not any(o is state for o in gc.get_objects())
     gone = weakref.ref(state)
     del state  # replaced, e.g. by a new snapshot: a cycle, so still alive until the next settle's collection
     gc.collect()
