@@ -415,6 +415,9 @@ SUITE_QUANTIZE = env_choice("SUITE_QUANTIZE", "none", choices=("none", "int8"))
 # call, one more base in memory each): the ranking stage's cross-encoder runs on every support answer. Float32 unless
 # SUITE_QUANTIZE=int8 (int8 reordered the cross-encoder's candidates: docs/PERFORMANCE.md, "Cross-encoder latency").
 SUITE_MERGED_TASKS = env_list("SUITE_MERGED_TASKS", "rerank")
+# The engine of those merged copies on the CPU in float32: ONNX Runtime (about twice eager PyTorch's speed for MiniLM,
+# same float32 weights, outputs within ~1e-5: services/ml/onnx_engine.py) or torch. CUDA and int8 always run torch.
+SUITE_CPU_ENGINE = env_choice("SUITE_CPU_ENGINE", "onnxruntime", choices=("onnxruntime", "torch"))
 
 # --- Auth --------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -14,7 +14,8 @@ rank agreement below means something. Every query then runs, interleaved, throug
 1. the answer with the ranking stage but no learned signal (`p50_ms`...: as before the cross-encoder existed),
 2. the answer without the ranking stage (`unranked_*`), 3. raw embed + FAISS (`raw_*`),
 4. the answer with the cross-encoder as production serves it (`cross_encoder_*`: SUITE_MERGED_TASKS, by default its
-   own copy of the base with the LoRA merged in; int8 with SUITE_QUANTIZE=int8),
+   own copy of the base with the LoRA merged in, run by ONNX Runtime on the CPU (SUITE_CPU_ENGINE); int8 with
+   SUITE_QUANTIZE=int8),
 5. the same with the cross-encoder served as before (`cross_encoder_before_*`: its LoRA on the shared float32 base,
    switched in per call, through a runtime and micro-batcher of its own).
 The scores of 4 and 5 for the same candidates give `cross_encoder_top1_agreement` (share of queries whose best-scored
@@ -351,10 +352,16 @@ class _CrossEncoderPaths:
 
 
 def _serving_described() -> str:
-    from django.conf import settings
-
+    """How production served the `rerank` champion in this run: read from the serving runtime's loaded adapter."""
+    from services.registry.serving import batcher_get
     from services.support.rerank import RERANK_TASK
 
-    if RERANK_TASK not in settings.SUITE_MERGED_TASKS:
-        return "lora on the shared base" + (", int8 base" if settings.SUITE_QUANTIZE == "int8" else "")
-    return "merged copy" + (", int8" if settings.SUITE_QUANTIZE == "int8" else ", float32")
+    runtime = batcher_get(task=RERANK_TASK).runtime
+    served = [runtime._adapters[ref] for ref in runtime.loaded() if ref.task == RERANK_TASK]
+    if not served:
+        return "not loaded"
+    int8 = runtime.quantize == "int8"
+    if not served[-1].merged:
+        return "lora on the shared base" + (", int8 base" if int8 else "")
+    engine = "onnxruntime" if served[-1].onnx is not None else "torch"
+    return f"merged copy, {'int8' if int8 else 'float32'}, {engine}"

@@ -23,6 +23,7 @@ from services.ml.artifacts import artifact_info, artifact_verify, head_load
 from services.ml.device import autocast_for, device_configured, device_pick, device_resolve, quantize_configured
 from services.ml.encoder import (LEGACY_SPEC, EncoderSpec, base_load, base_quantize, encoder_pool, encoder_spec, ids_pad, peft_quiet,
                                  texts_prepare, texts_tokenize, tokenizer_load, weights_sha256)
+from services.ml.onnx_engine import ENGINES, OnnxEncoder, cpu_engine_configured
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class ClassifyOutput:
 class _Adapter:
     ref: AdapterRef
     name: str  # the PEFT adapter name
-    model: PeftModel  # the PeftModel of its PEFT type that holds it
+    model: PeftModel | torch.nn.Module | None  # the PeftModel of its PEFT type that holds it (merged: its copy; ONNX: None)
     head: torch.nn.Linear | None
     label_names: list[str]
     max_length: int  # as trained
@@ -61,6 +62,7 @@ class _Adapter:
     spec: EncoderSpec  # pooling, prompt and length cap as trained (artifact.json); older artifacts: mean pooling
     temperature: float = 1.0  # classifiers: logits / temperature before the softmax (calibrated probabilities)
     merged: bool = False  # `model` is a private copy of the base with the adapter merged in (`merged_tasks`), no PeftModel
+    onnx: OnnxEncoder | None = None  # a merged copy exported to ONNX Runtime (CPU, SUITE_CPU_ENGINE); `model` is then None
     head_normalize: bool = False  # classifiers: the head reads the L2-normalised pooled vector (as trained; older: raw)
 
 
@@ -84,12 +86,13 @@ class InferenceRuntime:
     weights (PEFT's merge_and_unload; int8 after merging when `quantize` is): its calls then pay no adapter switch
     (set_adapter walks every module) and no LoRA branches, and other tasks' calls pay no `disable_adapter` for it; the
     price is one more base's memory per such task (~90 MB for MiniLM). For a latency-bound task called on every request
-    (support's `rerank` cross-encoder, SUITE_MERGED_TASKS).
+    (support's `rerank` cross-encoder, SUITE_MERGED_TASKS). On the CPU in float32, `cpu_engine` "onnxruntime" (the
+    default, SUITE_CPU_ENGINE) runs that merged copy in ONNX Runtime, about twice as fast (services/ml/onnx_engine.py).
     """
 
     def __init__(self, *, base_path: str | Path, resolver: Callable[[str], AdapterRef], max_adapters: int = 8,
                  resolve_ttl_s: float = 2.0, max_batch: int = 64, max_length: int | None = None, quantize: str | None = None,
-                 device: str | None = None, merged_tasks: Sequence[str] = ()) -> None:
+                 device: str | None = None, merged_tasks: Sequence[str] = (), cpu_engine: str | None = None) -> None:
         if max_adapters < 1 or max_batch < 1:
             raise SuiteError(f"max_adapters ({max_adapters}) and max_batch ({max_batch}) must be at least 1.")
         self.device_setting = device  # None: SUITE_DEVICE (device_pick); "cpu" pins this runtime to the CPU, e.g. to compare precisions
@@ -97,6 +100,9 @@ class InferenceRuntime:
         if self.quantize not in ("none", "int8"):
             raise SuiteError(f"SUITE_QUANTIZE={self.quantize!r} is not one of none, int8.", field="SUITE_QUANTIZE")
         self.merged_tasks = frozenset(merged_tasks)  # classifier tasks served from a merged copy of the base
+        self.cpu_engine = cpu_engine if cpu_engine is not None else cpu_engine_configured()  # merged copies on the CPU
+        if self.cpu_engine not in ENGINES:
+            raise SuiteError(f"SUITE_CPU_ENGINE={self.cpu_engine!r} is not one of {', '.join(ENGINES)}.", field="SUITE_CPU_ENGINE")
         self.base_path = str(base_path)
         self.resolver = resolver
         self.max_adapters = max_adapters
@@ -196,8 +202,11 @@ class InferenceRuntime:
         self._counter += 1
         name = f"{re.sub(r'[^0-9A-Za-z_]', '_', ref.task)}_v{ref.version}_{self._counter}"
         merged = ref.task in self.merged_tasks and info.kind == "classifier"
+        onnx = None
         if merged:
             model = self._base_copy(merge=ref.path)
+            if self.cpu_engine == "onnxruntime" and self.device.type == "cpu" and self.quantize == "none":
+                onnx, model = OnnxEncoder(model), None  # the session holds the weights: the torch copy is dropped
         else:
             with peft_quiet():
                 model = self._models.get(info.peft_type)
@@ -214,7 +223,7 @@ class InferenceRuntime:
         adapter = _Adapter(ref=ref, name=name, model=model, head=head, label_names=info.label_names,
                            max_length=int(info.train_config.get("max_length", 256)),
                            strip_urls=bool(info.train_config.get("strip_urls", False)), spec=spec,
-                           temperature=info.temperature, merged=merged,
+                           temperature=info.temperature, merged=merged, onnx=onnx,
                            head_normalize=bool(info.train_config.get("head_normalize", False)))
         self._adapters[ref] = adapter
         stale = [] if pinned else [old for old in self._adapters if old.task == ref.task and old != ref]  # a task's replaced versions
@@ -262,7 +271,9 @@ class InferenceRuntime:
             for start in range(0, len(order), self.max_batch):
                 chosen = order[start:start + self.max_batch]
                 batch = ids_pad([ids[i] for i in chosen], pad_id=pad_id, device=self.device)
-                if adapter is None and self._peft is not None:
+                if adapter is not None and adapter.onnx is not None:
+                    hidden = adapter.onnx.hidden(batch)  # (batch, seq, hidden), float32 on the CPU
+                elif adapter is None and self._peft is not None:
                     with self._peft.disable_adapter():
                         hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
                 else:

@@ -4,16 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from services.ml.encoder import Int8Linear
 from services.ml.runtime import AdapterRef, InferenceRuntime
 from tests.services.test_ml_runtime import TEXTS, Artifacts, Registry, atol, single_adapter_probs
 
 
+@pytest.mark.parametrize("engine", ["onnxruntime", "torch"])
 def test_a_merged_task_scores_as_its_adapter_on_the_shared_base_and_leaves_the_shared_base_alone(
-        tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+        tiny_base: Path, classifier_artifacts: Artifacts, engine: str) -> None:
     shared = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), device="cpu")
-    merged = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), merged_tasks=["news"], device="cpu")
+    merged = InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), merged_tasks=["news"], device="cpu",
+                              cpu_engine=engine)
     plain = merged.embed(task=None, texts=TEXTS)
     out = merged.classify(task="news", texts=TEXTS)
     np.testing.assert_allclose(out.probs, shared.classify(task="news", texts=TEXTS).probs, atol=1e-5)
@@ -21,7 +24,11 @@ def test_a_merged_task_scores_as_its_adapter_on_the_shared_base_and_leaves_the_s
     assert out.labels == [out.label_names[i] for i in out.probs.argmax(axis=1)] and out.version == 1
     # Its own copy: the shared base is not wrapped by PEFT for it, so base embeddings pay no disable_adapter.
     assert merged._peft is None and merged._models == {}
-    assert not any("lora" in name for name, _ in merged._adapters[merged.loaded()[0]].model.named_modules())
+    served = merged._adapters[merged.loaded()[0]]
+    if engine == "torch":
+        assert served.onnx is None and not any("lora" in name for name, _ in served.model.named_modules())
+    else:  # exported with the LoRA merged in; the torch copy is dropped
+        assert served.onnx is not None and served.model is None
     np.testing.assert_allclose(merged.embed(task=None, texts=TEXTS), plain, atol=1e-6)
     # A task not in the list still goes through the shared PeftModel, and neither disturbs the other.
     np.testing.assert_allclose(merged.classify(task="alerts", texts=TEXTS).probs,
@@ -29,6 +36,25 @@ def test_a_merged_task_scores_as_its_adapter_on_the_shared_base_and_leaves_the_s
     assert merged._peft is not None and len(merged._peft.peft_config) == 1
     np.testing.assert_allclose(merged.classify(task="news", texts=TEXTS).probs, out.probs, atol=1e-6)
     np.testing.assert_allclose(merged.embed(task=None, texts=TEXTS), plain, atol=1e-6)
+
+
+def test_the_onnx_engine_matches_torch_on_batches_and_lengths_other_than_the_exported_sample(
+        tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    words = "refund shipping warranty order parcel broken late invoice account password".split()
+    texts = [" ".join(words[(i + j) % len(words)] for j in range(1 + 7 * i)) for i in range(24)]  # 1 to 162 words
+    runs = {engine: InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), merged_tasks=["news"],
+                                     device="cpu", cpu_engine=engine, max_batch=16) for engine in ("onnxruntime", "torch")}
+    fast, eager = (runs[engine].classify(task="news", texts=texts) for engine in ("onnxruntime", "torch"))
+    np.testing.assert_allclose(fast.probs, eager.probs, atol=1e-5)
+    assert fast.labels == eager.labels and runs["onnxruntime"].forward_passes == 2  # 24 texts in batches of at most 16
+    np.testing.assert_allclose(runs["onnxruntime"].classify(task="news", texts=texts[:1]).probs, eager.probs[:1], atol=1e-5)
+
+
+def test_an_unknown_cpu_engine_is_refused_by_name(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    from services.errors import SuiteError
+
+    with pytest.raises(SuiteError, match="SUITE_CPU_ENGINE='tensorrt'"):
+        InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), cpu_engine="tensorrt")
 
 
 def test_a_merged_task_picks_up_a_new_champion_and_drops_the_replaced_copy(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
@@ -60,9 +86,10 @@ def test_serving_builds_its_runtimes_with_the_merged_settings(settings, tiny_bas
     from services.registry.serving import _batcher_for, serving_reset
 
     settings.SUITE_MERGED_TASKS = ["rerank", "intent"]
+    settings.SUITE_CPU_ENGINE = "torch"
     serving_reset()
     try:
         runtime = _batcher_for(str(tiny_base)).runtime
-        assert runtime.merged_tasks == {"rerank", "intent"}
+        assert runtime.merged_tasks == {"rerank", "intent"} and runtime.cpu_engine == "torch"
     finally:
         serving_reset()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from services.support.answering import question_answer
 from tests.apps.support.test_rerank import shop_kb  # noqa: F401 - the fixture
@@ -34,7 +35,8 @@ def test_the_bench_scores_the_same_candidates_served_merged_and_as_before_and_ke
         ce.close()
     assert len(ce.times["after"]) == len(ce.times["before"]) == len(ce.times["after_call"]) == len(QUESTIONS)
     assert out["cross_encoder_pairs"] == 4 and out["cross_encoder_pair_tokens_mean"] > 5
-    assert out["cross_encoder_serving"] == "merged copy, float32"
+    engine = "torch" if torch.cuda.is_available() else "onnxruntime"  # ONNX Runtime is the CPU's default engine
+    assert out["cross_encoder_serving"] == f"merged copy, float32, {engine}"
     # Served from the merged copy, the champion scores the same candidates as on the shared base.
     assert out["cross_encoder_top1_agreement"] == 1.0 and out["cross_encoder_max_abs_diff"] < 1e-4
     assert 0 < out["cross_encoder_call_p50_ms"] <= out["cross_encoder_p99_ms"]
