@@ -61,7 +61,7 @@ class OnnxEncoder:
         buffer = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks, expected for HF models
-            torch.onnx.export(_LastHidden(model), (sample, mask), buffer, input_names=["input_ids", "attention_mask"],
+            torch.onnx.export(_LastHidden(model).eval(), (sample, mask), buffer, input_names=["input_ids", "attention_mask"],
                               output_names=["hidden"], dynamic_axes=axes, opset_version=17, dynamo=False)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
