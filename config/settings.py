@@ -412,9 +412,10 @@ SUITE_DTYPE = env_choice("SUITE_DTYPE", "auto", choices=("auto", "float32", "bfl
 # CPU serving: int8 dynamic quantisation of the base encoder's nn.Linear layers (services/ml/runtime.py).
 SUITE_QUANTIZE = env_choice("SUITE_QUANTIZE", "none", choices=("none", "int8"))
 # Classifier tasks served from their own copy of the base with the LoRA merged in (no adapter switch or LoRA branches per
-# call, one more base in memory each): the ranking stage's cross-encoder runs on every support answer. Float32 unless
+# call, one more base in memory each, in the processes that call the task): those called on every support message
+# (intent, the ranking stage's cross-encoder) and on every headline (sentiment, topic). Float32 unless
 # SUITE_QUANTIZE=int8 (int8 reordered the cross-encoder's candidates: docs/PERFORMANCE.md, "Cross-encoder latency").
-SUITE_MERGED_TASKS = env_list("SUITE_MERGED_TASKS", "rerank")
+SUITE_MERGED_TASKS = env_list("SUITE_MERGED_TASKS", "rerank,intent,sentiment,topic")
 # The engine of those merged copies on the CPU in float32: ONNX Runtime (about twice eager PyTorch's speed for MiniLM,
 # same float32 weights, outputs within ~1e-5: services/ml/onnx_engine.py) or torch. CUDA and int8 always run torch.
 SUITE_CPU_ENGINE = env_choice("SUITE_CPU_ENGINE", "onnxruntime", choices=("onnxruntime", "torch"))
