@@ -87,7 +87,8 @@ class InferenceRuntime:
     (set_adapter walks every module) and no LoRA branches, and other tasks' calls pay no `disable_adapter` for it; the
     price is one more base's memory per such task (~90 MB for MiniLM). For a latency-bound task called on every request
     (support's `rerank` cross-encoder, SUITE_MERGED_TASKS). On the CPU in float32, `cpu_engine` "onnxruntime" (the
-    default, SUITE_CPU_ENGINE) runs that merged copy in ONNX Runtime, about twice as fast (services/ml/onnx_engine.py).
+    default, SUITE_CPU_ENGINE) runs that merged copy, and the base alone (embed with task None), in ONNX Runtime, about
+    twice as fast (services/ml/onnx_engine.py); adapters on the shared base stay in torch.
     """
 
     def __init__(self, *, base_path: str | Path, resolver: Callable[[str], AdapterRef], max_adapters: int = 8,
@@ -117,6 +118,7 @@ class InferenceRuntime:
         self._counter = 0
         self._tokenizer = None
         self._base: torch.nn.Module | None = None
+        self._base_onnx: OnnxEncoder | None = None  # the base alone in ONNX Runtime (CPU, float32, SUITE_CPU_ENGINE)
         self._peft: PeftModel | None = None  # the PeftModel around self._base (the first PEFT type loaded)
         self._models: dict[str, PeftModel] = {}  # peft_type -> the PeftModel holding that type's adapters
         self._base_sha256 = ""
@@ -167,7 +169,13 @@ class InferenceRuntime:
             self._tokenizer = tokenizer_load(self.base_path)
             self._base_sha256 = weights_sha256(self.base_path)
             self._base = self._base_copy()
+            if self._onnx_serves():  # the base alone (task None: retrieval's query and passage embeddings)
+                self._base_onnx = OnnxEncoder(self._base)  # exported before PEFT injects any adapter layer into it
             heap_settle(reason=f"base encoder {self.base_path}")
+
+    def _onnx_serves(self) -> bool:
+        """Whether encoders without adapter layers (the base alone, merged copies) run in ONNX Runtime here."""
+        return self.cpu_engine == "onnxruntime" and self.device.type == "cpu" and self.quantize == "none"
 
     def _base_copy(self, *, merge: str | None = None) -> torch.nn.Module:
         """A private copy of the base (PEFT injects layers into it), int8 when configured, on the device, eval mode.
@@ -205,7 +213,7 @@ class InferenceRuntime:
         onnx = None
         if merged:
             model = self._base_copy(merge=ref.path)
-            if self.cpu_engine == "onnxruntime" and self.device.type == "cpu" and self.quantize == "none":
+            if self._onnx_serves():
                 onnx, model = OnnxEncoder(model), None  # the session holds the weights: the torch copy is dropped
         else:
             with peft_quiet():
@@ -273,6 +281,8 @@ class InferenceRuntime:
                 batch = ids_pad([ids[i] for i in chosen], pad_id=pad_id, device=self.device)
                 if adapter is not None and adapter.onnx is not None:
                     hidden = adapter.onnx.hidden(batch)  # (batch, seq, hidden), float32 on the CPU
+                elif adapter is None and self._base_onnx is not None:
+                    hidden = self._base_onnx.hidden(batch)  # (batch, seq, hidden): no disable_adapter walk either
                 elif adapter is None and self._peft is not None:
                     with self._peft.disable_adapter():
                         hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)

@@ -1,4 +1,5 @@
-"""Classifier tasks served from their own merged copy of the base (InferenceRuntime `merged_tasks`, SUITE_MERGED_TASKS)."""
+"""Classifier tasks served from their own merged copy of the base (InferenceRuntime `merged_tasks`, SUITE_MERGED_TASKS), and
+the CPU engine (SUITE_CPU_ENGINE) that runs those copies and the base alone."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,6 +49,20 @@ def test_the_onnx_engine_matches_torch_on_batches_and_lengths_other_than_the_exp
     np.testing.assert_allclose(fast.probs, eager.probs, atol=1e-5)
     assert fast.labels == eager.labels and runs["onnxruntime"].forward_passes == 2  # 24 texts in batches of at most 16
     np.testing.assert_allclose(runs["onnxruntime"].classify(task="news", texts=texts[:1]).probs, eager.probs[:1], atol=1e-5)
+
+
+def test_the_base_alone_runs_in_onnx_runtime_and_embeds_as_torch_does_beside_an_adapter_on_the_shared_base(
+        tiny_base: Path, classifier_artifacts: Artifacts) -> None:
+    runs = {engine: InferenceRuntime(base_path=tiny_base, resolver=Registry(classifier_artifacts), device="cpu",
+                                     cpu_engine=engine) for engine in ("onnxruntime", "torch")}
+    fast, eager = runs["onnxruntime"], runs["torch"]
+    np.testing.assert_allclose(fast.embed(task=None, texts=TEXTS), eager.embed(task=None, texts=TEXTS), atol=1e-5)
+    assert fast._base_onnx is not None and eager._base_onnx is None
+    # An adapter on the shared base (not merged) stays in torch, and the base's embeddings do not change after it.
+    np.testing.assert_allclose(fast.classify(task="news", texts=TEXTS).probs, eager.classify(task="news", texts=TEXTS).probs,
+                               atol=1e-5)
+    assert fast._peft is not None
+    np.testing.assert_allclose(fast.embed(task=None, texts=TEXTS), eager.embed(task=None, texts=TEXTS), atol=1e-5)
 
 
 def test_an_unknown_cpu_engine_is_refused_by_name(tiny_base: Path, classifier_artifacts: Artifacts) -> None:
