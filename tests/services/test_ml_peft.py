@@ -80,6 +80,17 @@ def test_one_runtime_serves_every_method_as_the_in_memory_models_compute(tiny_ba
         assert np.abs(entry["vectors"] - base_before).max() > 1e-4, method
 
 
+def test_every_method_serves_from_a_merged_copy_in_onnx_runtime_as_the_in_memory_model_computes(
+        tiny_base: Path, trained: dict[str, dict]) -> None:
+    """SUITE_MERGED_TASKS holds intent, sentiment and topic by default, and each can be trained with any method."""
+    refs = {entry["classifier"].task: entry["classifier"] for entry in trained.values()}
+    runtime = InferenceRuntime(base_path=tiny_base, resolver=refs.__getitem__, device="cpu", merged_tasks=list(refs),
+                               cpu_engine="onnxruntime")
+    for method, entry in trained.items():
+        np.testing.assert_allclose(runtime.classify(task=f"{method}-classifier", texts=TEXTS).probs, entry["probs"], atol=ATOL)
+    assert all(adapter.onnx is not None for adapter in runtime._adapters.values()) and runtime._peft is None
+
+
 def test_a_method_reloads_alone_after_eviction(tiny_base: Path, trained: dict[str, dict]) -> None:
     refs = {ref.task: ref for entry in trained.values() for ref in (entry["classifier"], entry["pairs"])}
     runtime = InferenceRuntime(base_path=tiny_base, resolver=refs.__getitem__, device="cpu", max_adapters=1)
