@@ -91,3 +91,27 @@ def test_the_metrics_match_hand_computed_figures() -> None:
     assert recall_at(ranked=["x", "a"], judged=judged, k=10) == 0.5
     assert mrr_at(ranked=["x", "c", "b"], judged=judged, k=10) == pytest.approx(1 / 3)
     assert mrr_at(ranked=["x"] * 10 + ["a"], judged=judged, k=10) == 0.0
+
+
+def test_the_clinc_built_set_imports_and_its_rerank_pairs_come_from_training_questions_only(bow_encoder, tmp_path: Path) -> None:  # noqa: ANN001
+    import csv
+
+    from pipelines.beir_clinc import beir_clinc_write, rerank_pairs_write
+    from services.support.rerank import IRRELEVANT, RELEVANT, SEP
+
+    train = [[f"{verb} my {thing} please", thing] for thing in ("card", "luggage", "order") for verb in ("find", "lock", "track")]
+    test = [["where is my card", "card"], ["my luggage is lost", "luggage"]]
+    source = tmp_path / "data_full.json"
+    source.write_text(json.dumps({"train": train, "test": test}), encoding="utf-8")
+    files = beir_clinc_write(out=tmp_path / "beir", n_queries=10, seed=0, source=source)
+    result = run_json("retrieval_eval", corpus=files["corpus"], queries=files["queries"], qrels=files["qrels"], no_progress=True)
+    assert result["n_docs"] == 9 and result["n_queries"] == 2
+    counts = rerank_pairs_write(out=tmp_path / "pairs.csv", kb_name="retrieval-eval", n_queries=9, source=source)
+    with (tmp_path / "pairs.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert counts == {"pairs": len(rows), "relevant": 9} and {row["label"] for row in rows} == {RELEVANT, IRRELEVANT}
+    intent = {text: label for text, label in train}
+    for row in rows:
+        question, candidate = (part.strip() for part in row["text"].split(SEP))
+        assert question in intent and candidate in intent and question != candidate  # nothing from the test questions
+        assert (intent[question] == intent[candidate]) == (row["label"] == RELEVANT)
