@@ -12,17 +12,20 @@ _threads_lock = threading.Lock()
 _threads_applied = False
 
 
+def _setting(name: str, default: object) -> object:
+    """A Django setting, or `default` where Django's settings are not configured (services/ml runs without them)."""
+    from django.conf import settings
+
+    return getattr(settings, name, default) if settings.configured else default
+
+
 def threads_configured() -> int | None:
     """The SUITE_TORCH_THREADS setting, or None (torch's default) where Django's settings are not configured.
 
     services/ml stays free of Django (it runs from a shell and in plain unit tests), so the settings are looked up
     here, at call time, and only when a Django process configured them; config/settings.py has validated the value.
     """
-    from django.conf import settings
-
-    if not settings.configured:
-        return None
-    return getattr(settings, "SUITE_TORCH_THREADS", None)
+    return _setting("SUITE_TORCH_THREADS", None)
 
 
 def threads_apply(*, threads: int | None = None) -> None:
@@ -46,20 +49,20 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 def device_configured() -> tuple[str, str]:
     """The (SUITE_DEVICE, SUITE_DTYPE) settings, or ("auto", "auto") where Django's settings are not configured."""
-    from django.conf import settings
-
-    if not settings.configured:
-        return "auto", "auto"
-    return getattr(settings, "SUITE_DEVICE", "auto"), getattr(settings, "SUITE_DTYPE", "auto")
+    return _setting("SUITE_DEVICE", "auto"), _setting("SUITE_DTYPE", "auto")
 
 
 def quantize_configured() -> str:
     """The SUITE_QUANTIZE setting ("none" or "int8"), or "none" where Django's settings are not configured."""
-    from django.conf import settings
+    return _setting("SUITE_QUANTIZE", "none")
 
-    if not settings.configured:
-        return "none"
-    return getattr(settings, "SUITE_QUANTIZE", "none")
+
+CPU_ENGINES = ("onnxruntime", "torch")  # SUITE_CPU_ENGINE: what runs encoders without adapter layers on the CPU
+
+
+def cpu_engine_configured() -> str:
+    """The SUITE_CPU_ENGINE setting, or "onnxruntime" where Django's settings are not configured."""
+    return _setting("SUITE_CPU_ENGINE", "onnxruntime")
 
 
 def device_resolve(*, device: str, dtype: str, cuda_available: bool, bf16_supported: bool) -> tuple[torch.device, torch.dtype]:

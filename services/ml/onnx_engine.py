@@ -19,18 +19,6 @@ import torch
 
 from services.errors import SuiteError
 
-ENGINES = ("onnxruntime", "torch")
-
-
-def cpu_engine_configured() -> str:
-    """The SUITE_CPU_ENGINE setting, or "onnxruntime" where Django's settings are not configured."""
-    from django.conf import settings
-
-    if not settings.configured:
-        return "onnxruntime"
-    return getattr(settings, "SUITE_CPU_ENGINE", "onnxruntime")
-
-
 class _LastHidden(torch.nn.Module):
     """The encoder as the exporter traces it: named tensors in, last_hidden_state (batch, seq, hidden) out."""
 

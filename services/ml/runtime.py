@@ -20,10 +20,11 @@ from services.errors import SuiteError
 from services.heap import heap_settle
 from services.metrics import inference_observe
 from services.ml.artifacts import artifact_info, artifact_verify, head_load
-from services.ml.device import autocast_for, device_configured, device_pick, device_resolve, quantize_configured
+from services.ml.device import (CPU_ENGINES, autocast_for, cpu_engine_configured, device_configured, device_pick, device_resolve,
+                                quantize_configured)
 from services.ml.encoder import (LEGACY_SPEC, EncoderSpec, base_load, base_quantize, encoder_pool, encoder_spec, ids_pad, peft_quiet,
                                  texts_prepare, texts_tokenize, tokenizer_load, weights_sha256)
-from services.ml.onnx_engine import ENGINES, OnnxEncoder, cpu_engine_configured
+from services.ml.onnx_engine import OnnxEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,8 @@ class InferenceRuntime:
             raise SuiteError(f"SUITE_QUANTIZE={self.quantize!r} is not one of none, int8.", field="SUITE_QUANTIZE")
         self.merged_tasks = frozenset(merged_tasks)  # classifier tasks served from a merged copy of the base
         self.cpu_engine = cpu_engine if cpu_engine is not None else cpu_engine_configured()  # merged copies on the CPU
-        if self.cpu_engine not in ENGINES:
-            raise SuiteError(f"SUITE_CPU_ENGINE={self.cpu_engine!r} is not one of {', '.join(ENGINES)}.", field="SUITE_CPU_ENGINE")
+        if self.cpu_engine not in CPU_ENGINES:
+            raise SuiteError(f"SUITE_CPU_ENGINE={self.cpu_engine!r} is not one of {', '.join(CPU_ENGINES)}.", field="SUITE_CPU_ENGINE")
         self.base_path = str(base_path)
         self.resolver = resolver
         self.max_adapters = max_adapters
