@@ -170,13 +170,20 @@ class InferenceRuntime:
             self._tokenizer = tokenizer_load(self.base_path)
             self._base_sha256 = weights_sha256(self.base_path)
             self._base = self._base_copy()
-            if self._onnx_serves():  # the base alone (task None: retrieval's query and passage embeddings)
-                self._base_onnx = OnnxEncoder(self._base)  # exported before PEFT injects any adapter layer into it
             heap_settle(reason=f"base encoder {self.base_path}")
 
     def _onnx_serves(self) -> bool:
         """Whether encoders without adapter layers (the base alone, merged copies) run in ONNX Runtime here."""
         return self.cpu_engine == "onnxruntime" and self.device.type == "cpu" and self.quantize == "none"
+
+    def _base_engine(self) -> OnnxEncoder | None:
+        """The base alone in ONNX Runtime (task None: retrieval's query and passage embeddings), or None where torch runs
+        it. Exported at its first use, not at start-up (a process that only classifies never pays for it), from a fresh
+        copy: PEFT may have injected adapter layers into the shared base by then. Call with the lock held."""
+        if self._base_onnx is None and self._onnx_serves():
+            self._base_onnx = OnnxEncoder(self._base_copy())  # the session holds the weights: the copy is dropped
+            heap_settle(reason=f"base encoder {self.base_path} in ONNX Runtime")
+        return self._base_onnx
 
     def _base_copy(self, *, merge: str | None = None) -> torch.nn.Module:
         """A private copy of the base (PEFT injects layers into it), int8 when configured, on the device, eval mode.
@@ -276,14 +283,15 @@ class InferenceRuntime:
         if adapter is not None:
             self._adapter_activate(adapter)
         pad_id = self._tokenizer.pad_token_id or 0
+        base_onnx = self._base_engine() if adapter is None else None
         with torch.inference_mode(), autocast_for(self.device, self.dtype):
             for start in range(0, len(order), self.max_batch):
                 chosen = order[start:start + self.max_batch]
                 batch = ids_pad([ids[i] for i in chosen], pad_id=pad_id, device=self.device)
                 if adapter is not None and adapter.onnx is not None:
                     hidden = adapter.onnx.hidden(batch)  # (batch, seq, hidden), float32 on the CPU
-                elif adapter is None and self._base_onnx is not None:
-                    hidden = self._base_onnx.hidden(batch)  # (batch, seq, hidden): no disable_adapter walk either
+                elif base_onnx is not None:
+                    hidden = base_onnx.hidden(batch)  # (batch, seq, hidden): no disable_adapter walk either
                 elif adapter is None and self._peft is not None:
                     with self._peft.disable_adapter():
                         hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)

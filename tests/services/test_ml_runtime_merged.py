@@ -48,6 +48,7 @@ def test_the_onnx_engine_matches_torch_on_batches_and_lengths_other_than_the_exp
     fast, eager = (runs[engine].classify(task="news", texts=texts) for engine in ("onnxruntime", "torch"))
     np.testing.assert_allclose(fast.probs, eager.probs, atol=1e-5)
     assert fast.labels == eager.labels and runs["onnxruntime"].forward_passes == 2  # 24 texts in batches of at most 16
+    assert runs["onnxruntime"]._base_onnx is None  # a process that only classifies never exports the base alone
     np.testing.assert_allclose(runs["onnxruntime"].classify(task="news", texts=texts[:1]).probs, eager.probs[:1], atol=1e-5)
 
 
